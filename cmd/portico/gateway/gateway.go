@@ -1,0 +1,243 @@
+// Package gateway assembles a running Portico from a configuration: one
+// connection server and router per API, the connection registry, the
+// management listener and metrics. cmd/portico runs it; the end-to-end
+// tests start it in-process on random ports.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/management"
+	"github.com/portico-gateway/portico/management/metrics"
+	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/memory"
+)
+
+// Gateway is one running Portico node.
+type Gateway struct {
+	cfg      *config.File
+	log      *slog.Logger
+	hub      *connections.Hub
+	reg      storage.Registry
+	promReg  *prometheus.Registry
+	metrics  *metrics.Set
+	apis     []*apiRuntime
+	mgmt     *http.Server
+	mgmtLn   net.Listener
+	node     string
+	errc     chan error
+	serving  sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type apiRuntime struct {
+	name   string
+	router *routing.Router
+	server connections.Server
+	ln     net.Listener
+}
+
+// New builds a gateway from a defaulted, validated configuration. Nothing
+// listens until Start.
+func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		log:     log,
+		hub:     connections.NewHub(),
+		promReg: prometheus.NewRegistry(),
+		node:    connections.NewID(),
+		errc:    make(chan error, len(cfg.APIs)+1),
+	}
+	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.metrics = metrics.New(g.promReg)
+	switch cfg.Storage.Type {
+	case "", "memory":
+		g.reg = memory.New()
+	default:
+		return nil, fmt.Errorf("gateway: storage type %q is not supported", cfg.Storage.Type)
+	}
+	stages := map[string]bool{}
+	for i := range cfg.APIs {
+		api := &cfg.APIs[i]
+		router, err := routing.New(routing.Options{
+			API: api, Node: g.node, Registry: g.reg, Metrics: g.metrics, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		l := api.Limits
+		srv, err := connections.NewServer(cfg.Connections.Mode, connections.Options{
+			Handler: router,
+			Hub:     g.hub,
+			Logger:  log.With("api", api.Name),
+			Shards:  cfg.Connections.Shards,
+			Limits: connections.Limits{
+				MaxMessageBytes:  l.MaxMessageBytes,
+				MaxFrameBytes:    l.MaxFrameBytes,
+				IdleTimeout:      l.IdleTimeout.D(),
+				MaxDuration:      l.MaxConnectionDuration.D(),
+				PingInterval:     l.PingInterval.D(),
+				PongTimeout:      l.PongTimeout.D(),
+				HandshakeTimeout: l.HandshakeTimeout.D(),
+				WriteTimeout:     l.WriteTimeout.D(),
+				RejectBinary:     api.BinaryFrames == "reject",
+				SendQueueBytes:   cfg.Connections.SendQueueBytes,
+				CloseOnOverflow:  cfg.Connections.CloseOnOverflow,
+			},
+		})
+		if err != nil {
+			g.shutdownServers()
+			return nil, fmt.Errorf("gateway: api %q: %w", api.Name, err)
+		}
+		g.apis = append(g.apis, &apiRuntime{name: api.Name, router: router, server: srv})
+		for _, st := range api.Stages {
+			stages[st.Name] = true
+		}
+	}
+	mh := management.NewHandler(management.Options{
+		Conns:    g.hub,
+		Stages:   func(name string) bool { return stages[name] },
+		Gatherer: g.promReg,
+		Metrics:  g.metrics,
+		Logger:   log,
+	})
+	g.mgmt = management.Server(mh)
+	return g, nil
+}
+
+// shutdownServers stops the servers built so far when New fails.
+func (g *Gateway) shutdownServers() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, a := range g.apis {
+		_ = a.server.Shutdown(ctx)
+	}
+}
+
+// Start binds every listener and serves in the background. A listener
+// that cannot bind fails Start; a listener that fails later is reported by
+// Err.
+func (g *Gateway) Start() error {
+	ln, err := net.Listen("tcp", g.cfg.Management.Address)
+	if err != nil {
+		return fmt.Errorf("gateway: management listener %s: %w", g.cfg.Management.Address, err)
+	}
+	g.mgmtLn = ln
+	for i, a := range g.apis {
+		addr := g.cfg.APIs[i].Listen
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
+		}
+		a.ln = ln
+	}
+	g.serving.Add(1 + len(g.apis))
+	go func() {
+		defer g.serving.Done()
+		if err := g.mgmt.Serve(g.mgmtLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.errc <- fmt.Errorf("gateway: management listener: %w", err)
+		}
+	}()
+	for _, a := range g.apis {
+		go func() {
+			defer g.serving.Done()
+			if err := a.server.Serve(a.ln); err != nil && !errors.Is(err, connections.ErrServerClosed) {
+				g.errc <- fmt.Errorf("gateway: api %q: %w", a.name, err)
+			}
+		}()
+		g.log.Info("websocket api listening", "api", a.name, "address", a.ln.Addr().String())
+	}
+	g.log.Info("management listening", "address", g.mgmtLn.Addr().String())
+	return nil
+}
+
+func (g *Gateway) closeListeners() {
+	if g.mgmtLn != nil {
+		_ = g.mgmtLn.Close()
+	}
+	for _, a := range g.apis {
+		if a.ln != nil {
+			_ = a.ln.Close()
+		}
+	}
+}
+
+// Err delivers the first listener failure after Start.
+func (g *Gateway) Err() <-chan error { return g.errc }
+
+// APIAddr returns the address the named API listens on ("" if unknown or
+// not started).
+func (g *Gateway) APIAddr(name string) string {
+	for _, a := range g.apis {
+		if a.name == name && a.ln != nil {
+			return a.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// ManagementAddr returns the management listener's address.
+func (g *Gateway) ManagementAddr() string {
+	if g.mgmtLn == nil {
+		return ""
+	}
+	return g.mgmtLn.Addr().String()
+}
+
+// Hub returns the gateway's connections.
+func (g *Gateway) Hub() *connections.Hub { return g.hub }
+
+// Shutdown drains the gateway: stop accepting, close every connection
+// with 1001, run $disconnect for each, then stop the management listener.
+// It returns when all of that is done or ctx ends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var errs []error
+	g.stopOnce.Do(func() {
+		start := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, a := range g.apis {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := a.server.Shutdown(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		for _, a := range g.apis {
+			if err := a.router.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := g.mgmt.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: management shutdown: %w", err))
+		}
+		g.serving.Wait()
+		if err := g.reg.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))
+		}
+		g.log.Info("shutdown complete", "duration", time.Since(start))
+	})
+	return errors.Join(errs...)
+}

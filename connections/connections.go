@@ -1,0 +1,183 @@
+// Package connections holds the WebSocket connection servers: they accept
+// and upgrade connections, read messages, write frames and enforce limits.
+// What a message means is decided elsewhere, by a Handler (the routing
+// package implements it); the servers know nothing of routes or events.
+//
+// This file declares what every server mode shares: the Handler a server
+// calls, the Conn it hands out, the Hub that finds a connection by id, and
+// the close codes it uses.
+package connections
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Close codes used by the servers (RFC 6455 section 7.4.1).
+const (
+	CloseNormal          = 1000 // DELETE @connections
+	CloseGoingAway       = 1001 // idle timeout, max duration, shutdown, missed pong
+	CloseUnsupported     = 1003 // binary frame with BinaryFrames reject
+	CloseNoStatus        = 1005 // peer sent a close frame without a code
+	CloseAbnormal        = 1006 // connection dropped without a close frame
+	CloseInvalidPayload  = 1007 // text frame that is not UTF-8
+	ClosePolicyViolation = 1008 // outbound queue overflow
+	CloseTooBig          = 1009 // frame or message over its limit
+	CloseInternal        = 1011 // unexpected server error
+)
+
+// Reasons sent with the close codes above and reported to $disconnect.
+const (
+	ReasonNormal    = "Connection Closed Normally"
+	ReasonGoingAway = "Going away"
+	ReasonNoStatus  = "Client-side close frame status not set"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrClosed: the connection is closed or closing; nothing was sent.
+	ErrClosed = errors.New("connections: connection closed")
+	// ErrTooLarge: the message is over the connection's message limit.
+	ErrTooLarge = errors.New("connections: message too large")
+	// ErrQueueFull: the connection's send queue is full (a slow reader);
+	// nothing was queued. Management answers 429 LimitExceededException.
+	ErrQueueFull = errors.New("connections: send queue full")
+	// ErrServerClosed is returned by Serve after Shutdown.
+	ErrServerClosed = errors.New("connections: server closed")
+)
+
+// Info is what is known about a connection when it opens. It does not
+// change afterwards.
+type Info struct {
+	ID          string
+	ConnectedAt time.Time
+	SourceIP    string
+	UserAgent   string
+	Host        string // Host header of the upgrade request
+	Stage       string // set from ConnectResult.Stage once accepted
+}
+
+// Conn is one open connection as seen by a Handler and by management.
+// All methods are safe for concurrent use.
+type Conn interface {
+	// Info returns the facts fixed at connect time.
+	Info() *Info
+	// State returns the value the Handler returned from Connect.
+	State() any
+	// Send hands one message to the socket, as a binary frame if binary
+	// is true, else as text. It returns once the frame is written (or
+	// queued, in modes with a send queue), ErrClosed if the connection is
+	// closed, ErrTooLarge if data exceeds the message limit.
+	Send(data []byte, binary bool) error
+	// Close sends a close frame with code and reason and closes the
+	// connection; the Handler's Disconnect is called with the same code
+	// and reason. Closing a closed connection is a no-op returning ErrClosed.
+	Close(code int, reason string) error
+	// LastActive is when the last frame crossed the connection in either
+	// direction.
+	LastActive() time.Time
+}
+
+// ConnectRequest is a pending handshake passed to Handler.Connect.
+type ConnectRequest struct {
+	Info    *Info
+	Request *http.Request
+}
+
+// ConnectResult is the Handler's decision on a handshake.
+type ConnectResult struct {
+	// Status 0 or 2xx accepts; anything else refuses the upgrade with
+	// that HTTP status and Body.
+	Status int
+	Body   string
+	// Header is added to the 101 response when accepted (for example
+	// Sec-WebSocket-Protocol).
+	Header http.Header
+	// State is kept with the connection and returned by Conn.State.
+	State any
+	// Stage names the stage the connection belongs to (Info.Stage), so
+	// management can check @connections calls against it.
+	Stage string
+}
+
+// Accepted reports whether the result accepts the connection.
+func (r *ConnectResult) Accepted() bool { return r.Status == 0 || (r.Status >= 200 && r.Status < 300) }
+
+// Message is one whole message from a client.
+type Message struct {
+	Data   []byte
+	Binary bool
+}
+
+// Handler decides what connections mean. A server calls Connect before
+// upgrading, Message for each message, and Disconnect exactly once after
+// a connection Connect accepted has closed.
+type Handler interface {
+	// Connect may block (it runs the $connect integration); ctx ends when
+	// the client goes away or the server shuts down.
+	Connect(ctx context.Context, req *ConnectRequest) *ConnectResult
+	// Message must not block for long: long work belongs in a goroutine
+	// the Handler owns. Messages of one connection arrive in order.
+	Message(c Conn, m Message)
+	// Disconnect is called after the socket is closed.
+	Disconnect(c Conn, code int, reason string)
+}
+
+// Limits bound connections and messages. The zero value of each field
+// means the default noted beside it.
+type Limits struct {
+	MaxMessageBytes  int           // 0: 131072
+	MaxFrameBytes    int           // 0: 32768
+	IdleTimeout      time.Duration // 0: 10m
+	MaxDuration      time.Duration // 0: 2h
+	PingInterval     time.Duration // 0: no server pings
+	PongTimeout      time.Duration // 0: 30s
+	HandshakeTimeout time.Duration // 0: 10s
+	WriteTimeout     time.Duration // 0: 10s
+	RejectBinary     bool          // false: binary frames are passed on
+	// SendQueueBytes bounds the bytes queued for a connection whose socket
+	// does not take them (epoll mode). 0: 1 MiB.
+	SendQueueBytes int
+	// CloseOnOverflow closes a connection with 1008 when its send queue
+	// overflows; false: the send fails with ErrQueueFull and the
+	// connection stays open.
+	CloseOnOverflow bool
+}
+
+// WithDefaults returns l with zero fields set to their defaults.
+func (l Limits) WithDefaults() Limits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = 128 << 10
+	}
+	if l.MaxFrameBytes <= 0 {
+		l.MaxFrameBytes = 32 << 10
+	}
+	if l.SendQueueBytes <= 0 {
+		l.SendQueueBytes = 1 << 20
+	}
+	def(&l.IdleTimeout, 10*time.Minute)
+	def(&l.MaxDuration, 2*time.Hour)
+	def(&l.PongTimeout, 30*time.Second)
+	def(&l.HandshakeTimeout, 10*time.Second)
+	def(&l.WriteTimeout, 10*time.Second)
+	return l
+}
+
+// Server is a connection server. Both modes (goroutine per connection,
+// sharded epoll) implement it.
+type Server interface {
+	// Serve accepts connections on ln until Shutdown; it then returns
+	// ErrServerClosed.
+	Serve(ln net.Listener) error
+	// Shutdown stops accepting, closes every connection with 1001 and
+	// waits, until ctx ends, for every Disconnect call to return.
+	Shutdown(ctx context.Context) error
+}

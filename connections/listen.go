@@ -1,0 +1,34 @@
+package connections
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// Listen opens a TCP listener on addr. With reusePort, SO_REUSEPORT is set
+// so that several gateway processes can listen on the same port: the
+// kernel spreads new connections across them, and a process can be
+// replaced without refusing connections (start the new one, then SIGTERM
+// the old one).
+func Listen(ctx context.Context, addr string, reusePort bool) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	if reusePort {
+		if !reusePortSupported {
+			return nil, fmt.Errorf("connections: listen %s: reusePort is not supported on this system", addr)
+		}
+		lc.Control = func(network, address string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = setReusePort(fd) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connections: listen %s: %w", addr, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package connections
+
+const reusePortSupported = false
+
+func setReusePort(uintptr) error { return nil }

@@ -1,0 +1,295 @@
+// Package management serves the management listener: the @connections API
+// that backends call (wire-compatible with Amazon API Gateway's
+// ApiGatewayManagementApi), /healthz, /readyz and /metrics.
+//
+// The listener has no authentication yet: SigV4 signatures are accepted
+// unchecked, which is why it binds to loopback by default.
+package management
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/management/metrics"
+)
+
+// MaxPayload is the largest @connections POST body, as in AWS (128 KB).
+const MaxPayload = 128 << 10
+
+// Connections finds open connections by id; *connections.Hub implements it.
+type Connections interface {
+	Get(id string) (connections.Conn, bool)
+}
+
+// Options configure the management handler. The zero value of each
+// optional field means the default noted beside it.
+type Options struct {
+	// Conns finds connections. Required.
+	Conns Connections
+	// Stages reports whether a stage name exists in any API. nil: every
+	// stage exists.
+	Stages func(name string) bool
+	// Gatherer is served on /metrics. nil: prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Metrics records @connections calls. nil: not recorded.
+	Metrics *metrics.Set
+	// Ready reports readiness for /readyz; nil: always ready.
+	Ready func() error
+	// MaxPayload caps POST bodies. 0: MaxPayload (131072).
+	MaxPayload int
+	// Logger. nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the management endpoints.
+type Handler struct {
+	opts    Options
+	metrics http.Handler
+	log     *slog.Logger
+}
+
+// NewHandler returns the management HTTP handler.
+func NewHandler(opts Options) *Handler {
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = MaxPayload
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New(nil)
+	}
+	g := opts.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	h := &Handler{opts: opts, metrics: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), log: opts.Logger}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
+}
+
+// AWS error types, sent in x-amzn-ErrorType.
+const (
+	errGone      = "GoneException"
+	errForbidden = "ForbiddenException"
+	errTooLarge  = "PayloadTooLargeException"
+	errLimit     = "LimitExceededException"
+)
+
+// goneMessage is the message of every 410: the id is unknown, the
+// connection has closed, or its $connect is still running.
+const goneMessage = "Gone"
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	case "/readyz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if h.opts.Ready != nil {
+			if err := h.opts.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	case "/metrics":
+		h.metrics.ServeHTTP(w, r)
+		return
+	}
+	stage, id, ok := parseConnectionsPath(r.URL.Path)
+	if !ok {
+		writeError(w, http.StatusForbidden, errForbidden, "Missing Authentication Token")
+		return
+	}
+	var op string
+	switch r.Method {
+	case http.MethodPost:
+		op = "post"
+	case http.MethodGet:
+		op = "get"
+	case http.MethodDelete:
+		op = "delete"
+	default:
+		writeError(w, http.StatusForbidden, errForbidden, "Missing Authentication Token")
+		return
+	}
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	w = rw
+	w.Header().Set("x-amzn-RequestId", requestUUID())
+	defer func() {
+		h.opts.Metrics.ManagementRequests.WithLabelValues(op, strconv.Itoa(rw.status)).Inc()
+	}()
+	if h.opts.Stages != nil && !h.opts.Stages(stage) {
+		writeError(w, http.StatusForbidden, errForbidden, "Forbidden")
+		return
+	}
+	c, found := h.opts.Conns.Get(id)
+	if found && c.Info().Stage != stage {
+		found = false
+	}
+	switch op {
+	case "post":
+		h.post(w, r, c, found)
+	case "get":
+		if !found {
+			writeError(w, http.StatusGone, errGone, goneMessage)
+			return
+		}
+		h.get(w, c)
+	case "delete":
+		if !found {
+			writeError(w, http.StatusGone, errGone, goneMessage)
+			return
+		}
+		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
+			writeError(w, http.StatusGone, errGone, goneMessage)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// parseConnectionsPath splits /{stage}/@connections/{id}. The server has
+// already percent-decoded the path, so %40connections and %3D arrive
+// decoded, as AWS accepts them.
+func parseConnectionsPath(p string) (stage, id string, ok bool) {
+	p = strings.TrimPrefix(p, "/")
+	stage, rest, ok := strings.Cut(p, "/")
+	if !ok {
+		return "", "", false
+	}
+	id, ok = strings.CutPrefix(rest, "@connections/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return stage, id, true
+}
+
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, c connections.Conn, found bool) {
+	max := h.opts.MaxPayload
+	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequestException", "reading request body: "+err.Error())
+		return
+	}
+	if len(data) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
+			fmt.Sprintf("Request payload is over the limit of %d bytes", max))
+		return
+	}
+	if !found {
+		writeError(w, http.StatusGone, errGone, goneMessage)
+		return
+	}
+	// Text unless the bytes are not UTF-8: a text frame with invalid
+	// UTF-8 would make the client close the connection.
+	err = c.Send(data, !utf8.Valid(data))
+	switch {
+	case errors.Is(err, connections.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
+			fmt.Sprintf("Request payload is over the connection's message limit (%d bytes)", len(data)))
+		return
+	case errors.Is(err, connections.ErrQueueFull):
+		writeError(w, http.StatusTooManyRequests, errLimit, "The connection's send queue is full: the client is not reading fast enough")
+		return
+	case err != nil:
+		writeError(w, http.StatusGone, errGone, goneMessage)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// connectionJSON is GetConnection's answer.
+type connectionJSON struct {
+	ConnectedAt  string       `json:"connectedAt"`
+	Identity     identityJSON `json:"identity"`
+	LastActiveAt string       `json:"lastActiveAt"`
+}
+
+type identityJSON struct {
+	SourceIP  string `json:"sourceIp"`
+	UserAgent string `json:"userAgent,omitempty"`
+}
+
+// isoMillis is AWS's timestamp form, e.g. 2025-03-03T10:00:00.120Z.
+const isoMillis = "2006-01-02T15:04:05.000Z"
+
+func (h *Handler) get(w http.ResponseWriter, c connections.Conn) {
+	info := c.Info()
+	body, _ := json.Marshal(connectionJSON{
+		ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
+		Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+		LastActiveAt: c.LastActive().UTC().Format(isoMillis),
+	})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// writeError answers in the form AWS SDKs parse: the error type in
+// x-amzn-ErrorType and a JSON body with a message.
+func writeError(w http.ResponseWriter, status int, errType, message string) {
+	w.Header().Set("x-amzn-ErrorType", errType)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{message})
+	_, _ = w.Write(body)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// requestUUID returns a random UUID (version 4) for x-amzn-RequestId.
+func requestUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	out := make([]byte, 36)
+	j := 0
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = hex[v>>4], hex[v&0x0f]
+		j += 2
+	}
+	return string(out)
+}
+
+// Server wraps the handler in an http.Server with sensible timeouts.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}

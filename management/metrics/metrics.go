@@ -1,0 +1,68 @@
+// Package metrics defines Portico's Prometheus collectors. It is a leaf:
+// the connection servers, routing and management record into one *Set, and
+// the management listener serves it on /metrics. Labels are bounded: api,
+// stage and route come from the configuration, never from a client (a
+// route label is a configured route key, "$default" or "@connections").
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Set is every collector of one gateway.
+type Set struct {
+	// ConnectionsOpen counts open connections. Labels: api, stage.
+	ConnectionsOpen *prometheus.GaugeVec
+	// Connects counts handshakes by result: accepted, rejected (the
+	// $connect integration answered non-2xx, or the stage is unknown),
+	// error (the integration failed or timed out). Labels: api, stage, result.
+	Connects *prometheus.CounterVec
+	// Disconnects counts closed connections. Labels: api, stage.
+	Disconnects *prometheus.CounterVec
+	// Messages counts messages by direction: in (client to gateway) and
+	// out (route responses, error frames and @connections posts).
+	// Labels: api, stage, route, direction.
+	Messages *prometheus.CounterVec
+	// IntegrationLatency observes integration calls in seconds.
+	// Labels: api, stage, route.
+	IntegrationLatency *prometheus.HistogramVec
+	// IntegrationErrors counts failed integration calls by kind: timeout,
+	// error. Labels: api, stage, route, kind.
+	IntegrationErrors *prometheus.CounterVec
+	// ManagementRequests counts @connections calls. Labels: op (post, get,
+	// delete), code (HTTP status).
+	ManagementRequests *prometheus.CounterVec
+}
+
+// New creates the collectors and registers them with reg (nil: not
+// registered, useful in tests).
+func New(reg prometheus.Registerer) *Set {
+	s := &Set{
+		ConnectionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "portico_connections_open", Help: "Open WebSocket connections.",
+		}, []string{"api", "stage"}),
+		Connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_connects_total", Help: "WebSocket handshakes by result (accepted, rejected, error).",
+		}, []string{"api", "stage", "result"}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_disconnects_total", Help: "Closed WebSocket connections.",
+		}, []string{"api", "stage"}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_messages_total", Help: "WebSocket messages by direction (in, out).",
+		}, []string{"api", "stage", "route", "direction"}),
+		IntegrationLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portico_integration_duration_seconds",
+			Help:    "Integration call latency.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"api", "stage", "route"}),
+		IntegrationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_integration_errors_total", Help: "Failed integration calls by kind (timeout, error).",
+		}, []string{"api", "stage", "route", "kind"}),
+		ManagementRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_management_requests_total", Help: "@connections calls by operation and HTTP status.",
+		}, []string{"op", "code"}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.Disconnects, s.Messages,
+			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests)
+	}
+	return s
+}

@@ -1,0 +1,202 @@
+// Package config holds the schema of Portico's one YAML configuration file
+// and its loader. Every field documents its default; the zero value of a
+// field always means "use the default". Load reports problems as
+// "file:line: key: reason" so a bad file fails at start with a clear message.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is the whole configuration document.
+type File struct {
+	// Management configures the listener that serves @connections,
+	// /healthz, /readyz and /metrics.
+	Management Management `yaml:"management"`
+
+	// Storage selects the connection registry.
+	Storage Storage `yaml:"storage"`
+
+	// Connections selects and tunes the connection servers.
+	Connections Connections `yaml:"connections"`
+
+	// Log configures structured logging.
+	Log Log `yaml:"log"`
+
+	// ShutdownTimeout bounds a graceful shutdown (SIGTERM): closing every
+	// connection with 1001 and running $disconnect for each.
+	// Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+
+	// APIs are the WebSocket APIs this gateway serves. At least one.
+	APIs []API `yaml:"apis"`
+
+	// path is the file the configuration was read from ("" when built in code).
+	path string
+	// lines maps key paths (apis[0].routes.echo) to their line in the file.
+	lines map[string]int
+}
+
+// Path returns the file the configuration was loaded from.
+func (f *File) Path() string { return f.path }
+
+// Management configures the management listener.
+type Management struct {
+	// Address is the host:port to listen on. Default "127.0.0.1:9090":
+	// loopback only, because this listener has no authentication yet.
+	Address string `yaml:"address"`
+}
+
+// Storage selects the connection registry.
+type Storage struct {
+	// Type is the registry backend. Default "memory" (nothing to install).
+	Type string `yaml:"type"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is one of debug, info, warn, error. Default "info".
+	Level string `yaml:"level"`
+	// Format is "text" or "json". Default "text".
+	Format string `yaml:"format"`
+}
+
+// API is one WebSocket API: a listener, its stages and its routes.
+type API struct {
+	// Name identifies the API in logs and metrics. Required.
+	Name string `yaml:"name"`
+
+	// ID is the apiId put in events (requestContext.apiId). Default: ten
+	// lowercase letters and digits derived from Name, stable across restarts.
+	ID string `yaml:"id"`
+
+	// Listen is the host:port the WebSocket listener binds. Clients connect
+	// to ws://Listen/{stage}. Default ":8080". Two APIs may not share one.
+	Listen string `yaml:"listen"`
+
+	// DomainName is put in events (requestContext.domainName) and in the
+	// Host header of $disconnect events. Default: the Host header the client
+	// sent when it connected.
+	DomainName string `yaml:"domainName"`
+
+	// RouteSelectionExpression picks the route key of each message, e.g.
+	// "$request.body.action". Default "$request.body.action".
+	RouteSelectionExpression string `yaml:"routeSelectionExpression"`
+
+	// BinaryFrames says what happens to a binary frame from a client:
+	// "accept" (default) passes it to the route as base64 with
+	// isBase64Encoded true; "reject" closes the connection with 1003 as
+	// Amazon API Gateway does.
+	BinaryFrames string `yaml:"binaryFrames"`
+
+	// Limits bound connections and messages; the defaults are AWS's.
+	Limits Limits `yaml:"limits"`
+
+	// Stages are the stages clients may connect to. At least one.
+	Stages []Stage `yaml:"stages"`
+
+	// Routes maps a route key ($connect, $disconnect, $default or a custom
+	// key such as "sendmessage") to its route.
+	Routes map[string]Route `yaml:"routes"`
+}
+
+// Limits bound connections and messages. A zero field takes its default.
+type Limits struct {
+	// MaxMessageBytes caps a reassembled message; over it the connection
+	// is closed with 1009. Default 131072 (128 KB).
+	MaxMessageBytes int `yaml:"maxMessageBytes"`
+	// MaxFrameBytes caps one frame's payload; over it the connection is
+	// closed with 1009. Default 32768 (32 KB).
+	MaxFrameBytes int `yaml:"maxFrameBytes"`
+	// IdleTimeout closes a connection with 1001 when no frame has crossed
+	// it in either direction for this long. Default 10m.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxConnectionDuration closes a connection with 1001 this long after
+	// it opened. Default 2h.
+	MaxConnectionDuration Duration `yaml:"maxConnectionDuration"`
+	// PingInterval makes the gateway send a ping this often; a peer that
+	// does not answer within PongTimeout is closed with 1001. Default 0:
+	// no server pings (Amazon API Gateway sends none). Client pings are
+	// always answered.
+	PingInterval Duration `yaml:"pingInterval"`
+	// PongTimeout is how long to wait for a pong. Default 30s.
+	PongTimeout Duration `yaml:"pongTimeout"`
+	// HandshakeTimeout bounds reading the upgrade request. Default 10s.
+	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
+	// WriteTimeout bounds handing one frame to a slow socket. Default 10s.
+	WriteTimeout Duration `yaml:"writeTimeout"`
+}
+
+// Stage is a named deployment of the API with its variables.
+type Stage struct {
+	// Name appears in the URL path (/{name}) and in events. Letters,
+	// digits, '-' and '_', at most 128. Required.
+	Name string `yaml:"name"`
+	// Variables are stageVariables, usable as ${stageVariables.x} in
+	// integration URIs and mock templates.
+	Variables map[string]string `yaml:"variables"`
+}
+
+// Route is what happens to a message whose route key matches.
+type Route struct {
+	// Integration handles the event. Optional for $connect and
+	// $disconnect (the connection is then simply accepted / closed).
+	Integration *Integration `yaml:"integration"`
+	// RouteResponse makes the route two-way: the integration's response
+	// body is sent back to the client. Default false (one-way), as in AWS.
+	// Ignored for $connect and $disconnect.
+	RouteResponse bool `yaml:"routeResponse"`
+}
+
+// Integration is the backend of a route.
+type Integration struct {
+	// Type is "http" (POST the AWS Lambda-proxy event JSON to URI) or
+	// "mock" (answer from Response without a backend). Required.
+	Type string `yaml:"type"`
+	// URI is the backend URL for type http; ${stageVariables.x} is
+	// substituted per stage.
+	URI string `yaml:"uri"`
+	// Timeout bounds one call. Default 29s (AWS's fixed value); up to 1h.
+	Timeout Duration `yaml:"timeout"`
+	// Headers are added to every request of an http integration.
+	Headers map[string]string `yaml:"headers"`
+	// Response is the answer of a mock integration.
+	Response *MockResponse `yaml:"response"`
+}
+
+// MockResponse is a static answer. Body is a template: $context.x,
+// $request.body.path and $stageVariables.x (or the ${...} forms) are
+// substituted; \$ is a literal dollar.
+type MockResponse struct {
+	// StatusCode of the answer. Default 200.
+	StatusCode int `yaml:"statusCode"`
+	// Body template; empty means no message is sent back.
+	Body string `yaml:"body"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("29s", "10m", "2h").
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("want a duration such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"30s\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,442 @@
+// Package routing decides what happens to a connection and its messages:
+// it picks a stage on connect, a route per message (route selection
+// expressions), runs the route's integration with the AWS Lambda-proxy
+// event, and sends route responses and AWS-style error frames back.
+// It implements connections.Handler and knows nothing of sockets beyond
+// connections.Conn.
+package routing
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/management/metrics"
+	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/routing/expr"
+	"github.com/portico-gateway/portico/storage"
+)
+
+// Reserved route keys.
+const (
+	RouteConnect    = "$connect"
+	RouteDisconnect = "$disconnect"
+	RouteDefault    = "$default"
+)
+
+// Error frame messages, exactly as Amazon API Gateway sends them.
+const (
+	msgForbidden = "Forbidden"
+	msgInternal  = "Internal server error"
+	msgTimeout   = "Endpoint request timed out"
+)
+
+// Options configure a Router. The zero value of each optional field means
+// the default noted beside it.
+type Options struct {
+	// API is the API to serve, already defaulted and validated. Required.
+	API *config.API
+	// Node is this gateway node's id, recorded with each connection. "": "local".
+	Node string
+	// Registry records connections. Required.
+	Registry storage.Registry
+	// Metrics receives counters. nil: metrics.New(nil) (not exported).
+	Metrics *metrics.Set
+	// Logger. nil: slog.Default().
+	Logger *slog.Logger
+	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
+	HTTPClient *http.Client
+}
+
+// Router serves one API. It is a connections.Handler.
+type Router struct {
+	apiName   string
+	apiID     string
+	domain    string
+	node      string
+	selection *expr.Template
+	stages    map[string]*stage
+	reg       storage.Registry
+	m         *metrics.Set
+	log       *slog.Logger
+
+	ctx    context.Context // ends after Shutdown: aborts integration calls
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // integration calls and $disconnect runs in flight
+}
+
+var _ connections.Handler = (*Router)(nil)
+
+// stage is one stage with its routes compiled against its variables.
+type stage struct {
+	name       string
+	vars       map[string]string
+	custom     map[string]*route // routes not starting with '$'
+	connect    *route
+	disconnect *route
+	def        *route
+}
+
+type route struct {
+	key    string
+	integ  Integration
+	mock   bool // answers inline: no goroutine needed
+	twoWay bool
+}
+
+// session is the per-connection state kept with the socket.
+type session struct {
+	stage        *stage
+	connectionID string
+	apiID        string
+	domainName   string
+	connectedAt  int64
+	identity     Identity
+	authorizer   map[string]any
+}
+
+// New compiles the API's routes for every stage.
+func New(opts Options) (*Router, error) {
+	api := opts.API
+	if api == nil || opts.Registry == nil {
+		return nil, errors.New("routing: Options.API and Options.Registry are required")
+	}
+	sel, err := expr.Compile(api.RouteSelectionExpression)
+	if err != nil {
+		return nil, fmt.Errorf("routing: api %q: routeSelectionExpression: %w", api.Name, err)
+	}
+	r := &Router{
+		apiName: api.Name, apiID: api.ID, domain: api.DomainName, node: opts.Node,
+		selection: sel, stages: make(map[string]*stage), reg: opts.Registry,
+		m: opts.Metrics, log: opts.Logger,
+	}
+	if r.node == "" {
+		r.node = "local"
+	}
+	if r.m == nil {
+		r.m = metrics.New(nil)
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.log = r.log.With("api", api.Name)
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	for _, sc := range api.Stages {
+		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route)}
+		for key, rc := range api.Routes {
+			rt := &route{key: key, twoWay: rc.RouteResponse}
+			if rc.Integration != nil {
+				if rt.integ, rt.mock, err = newIntegration(rc.Integration, sc.Variables, client); err != nil {
+					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", api.Name, sc.Name, key, err)
+				}
+			}
+			switch key {
+			case RouteConnect:
+				st.connect = rt
+			case RouteDisconnect:
+				st.disconnect = rt
+			case RouteDefault:
+				st.def = rt
+			default:
+				st.custom[key] = rt
+			}
+		}
+		r.stages[sc.Name] = st
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+func newIntegration(ic *config.Integration, vars map[string]string, client *http.Client) (Integration, bool, error) {
+	switch ic.Type {
+	case "http":
+		t, err := expr.Compile(ic.URI)
+		if err != nil {
+			return nil, false, fmt.Errorf("uri: %w", err)
+		}
+		uri := t.Eval(nil, stageVars(vars))
+		return &httpIntegration{uri: uri, headers: ic.Headers, timeout: ic.Timeout.D(), client: client}, false, nil
+	case "mock":
+		m := &mockIntegration{status: 200}
+		if ic.Response != nil {
+			if ic.Response.StatusCode != 0 {
+				m.status = ic.Response.StatusCode
+			}
+			if ic.Response.Body != "" {
+				t, err := expr.Compile(ic.Response.Body)
+				if err != nil {
+					return nil, false, fmt.Errorf("response.body: %w", err)
+				}
+				m.body = t.Partial("stageVariables.", stageVars(vars))
+			}
+		}
+		return m, true, nil
+	}
+	return nil, false, fmt.Errorf("unknown integration type %q", ic.Type)
+}
+
+// stageVars resolves stageVariables.x from a stage's variables.
+type stageVars map[string]string
+
+func (s stageVars) Lookup(name string) (string, bool) {
+	v, ok := strings.CutPrefix(name, "stageVariables.")
+	if !ok {
+		return "", false
+	}
+	val, ok := s[v]
+	return val, ok
+}
+
+// Shutdown waits, until ctx ends, for integration calls and $disconnect
+// runs in flight, then aborts whatever is left.
+func (r *Router) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	defer r.cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("routing: shutdown: %w", ctx.Err())
+	}
+}
+
+// Connect picks the stage from the path (/{stage}) and runs $connect.
+func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
+	stageName := strings.Trim(req.Request.URL.Path, "/")
+	st := r.stages[stageName]
+	if st == nil {
+		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
+		return &connections.ConnectResult{Status: http.StatusForbidden, Body: `{"message":"Forbidden"}`}
+	}
+	info := req.Info
+	s := &session{
+		stage: st, connectionID: info.ID, apiID: r.apiID, domainName: r.domain,
+		connectedAt: info.ConnectedAt.UnixMilli(),
+		identity:    Identity{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+	}
+	if s.domainName == "" {
+		s.domainName = info.Host
+	}
+	res := &connections.ConnectResult{State: s, Stage: st.name}
+	if rt := st.connect; rt != nil && rt.integ != nil {
+		requestID := connections.NewID()
+		ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
+		ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
+		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
+		ev.StageVariables = nonEmpty(st.vars)
+		resp, err := r.invoke(ctx, st, rt, &Call{Event: ev, StageVariables: st.vars})
+		switch {
+		case errors.Is(err, ErrTimeout):
+			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			return &connections.ConnectResult{Status: http.StatusGatewayTimeout, Body: `{"message": "` + msgTimeout + `"}`}
+		case err != nil:
+			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			return &connections.ConnectResult{Status: http.StatusBadGateway, Body: `{"message": "` + msgInternal + `"}`}
+		case resp.StatusCode < 200 || resp.StatusCode > 299:
+			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
+		}
+		res.Header = upgradeHeaders(resp.Headers)
+	}
+	rec := &storage.Record{
+		ID: info.ID, Node: r.node, API: r.apiName, Stage: st.name,
+		ConnectedAt: info.ConnectedAt, LastActiveAt: info.ConnectedAt,
+		SourceIP: info.SourceIP, UserAgent: info.UserAgent,
+	}
+	if err := r.reg.Put(ctx, rec); err != nil {
+		r.log.Warn("registry put failed", "connectionId", info.ID, "err", err)
+	}
+	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
+	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+	return res
+}
+
+// upgradeHeaders keeps the $connect response headers that may go into a
+// 101 response (Sec-WebSocket-Protocol, cookies, custom headers).
+func upgradeHeaders(h http.Header) http.Header {
+	out := http.Header{}
+	for k, v := range h {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Length", "Connection", "Upgrade", "Transfer-Encoding",
+			"Sec-Websocket-Accept", "Sec-Websocket-Extensions":
+			continue
+		}
+		out[http.CanonicalHeaderKey(k)] = v
+	}
+	return out
+}
+
+func nonEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// Message selects the route of one message and runs its integration.
+func (r *Router) Message(c connections.Conn, m connections.Message) {
+	s, _ := c.State().(*session)
+	if s == nil {
+		return
+	}
+	st := s.stage
+	now := time.Now()
+	requestID := connections.NewID()
+	var rt *route
+	if !m.Binary && gjson.ValidBytes(m.Data) {
+		rt = st.custom[r.selection.Eval(m.Data, nil)]
+	}
+	if rt == nil {
+		rt = st.def
+	}
+	if rt == nil {
+		r.m.Messages.WithLabelValues(r.apiName, st.name, RouteDefault, "in").Inc()
+		r.sendError(c, st, msgForbidden, requestID)
+		return
+	}
+	r.m.Messages.WithLabelValues(r.apiName, st.name, rt.key, "in").Inc()
+	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
+	ev.RequestContext.MessageID = connections.NewID()
+	call := &Call{Event: ev, StageVariables: st.vars}
+	var body string
+	if m.Binary {
+		body = base64.StdEncoding.EncodeToString(m.Data)
+		ev.IsBase64Encoded = true
+	} else {
+		body = string(m.Data)
+		call.Body = m.Data
+	}
+	ev.Body = &body
+	if rt.mock {
+		r.run(c, st, rt, call)
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.run(c, st, rt, call)
+	}()
+}
+
+// run invokes the route's integration and answers the client.
+func (r *Router) run(c connections.Conn, st *stage, rt *route, call *Call) {
+	requestID := call.Event.RequestContext.RequestID
+	resp, err := r.invoke(r.ctx, st, rt, call)
+	switch {
+	case errors.Is(err, ErrTimeout):
+		r.sendError(c, st, msgTimeout, requestID)
+		return
+	case err != nil:
+		r.sendError(c, st, msgInternal, requestID)
+		return
+	}
+	if !rt.twoWay || resp.Body == "" {
+		return
+	}
+	data, binary := []byte(resp.Body), false
+	if resp.IsBase64Encoded {
+		dec, err := base64.StdEncoding.DecodeString(resp.Body)
+		if err != nil {
+			r.log.Warn("route response is not valid base64", "route", rt.key, "requestId", requestID, "err", err)
+			r.sendError(c, st, msgInternal, requestID)
+			return
+		}
+		data, binary = dec, true
+	}
+	if err := c.Send(data, binary); err != nil {
+		r.log.Debug("route response not delivered", "route", rt.key, "requestId", requestID, "err", err)
+		return
+	}
+	r.m.Messages.WithLabelValues(r.apiName, st.name, rt.key, "out").Inc()
+}
+
+// invoke calls an integration, recording latency, errors and a log line.
+func (r *Router) invoke(ctx context.Context, st *stage, rt *route, call *Call) (*Response, error) {
+	start := time.Now()
+	resp, err := rt.integ.Invoke(ctx, call)
+	d := time.Since(start)
+	if !rt.mock {
+		r.m.IntegrationLatency.WithLabelValues(r.apiName, st.name, rt.key).Observe(d.Seconds())
+	}
+	rc := &call.Event.RequestContext
+	if err != nil {
+		kind := "error"
+		if errors.Is(err, ErrTimeout) {
+			kind = "timeout"
+		}
+		r.m.IntegrationErrors.WithLabelValues(r.apiName, st.name, rt.key, kind).Inc()
+		r.log.Warn("integration failed", "stage", st.name, "route", rt.key,
+			"connectionId", rc.ConnectionID, "requestId", rc.RequestID, "duration", d, "err", err)
+		return nil, err
+	}
+	r.log.Debug("integration", "stage", st.name, "route", rt.key, "connectionId", rc.ConnectionID,
+		"requestId", rc.RequestID, "status", resp.StatusCode, "duration", d)
+	return resp, nil
+}
+
+// ErrorFrame formats a gateway error frame byte for byte as Amazon API
+// Gateway does: one space after the first colon, none after the others.
+func ErrorFrame(message, connectionID, requestID string) []byte {
+	b := make([]byte, 0, 64+len(message))
+	b = append(b, `{"message": "`...)
+	b = append(b, message...)
+	b = append(b, `", "connectionId":"`...)
+	b = append(b, connectionID...)
+	b = append(b, `", "requestId":"`...)
+	b = append(b, requestID...)
+	b = append(b, `"}`...)
+	return b
+}
+
+func (r *Router) sendError(c connections.Conn, st *stage, message, requestID string) {
+	if err := c.Send(ErrorFrame(message, c.Info().ID, requestID), false); err == nil {
+		r.m.Messages.WithLabelValues(r.apiName, st.name, RouteDefault, "out").Inc()
+	}
+}
+
+// Disconnect records the close and runs $disconnect in the background
+// (its answer is ignored, as in AWS). Shutdown waits for it.
+func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
+	s, _ := c.State().(*session)
+	if s == nil {
+		return
+	}
+	st := s.stage
+	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
+	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
+	if err := r.reg.Delete(context.Background(), s.connectionID); err != nil {
+		r.log.Warn("registry delete failed", "connectionId", s.connectionID, "err", err)
+	}
+	rt := st.disconnect
+	if rt == nil || rt.integ == nil {
+		return
+	}
+	ev := &Event{RequestContext: newContext(s, RouteDisconnect, EventDisconnect, connections.NewID(), time.Now())}
+	ev.RequestContext.DisconnectStatusCode = &code
+	ev.RequestContext.DisconnectReason = &reason
+	ev.Headers, ev.MultiValueHeaders = disconnectHeaders(s.domainName)
+	ev.StageVariables = nonEmpty(st.vars)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		_, _ = r.invoke(r.ctx, st, rt, &Call{Event: ev, StageVariables: st.vars})
+	}()
+}
