@@ -390,6 +390,7 @@ func (c *epConn) Close(code int, reason string) error {
 	if c.sh == nil { // never registered (failed upgrade)
 		return nil
 	}
+	c.srv.hub.Remove(c) // a closing connection is gone for @connections
 	_ = c.write(appendFrame(nil, opClose, closePayload(code, reason)), true)
 	c.sh.setDeadline(c, c.closeDeadline)
 	return nil

@@ -295,6 +295,7 @@ func (c *goConn) Close(code int, reason string) error {
 	if !c.markClosing(code, reason) {
 		return ErrClosed
 	}
+	c.srv.hub.Remove(c) // a closing connection is gone for @connections
 	deadline := time.Now().Add(closeGrace)
 	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
 		_ = c.ws.NetConn().Close()
