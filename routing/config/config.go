@@ -183,13 +183,15 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// Errors are TypeErrors carrying the line, so the loader reports them
+	// with the file, line and key like every other problem.
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("want a duration such as \"30s\": %w", err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"30s\"", n.Line)}}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"30s\", got %q", s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"30s\", got %q", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
