@@ -20,6 +20,9 @@ type File struct {
 	// Storage selects the connection registry.
 	Storage Storage `yaml:"storage"`
 
+	// Listen tunes every API's WebSocket listener.
+	Listen ListenOptions `yaml:"listen"`
+
 	// Connections selects and tunes the connection servers.
 	Connections Connections `yaml:"connections"`
 
@@ -42,6 +45,16 @@ type File struct {
 
 // Path returns the file the configuration was loaded from.
 func (f *File) Path() string { return f.path }
+
+// ListenOptions tune the WebSocket listeners.
+type ListenOptions struct {
+	// ReusePort sets SO_REUSEPORT on every API listener, so several
+	// gateway processes can listen on the same port: the kernel spreads
+	// new connections over them, and a node is restarted without refusing
+	// connections (start the new process, then SIGTERM the old one).
+	// Default false. Linux only.
+	ReusePort bool `yaml:"reusePort"`
+}
 
 // Management configures the management listener.
 type Management struct {

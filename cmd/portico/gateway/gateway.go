@@ -141,7 +141,7 @@ func (g *Gateway) Start() error {
 	g.mgmtLn = ln
 	for i, a := range g.apis {
 		addr := g.cfg.APIs[i].Listen
-		ln, err := net.Listen("tcp", addr)
+		ln, err := connections.Listen(context.Background(), addr, g.cfg.Listen.ReusePort)
 		if err != nil {
 			g.closeListeners()
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
