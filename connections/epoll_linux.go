@@ -158,13 +158,22 @@ func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint accepts WebSocket connections only", http.StatusUpgradeRequired)
 		return
 	}
+	// Count the connection before anything can hijack it, so Shutdown's
+	// Wait never races this Add: closing is set under the same lock.
 	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	if s.closing {
+		s.mu.Unlock()
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	s.open.Add(1)
+	s.mu.Unlock()
+	handedOff := false // finish calls open.Done
+	defer func() {
+		if !handedOff {
+			s.open.Done()
+		}
+	}()
 	info := Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
@@ -198,19 +207,21 @@ func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.fd = fd
 	c.touch()
-	s.open.Add(1)
 	sh := s.shards[s.next.Add(1)%uint32(len(s.shards))]
+	// Into the hub before the shard: once registered, the loop may finish
+	// the connection (and take it out of the hub) at any moment.
+	s.hub.Add(c)
 	if err := sh.add(c); err != nil {
 		s.log.Warn("registering the socket failed", "connectionId", info.ID, "err", err)
+		s.hub.Remove(c)
 		_ = unix.Close(fd)
 		c.closing = true
 		s.opts.Handler.Disconnect(c, CloseInternal, "")
-		s.open.Done()
 		return
 	}
-	s.hub.Add(c)
+	handedOff = true
 	s.mu.Lock()
-	closing = s.closing
+	closing := s.closing
 	s.mu.Unlock()
 	if closing {
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)

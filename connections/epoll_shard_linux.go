@@ -287,6 +287,7 @@ type epConn struct {
 	mu            sync.Mutex
 	wq            []byte // bytes the socket has not taken yet
 	wantOut       bool   // EPOLLOUT registered
+	batching      bool   // the loop is dispatching a read: queue, flush once after
 	fdClosed      bool
 	closing       bool
 	closeCode     int
@@ -324,7 +325,7 @@ func (c *epConn) write(frame []byte, control bool) error {
 	if c.fdClosed || (c.closing && !control) {
 		return ErrClosed
 	}
-	if len(c.wq) == 0 {
+	if len(c.wq) == 0 && !c.batching {
 		n, err := unix.Write(c.fd, frame)
 		if n > 0 {
 			frame = frame[n:]
@@ -344,7 +345,7 @@ func (c *epConn) write(frame []byte, control bool) error {
 		return ErrQueueFull
 	}
 	c.wq = append(c.wq, frame...)
-	if !c.wantOut {
+	if !c.wantOut && !c.batching {
 		c.wantOut = true
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
 		_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
@@ -365,7 +366,13 @@ func (c *epConn) flush() {
 			c.wq = c.wq[n:]
 		}
 		if err != nil {
-			return // EAGAIN: wait for EPOLLOUT; others: the read side finishes
+			// EAGAIN: wait for EPOLLOUT; other errors: the read side finishes.
+			if errors.Is(err, unix.EAGAIN) && !c.wantOut {
+				c.wantOut = true
+				ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
+				_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+			}
+			return
 		}
 	}
 	c.wq = nil
@@ -396,8 +403,24 @@ func (c *epConn) Close(code int, reason string) error {
 	return nil
 }
 
-// onReadable reads what the socket has, parses it and dispatches.
+// onReadable reads what the socket has, parses it and dispatches. Frames
+// the handler sends back while it runs (route responses, pongs) are
+// queued and written with one syscall at the end, so a client that
+// pipelines messages costs one write per read, not one per message.
 func (c *epConn) onReadable(buf []byte) {
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
+	c.readAndDispatch(buf)
+	c.mu.Lock()
+	c.batching = false
+	c.mu.Unlock()
+	if !c.finished.Load() {
+		c.flush()
+	}
+}
+
+func (c *epConn) readAndDispatch(buf []byte) {
 	read := 0
 	for read < maxReadPerEvent && !c.finished.Load() {
 		var dst []byte

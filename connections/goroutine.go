@@ -134,13 +134,22 @@ func (s *GoroutineServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint accepts WebSocket connections only", http.StatusUpgradeRequired)
 		return
 	}
+	// Count the connection before anything can hijack it, so Shutdown's
+	// Wait never races this Add: closing is set under the same lock.
 	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	if s.closing {
+		s.mu.Unlock()
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	handedOff := false // the read loop calls wg.Done
+	defer func() {
+		if !handedOff {
+			s.wg.Done()
+		}
+	}()
 	info := &Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
@@ -174,16 +183,15 @@ func (s *GoroutineServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetPingHandler(c.onPing)
 	ws.SetPongHandler(c.onPong)
 
+	handedOff = true
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		s.wg.Add(1)
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
 		go c.readLoop()
 		return
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
 	s.mu.Unlock()
 	s.hub.Add(c)
 	c.timer = time.AfterFunc(c.nextTick(time.Now()), c.tick)

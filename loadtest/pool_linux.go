@@ -24,9 +24,11 @@ type Conn struct {
 	fd   int
 	loop *loop
 
-	wmu     sync.Mutex
-	pending []byte // loop only: bytes of an incomplete frame
-	closed  atomic.Bool
+	wmu      sync.Mutex
+	batching bool   // guarded by wmu: the loop is dispatching; Send queues
+	batch    []byte // guarded by wmu: frames queued while batching
+	pending  []byte // loop only: bytes of an incomplete frame
+	closed   atomic.Bool
 }
 
 // SetData records scenario data on the connection.
@@ -145,6 +147,14 @@ func (c *Conn) Send(payload []byte) error {
 func (c *Conn) write(frame []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.batching {
+		c.batch = append(c.batch, frame...)
+		return nil
+	}
+	return c.writeLocked(frame)
+}
+
+func (c *Conn) writeLocked(frame []byte) error {
 	for len(frame) > 0 {
 		if c.closed.Load() {
 			return errors.New("loadtest: connection closed")
@@ -209,7 +219,23 @@ func (l *loop) run() {
 	}
 }
 
+// read dispatches what c has sent; what the handlers send back in the
+// meantime goes out in one write.
 func (l *loop) read(c *Conn, buf []byte) {
+	c.wmu.Lock()
+	c.batching = true
+	c.wmu.Unlock()
+	l.readFrames(c, buf)
+	c.wmu.Lock()
+	c.batching = false
+	if len(c.batch) > 0 && !c.closed.Load() {
+		_ = c.writeLocked(c.batch)
+	}
+	c.batch = c.batch[:0]
+	c.wmu.Unlock()
+}
+
+func (l *loop) readFrames(c *Conn, buf []byte) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		if n <= 0 {

@@ -52,6 +52,8 @@ type Options struct {
 	MaxPayload int
 	// Logger. nil: slog.Default().
 	Logger *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/. Default false.
+	Pprof bool
 }
 
 // Handler serves the management endpoints.
@@ -111,6 +113,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/metrics":
 		h.metrics.ServeHTTP(w, r)
+		return
+	}
+	if h.opts.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		servePprof(w, r)
 		return
 	}
 	stage, id, ok := parseConnectionsPath(r.URL.Path)

@@ -61,6 +61,9 @@ type Management struct {
 	// Address is the host:port to listen on. Default "127.0.0.1:9090":
 	// loopback only, because this listener has no authentication yet.
 	Address string `yaml:"address"`
+	// Pprof serves Go's profiler under /debug/pprof/ on this listener.
+	// Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Storage selects the connection registry.

@@ -116,6 +116,7 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		Gatherer: g.promReg,
 		Metrics:  g.metrics,
 		Logger:   log,
+		Pprof:    cfg.Management.Pprof,
 	})
 	g.mgmt = management.Server(mh)
 	return g, nil

@@ -35,7 +35,7 @@ func startGateway(t *testing.T, yml string) *Gateway {
 	for i := range cfg.APIs {
 		cfg.APIs[i].Listen = "127.0.0.1:0"
 	}
-	level := slog.LevelWarn
+	level := slog.LevelError
 	if os.Getenv("PORTICO_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}

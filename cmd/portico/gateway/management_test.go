@@ -108,15 +108,29 @@ func TestHealthReadyMetrics(t *testing.T) {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 		}
 	}
-	_, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", "")
-	for _, want := range []string{
+	wants := []string{
 		`portico_connections_open{api="t",stage="test"} 1`,
 		`portico_connects_total{api="t",result="accepted",stage="test"} 1`,
 		`portico_messages_total{api="t",direction="in",route="whoami",stage="test"} 1`,
 		`portico_messages_total{api="t",direction="out",route="whoami",stage="test"} 1`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
+	}
+	// The out counter moves just after the frame is handed to the socket,
+	// so the client may read the frame first: poll until it shows.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		_, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", "")
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %v", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
