@@ -20,7 +20,8 @@ type Options struct {
 	Concurrency int           // handshakes in flight (0: 256)
 	Hold        time.Duration // connect: how long to hold the connections idle
 	Duration    time.Duration // echo, post, http-integration: how long to send
-	Depth       int           // echo: messages in flight per connection (0: 1)
+	Depth       int           // echo: messages in flight per connection (0: 1), closed loop
+	MsgRate     int           // echo: open loop instead: this many messages per second in all, spread over the connections
 	Clients     int           // post: concurrent HTTP clients (0: 64)
 	Action      string        // echo: route action (0: "echo")
 	Expect      string        // echo: "data" (the reply is the data field) or "raw" (the whole message)

@@ -77,7 +77,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				rt.record(time.Since(time.Unix(0, ts)))
 				received.Add(1)
 			}
-			_ = c.Send(echoMessage(o.action()))
+			if o.MsgRate == 0 {
+				_ = c.Send(echoMessage(o.action()))
+			}
 		}
 	case "post":
 		onMessage = func(c *Conn, payload []byte) {
@@ -119,14 +121,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		case <-ctx.Done():
 		}
 	case "echo", "http-integration":
-		depth := max(o.Depth, 1)
 		start := time.Now()
-		for _, c := range conns {
-			for i := 0; i < depth; i++ {
-				_ = c.Send(echoMessage(o.action()))
+		if o.MsgRate > 0 {
+			openLoop(ctx, conns, o)
+		} else {
+			depth := max(o.Depth, 1)
+			for _, c := range conns {
+				for i := 0; i < depth; i++ {
+					_ = c.Send(echoMessage(o.action()))
+				}
 			}
+			sleepCtx(ctx, o.Duration)
 		}
-		sleepCtx(ctx, o.Duration)
 		sum.Messages = received.Load()
 		sum.PerSecond = float64(sum.Messages) / time.Since(start).Seconds()
 		l := rt.latency()
@@ -152,6 +158,40 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// openLoop sends o.MsgRate messages per second for o.Duration, each
+// connection in turn, whatever the replies do: latency is then measured
+// at a fixed load rather than at saturation. Two senders share the work;
+// each paces itself in 1 ms steps.
+func openLoop(ctx context.Context, conns []*Conn, o Options) {
+	if len(conns) == 0 {
+		return
+	}
+	const senders = 2
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			perSender := float64(o.MsgRate) / senders
+			start := time.Now()
+			sent, next := 0, s
+			for ctx.Err() == nil {
+				elapsed := time.Since(start)
+				if elapsed >= o.Duration {
+					return
+				}
+				for due := int(perSender * elapsed.Seconds()); sent < due; sent++ {
+					_ = conns[next%len(conns)].Send(echoMessage(o.action()))
+					next += senders
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond) // the last replies
 }
 
 func (o *Options) action() string {

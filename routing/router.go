@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"github.com/portico-gateway/portico/connections"
@@ -78,12 +79,14 @@ var _ connections.Handler = (*Router)(nil)
 
 // stage is one stage with its routes compiled against its variables.
 type stage struct {
-	name       string
-	vars       map[string]string
-	custom     map[string]*route // routes not starting with '$'
-	connect    *route
-	disconnect *route
-	def        *route
+	name string
+	// Messages without a route count under $default, like error frames.
+	noRouteIn, errorsOut prometheus.Counter
+	vars                 map[string]string
+	custom               map[string]*route // routes not starting with '$'
+	connect              *route
+	disconnect           *route
+	def                  *route
 }
 
 type route struct {
@@ -91,6 +94,10 @@ type route struct {
 	integ  Integration
 	mock   bool // answers inline: no goroutine needed
 	twoWay bool
+	// Counters resolved once: a label lookup per message costs more than
+	// the rest of the bookkeeping.
+	in, out prometheus.Counter
+	latency prometheus.Observer
 }
 
 // session is the per-connection state kept with the socket.
@@ -139,9 +146,16 @@ func New(opts Options) (*Router, error) {
 		}}
 	}
 	for _, sc := range api.Stages {
-		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route)}
+		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route),
+			noRouteIn: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "in"),
+			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
+		}
 		for key, rc := range api.Routes {
-			rt := &route{key: key, twoWay: rc.RouteResponse}
+			rt := &route{key: key, twoWay: rc.RouteResponse,
+				in:      r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
+				out:     r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
+				latency: r.m.IntegrationLatency.WithLabelValues(api.Name, sc.Name, key),
+			}
 			if rc.Integration != nil {
 				if rt.integ, rt.mock, err = newIntegration(rc.Integration, sc.Variables, client); err != nil {
 					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", api.Name, sc.Name, key, err)
@@ -308,11 +322,11 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		rt = st.def
 	}
 	if rt == nil {
-		r.m.Messages.WithLabelValues(r.apiName, st.name, RouteDefault, "in").Inc()
+		st.noRouteIn.Inc()
 		r.sendError(c, st, msgForbidden, requestID)
 		return
 	}
-	r.m.Messages.WithLabelValues(r.apiName, st.name, rt.key, "in").Inc()
+	rt.in.Inc()
 	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
 	ev.RequestContext.MessageID = connections.NewID()
 	call := &Call{Event: ev, StageVariables: st.vars}
@@ -362,10 +376,12 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *Call) {
 		data, binary = dec, true
 	}
 	if err := c.Send(data, binary); err != nil {
-		r.log.Debug("route response not delivered", "route", rt.key, "requestId", requestID, "err", err)
+		if r.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.log.Debug("route response not delivered", "route", rt.key, "requestId", requestID, "err", err)
+		}
 		return
 	}
-	r.m.Messages.WithLabelValues(r.apiName, st.name, rt.key, "out").Inc()
+	rt.out.Inc()
 }
 
 // invoke calls an integration, recording latency, errors and a log line.
@@ -374,7 +390,7 @@ func (r *Router) invoke(ctx context.Context, st *stage, rt *route, call *Call) (
 	resp, err := rt.integ.Invoke(ctx, call)
 	d := time.Since(start)
 	if !rt.mock {
-		r.m.IntegrationLatency.WithLabelValues(r.apiName, st.name, rt.key).Observe(d.Seconds())
+		rt.latency.Observe(d.Seconds())
 	}
 	rc := &call.Event.RequestContext
 	if err != nil {
@@ -387,8 +403,10 @@ func (r *Router) invoke(ctx context.Context, st *stage, rt *route, call *Call) (
 			"connectionId", rc.ConnectionID, "requestId", rc.RequestID, "duration", d, "err", err)
 		return nil, err
 	}
-	r.log.Debug("integration", "stage", st.name, "route", rt.key, "connectionId", rc.ConnectionID,
-		"requestId", rc.RequestID, "status", resp.StatusCode, "duration", d)
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.Debug("integration", "stage", st.name, "route", rt.key, "connectionId", rc.ConnectionID,
+			"requestId", rc.RequestID, "status", resp.StatusCode, "duration", d)
+	}
 	return resp, nil
 }
 
@@ -408,7 +426,7 @@ func ErrorFrame(message, connectionID, requestID string) []byte {
 
 func (r *Router) sendError(c connections.Conn, st *stage, message, requestID string) {
 	if err := c.Send(ErrorFrame(message, c.Info().ID, requestID), false); err == nil {
-		r.m.Messages.WithLabelValues(r.apiName, st.name, RouteDefault, "out").Inc()
+		st.errorsOut.Inc()
 	}
 }
 
