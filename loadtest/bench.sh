@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The benchmarks behind BENCHMARKS.md, each bounded in connections and
+# time, on loopback only. Usage:
+#
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|all]
+#
+# Results (JSON summaries) go to $OUT (default ./bench-results). Every
+# process the script starts is stopped when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+OUT=${OUT:-$PWD/bench-results}
+mkdir -p "$OUT"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/portico" ./cmd/portico
+go build -o "$tmp/portico-load" ./cmd/portico-load
+load="$tmp/portico-load"
+SRC=127.0.0.2-127.0.0.9
+
+# gateway MODE WSPORT MGMTPORT [extra top-level yaml]: start a gateway; its pid is left in $GW.
+gateway() {
+	local mode=$1 ws=$2 mg=$3 extra=${4:-}
+	cat > "$tmp/gw-$ws.yaml" <<YAML
+management: {address: 127.0.0.1:$mg}
+connections: {mode: $mode}
+$extra
+apis:
+  - name: bench
+    listen: 127.0.0.1:$ws
+    stages:
+      - name: dev
+        variables: {backend: "http://127.0.0.1:18000"}
+    routes:
+      \$connect:
+        integration: {type: mock}
+      echo:
+        routeResponse: true
+        integration: {type: mock, response: {body: \$request.body.data}}
+      whoami:
+        routeResponse: true
+        integration: {type: mock, response: {body: '{"connectionId":"\$context.connectionId"}'}}
+      becho:
+        routeResponse: true
+        integration: {type: http, uri: "\${stageVariables.backend}/"}
+YAML
+	"$tmp/portico" --config "$tmp/gw-$ws.yaml" >/dev/null 2>"$tmp/gw-$ws-$mg.log" &
+	GW=$!
+	pids+=("$GW")
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ws") 2>/dev/null && break; sleep 0.1; done
+}
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+if [[ $what == idle || $what == all ]]; then
+	for mode in epoll goroutine; do
+		gateway "$mode" 18080 19090; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 5000 --hold 20s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/idle-$mode.json" >/dev/null
+		stop "$gw"
+	done
+fi
+if [[ $what == connect || $what == all ]]; then
+	gateway epoll 18080 19090; gw=$GW
+	"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --concurrency 512 --hold 1s \
+		--sources "$SRC" --gateway-pid "$gw" --json "$OUT/connect-rate.json" >/dev/null
+	stop "$gw"
+fi
+if [[ $what == echo || $what == all ]]; then
+	for mode in epoll goroutine; do
+		gateway "$mode" 18080 19090; gw=$GW
+		"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --duration 10s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/echo-closed-$mode.json" >/dev/null
+		"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --depth 8 --duration 10s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/echo-depth8-$mode.json" >/dev/null
+		"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --msg-rate 30000 --duration 10s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/echo-open30k-$mode.json" >/dev/null
+		stop "$gw"
+	done
+	"$load" plain-echo --listen 127.0.0.1:18090 >/dev/null 2>&1 &
+	pe=$!
+	pids+=("$pe")
+	sleep 0.3
+	"$load" echo --url ws://127.0.0.1:18090/ --connections 10000 --rate 5000 --duration 10s \
+		--sources "$SRC" --gateway-pid "$pe" --json "$OUT/echo-closed-plain.json" >/dev/null
+	"$load" echo --url ws://127.0.0.1:18090/ --connections 10000 --rate 5000 --depth 8 --duration 10s \
+		--sources "$SRC" --gateway-pid "$pe" --json "$OUT/echo-depth8-plain.json" >/dev/null
+	stop "$pe"
+fi
+if [[ $what == post || $what == all ]]; then
+	gateway epoll 18080 19090; gw=$GW
+	"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
+		--clients 64 --duration 10s --gateway-pid "$gw" --json "$OUT/post.json" >/dev/null
+	stop "$gw"
+fi
+if [[ $what == http || $what == all ]]; then
+	"$load" backend --listen 127.0.0.1:18000 >/dev/null 2>&1 &
+	be=$!
+	pids+=("$be")
+	gateway epoll 18080 19090; gw=$GW
+	"$load" http-integration --url ws://127.0.0.1:18080/dev --connections 1000 --action becho \
+		--backend http://127.0.0.1:18000/ --duration 10s --gateway-pid "$gw" --json "$OUT/http-integration.json" >/dev/null
+	stop "$gw"
+	stop "$be"
+fi
+if [[ $what == reuseport || $what == all ]]; then
+	# Four gateway processes share port 18080; four generator processes
+	# hold 15,000 connections each from their own source addresses.
+	gws=()
+	for i in 1 2 3 4; do gateway epoll 18080 "1909$i" 'listen: {reusePort: true}'; gws+=("$GW"); done
+	gpids=$(IFS=,; echo "${gws[*]}")
+	lpids=()
+	for i in 1 2 3 4; do
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 2500 --hold 30s \
+			--sources "127.0.$i.2-127.0.$i.5" --gateway-pid "$gpids" --json "$OUT/reuseport-gen$i.json" >/dev/null 2>"$tmp/gen$i.log" &
+		lpids+=($!)
+	done
+	sleep 15
+	for i in 1 2 3 4; do
+		printf 'gateway %d holds %s connections\n' "$i" \
+			"$(curl -s "http://127.0.0.1:1909$i/metrics" | awk '/^portico_connections_open/ {print $2}')"
+	done | tee "$OUT/reuseport-split.txt"
+	for p in "${lpids[@]}"; do wait "$p"; done
+	cat "$tmp"/gen*.log
+fi
+echo "results in $OUT"
