@@ -2,68 +2,111 @@ package config
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/portico-gateway/portico/routing/expr"
 )
 
-// ErrInvalid is wrapped by every error about the content of a file.
+// ErrInvalid is wrapped by every error about the content of a file, so
+// callers can tell "the file is wrong" (errors.Is(err, ErrInvalid)) from
+// "the file could not be read".
 var ErrInvalid = errors.New("invalid configuration")
 
-// Problem is one thing wrong with a file: where, which key, and why.
+// Problem is one thing wrong with a configuration: in which file, on which
+// line, under which key, and why. Its text is "file:line: key: reason",
+// e.g. "portico.yaml:14: apis[0].routes.echo.integration.type: unknown
+// integration type "mok" (want "http" or "mock")".
 type Problem struct {
-	File   string
-	Line   int
-	Key    string
+	// File is the name given to Parse (the path for Load).
+	File string
+	// Line is 1-based; 0 when the configuration was built in code.
+	Line int
+	// Key is the key path: apis[0].stages[1].name, management.address.
+	Key string
+	// Reason says what is wrong and, when it helps, what is wanted.
 	Reason string
 }
 
 func (p *Problem) Error() string {
-	return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Key, p.Reason)
+	file := p.File
+	if file == "" {
+		file = "config"
+	}
+	if p.Line > 0 {
+		file += ":" + strconv.Itoa(p.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s", file, p.Key, p.Reason)
 }
 
+// Unwrap makes every Problem match errors.Is(err, ErrInvalid).
 func (p *Problem) Unwrap() error { return ErrInvalid }
+
+// joinProblems sorts problems by line (keeping the order of problems on
+// the same line) and joins them into one error, nil when there are none.
+func joinProblems(probs []*Problem) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
 
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
+		// The *os.PathError names the path: "open portico.yaml: no such
+		// file or directory".
 		return nil, fmt.Errorf("reading configuration: %w", err)
 	}
 	return Parse(path, data)
 }
 
-// Parse does what Load does for data; name is used in error messages.
+// Parse does the same as Load for data; name is used in error messages.
+//
+// It works in two passes over the YAML. The first parses it into a tree of
+// yaml.Nodes, only to learn on which line every key is. The second decodes
+// it into a File, refusing unknown keys. Problems of either pass, and then
+// of Validate, are reported as "name:line: key: reason".
 func Parse(name string, data []byte) (*File, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Problem{File: name, Line: yamlErrLine(err), Key: "(file)", Reason: err.Error()}
+		return nil, joinProblems([]*Problem{syntaxProblem(name, err)})
 	}
-	lines := map[string]int{}
-	if len(root.Content) > 0 {
-		index(root.Content[0], "", lines)
-	}
-	f := &File{path: name}
+	idx := newIndex(&root)
+
+	f := &File{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, decodeProblems(name, err, &root)
+		return nil, joinProblems(decodeProblems(name, err, idx))
 	}
+	// A second document ("---" then more YAML) would be silently ignored.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		return nil, joinProblems([]*Problem{{File: name, Line: max(line, 1), Key: rootKey,
+			Reason: "a second YAML document: the file must hold exactly one"}})
+	} else if !errors.Is(err, io.EOF) {
+		return nil, joinProblems([]*Problem{syntaxProblem(name, err)})
+	}
+
 	f.path = name
-	f.lines = lines
+	f.lines = idx.lines
 	f.ApplyDefaults()
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -71,384 +114,251 @@ func Parse(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+)`)
+// rootKey names the document itself in problems that concern no key.
+const rootKey = "(top level)"
 
-func yamlErrLine(err error) int {
-	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
+// lineRE finds the line number yaml.v3 puts in its messages.
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// splitLine splits "yaml: line 3: reason" into 3 and "reason"; line is 0
+// when the message has none.
+func splitLine(msg string) (int, string) {
+	m := lineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 0, strings.TrimPrefix(msg, "yaml: ")
 	}
-	return 1
+	n, _ := strconv.Atoi(m[1])
+	return n, msg[len(m[0]):]
 }
 
-// index records the line of every key path (apis[0].routes.echo.integration).
-func index(n *yaml.Node, path string, lines map[string]int) {
+// syntaxProblem reports YAML that cannot be parsed at all (bad indentation,
+// an unclosed bracket, a tab).
+func syntaxProblem(name string, err error) *Problem {
+	line, reason := splitLine(err.Error())
+	return &Problem{File: name, Line: max(line, 1), Key: "(syntax)", Reason: reason}
+}
+
+// entry is one key of the file (or one item of a list).
+type entry struct {
+	path  string     // key path: apis[0].routes.echo
+	key   string     // the key as written: echo (empty for list items)
+	line  int        // line of the key (of the item for list items)
+	value *yaml.Node // what the key holds
+}
+
+// index knows where every key of a file is.
+type index struct {
+	entries []entry
+	lines   map[string]int // path -> line
+}
+
+func newIndex(root *yaml.Node) *index {
+	idx := &index{lines: map[string]int{}}
+	idx.walk(root, "")
+	return idx
+}
+
+func (idx *index) add(e entry) {
+	idx.entries = append(idx.entries, e)
+	if _, dup := idx.lines[e.path]; !dup {
+		idx.lines[e.path] = e.line
+	}
+}
+
+// walk records the keys under n, whose own path is path. Aliases are not
+// followed: a key reached through one reports the line of the alias.
+func (idx *index) walk(n *yaml.Node, path string) {
 	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			idx.walk(c, path)
+		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			lines[p] = k.Line
-			index(v, p, lines)
+			p := childPath(path, k.Value)
+			idx.add(entry{path: p, key: k.Value, line: k.Line, value: v})
+			idx.walk(v, p)
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			lines[p] = item.Line
-			index(item, p, lines)
-		}
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			index(c, path, lines)
+			p := itemPath(path, i)
+			idx.add(entry{path: p, line: item.Line, value: item})
+			idx.walk(item, p)
 		}
 	}
 }
 
-// decodeProblems turns yaml.v3's type errors ("line 7: field limts not
-// found in type config.API") into Problems naming the key path.
-func decodeProblems(name string, err error, root *yaml.Node) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return &Problem{File: name, Line: yamlErrLine(err), Key: "(file)", Reason: err.Error()}
+// childPath is the path of key under parent: "apis[0]" + "name" gives
+// "apis[0].name". A key that would make the path ambiguous (a route key
+// with a dot, say) is quoted: apis[0].routes["chat.send"].
+func childPath(parent, key string) string {
+	if key == "" || strings.ContainsAny(key, ".[]\"' \t\n\r") {
+		return parent + "[" + strconv.Quote(key) + "]"
 	}
-	byLine := map[int]string{}
-	if len(root.Content) > 0 {
-		lines := map[string]int{}
-		index(root.Content[0], "", lines)
-		for k, l := range lines {
-			if cur, ok := byLine[l]; !ok || len(k) > len(cur) {
-				byLine[l] = k
-			}
-		}
+	if parent == "" {
+		return key
 	}
-	var errs []error
-	for _, msg := range te.Errors {
-		line := yamlErrLine(errors.New(msg))
-		key := byLine[line]
-		reason := strings.TrimSpace(lineRE.ReplaceAllString(msg, ""))
-		reason = strings.TrimPrefix(reason, ": ")
-		if strings.HasPrefix(reason, "field ") && strings.Contains(reason, " not found in type ") {
-			reason = "unknown key"
-		}
-		errs = append(errs, &Problem{File: name, Line: line, Key: key, Reason: reason})
-	}
-	return errors.Join(errs...)
+	return parent + "." + key
 }
 
-// ApplyDefaults fills every zero field with its documented default.
-func (f *File) ApplyDefaults() {
-	if f.ShutdownTimeout == 0 {
-		f.ShutdownTimeout = Duration(30 * time.Second)
-	}
-	if f.Management.Address == "" {
-		f.Management.Address = "127.0.0.1:9090"
-	}
-	if f.Storage.Type == "" {
-		f.Storage.Type = "memory"
-	}
-	if f.Log.Level == "" {
-		f.Log.Level = "info"
-	}
-	if f.Log.Format == "" {
-		f.Log.Format = "text"
-	}
-	for i := range f.APIs {
-		a := &f.APIs[i]
-		if a.ID == "" && a.Name != "" {
-			a.ID = deriveID(a.Name)
-		}
-		if a.Listen == "" && len(f.APIs) == 1 {
-			a.Listen = ":8080"
-		}
-		if a.RouteSelectionExpression == "" {
-			a.RouteSelectionExpression = "$request.body.action"
-		}
-		if a.BinaryFrames == "" {
-			a.BinaryFrames = "accept"
-		}
-		l := &a.Limits
-		defInt(&l.MaxMessageBytes, 128<<10)
-		defInt(&l.MaxFrameBytes, 32<<10)
-		defDur(&l.IdleTimeout, 10*time.Minute)
-		defDur(&l.MaxConnectionDuration, 2*time.Hour)
-		defDur(&l.PongTimeout, 30*time.Second)
-		defDur(&l.HandshakeTimeout, 10*time.Second)
-		defDur(&l.WriteTimeout, 10*time.Second)
-		for k, r := range a.Routes {
-			if r.Integration == nil {
-				continue
-			}
-			defDur(&r.Integration.Timeout, 29*time.Second)
-			if r.Integration.Type == "mock" && r.Integration.Response == nil {
-				r.Integration.Response = &MockResponse{}
-			}
-			if r.Integration.Response != nil && r.Integration.Response.StatusCode == 0 {
-				r.Integration.Response.StatusCode = 200
-			}
-			a.Routes[k] = r
-		}
-	}
+// itemPath is the path of the i-th item of the list at parent.
+func itemPath(parent string, i int) string {
+	return parent + "[" + strconv.Itoa(i) + "]"
 }
 
-func defInt(v *int, d int) {
-	if *v == 0 {
-		*v = d
+// parentPath undoes childPath and itemPath: apis[0].name -> apis[0] ->
+// apis -> "".
+func parentPath(p string) string {
+	switch {
+	case strings.HasSuffix(p, `"]`):
+		// strconv.Quote escapes every '"' inside, so the last `["` opens
+		// the quoted segment.
+		return p[:strings.LastIndex(p, `["`)]
+	case strings.HasSuffix(p, "]"):
+		return p[:strings.LastIndex(p, "[")]
 	}
+	if i := strings.LastIndex(p, "."); i >= 0 {
+		return p[:i]
+	}
+	return ""
 }
 
-func defDur(v *Duration, d time.Duration) {
-	if *v == 0 {
-		*v = Duration(d)
-	}
-}
-
-// deriveID makes a stable 10-character apiId from a name.
-func deriveID(name string) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	sum := sha256.Sum256([]byte(name))
-	id := make([]byte, 10)
-	for i := range id {
-		id[i] = alphabet[int(sum[i])%len(alphabet)]
-	}
-	return string(id)
-}
-
+// yaml.v3 decoding messages, without their "line N: " prefix.
 var (
-	stageNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	apiIDRE     = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
+	unknownFieldRE = regexp.MustCompile(`^field (.+) not found in type \S+$`)
+	duplicateKeyRE = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	cannotRE       = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `(.*)`)? into (.+)$")
+	gotQuotedRE    = regexp.MustCompile(`got ("(?:[^"\\]|\\.)*")$`)
 )
 
-// validator collects problems with their lines.
-type validator struct {
-	f     *File
-	probs []*Problem
+// decodeProblems turns yaml.v3's decoding errors ("line 7: field limts not
+// found in type config.API") into Problems naming the key path
+// ("apis[0].limts: unknown key").
+func decodeProblems(name string, err error, idx *index) []*Problem {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []*Problem{syntaxProblem(name, err)}
+	}
+	probs := make([]*Problem, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		line, reason := splitLine(msg)
+		key, reason := idx.explain(line, reason)
+		probs = append(probs, &Problem{File: name, Line: max(line, 1), Key: key, Reason: reason})
+	}
+	return probs
 }
 
-func (v *validator) add(key, format string, args ...any) {
-	line := 0
-	for k := key; k != ""; k = parentKey(k) {
-		if l, ok := v.f.lines[k]; ok {
-			line = l
-			break
+// explain finds the key a decoding message on line is about and rewords
+// the message for people.
+func (idx *index) explain(line int, msg string) (key, reason string) {
+	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+		return idx.keyAt(line, m[1]), "unknown key"
+	}
+	if m := duplicateKeyRE.FindStringSubmatch(msg); m != nil {
+		return idx.keyAt(line, m[1]), "duplicate key (first set on line " + m[2] + ")"
+	}
+	if m := cannotRE.FindStringSubmatch(msg); m != nil {
+		return idx.valueAt(line, m[1], m[2], m[2] != ""),
+			fmt.Sprintf("want %s, got %s", describeType(m[3]), describeValue(m[1], m[2]))
+	}
+	// Messages of UnmarshalYAML methods, e.g. Duration's
+	// `want a duration such as "30s", got "soon"`.
+	value, quoted := "", false
+	if g := gotQuotedRE.FindStringSubmatch(msg); g != nil {
+		value, _ = strconv.Unquote(g[1])
+		quoted = true
+	}
+	return idx.valueAt(line, "", value, quoted), msg
+}
+
+// keyAt finds the path of the key written as key on line.
+func (idx *index) keyAt(line int, key string) string {
+	for i := len(idx.entries) - 1; i >= 0; i-- {
+		if e := idx.entries[i]; e.line == line && e.key == key {
+			return e.path
 		}
 	}
-	if line == 0 {
-		line = 1
-	}
-	v.probs = append(v.probs, &Problem{File: v.f.path, Line: line, Key: key, Reason: fmt.Sprintf(format, args...)})
+	return idx.valueAt(line, "", "", false)
 }
 
-func parentKey(k string) string {
-	i := strings.LastIndexAny(k, ".[")
-	if i < 0 {
-		return ""
-	}
-	return k[:i]
-}
-
-// Validate checks a defaulted file and reports every problem found.
-func (f *File) Validate() error {
-	v := &validator{f: f}
-	if f.lines == nil {
-		f.lines = map[string]int{}
-	}
-	switch f.Storage.Type {
-	case "memory":
-	default:
-		v.add("storage.type", "unknown storage type %q (want \"memory\")", f.Storage.Type)
-	}
-	switch f.Connections.Mode {
-	case "", "epoll", "goroutine":
-	default:
-		v.add("connections.mode", "unknown mode %q (want \"epoll\" or \"goroutine\")", f.Connections.Mode)
-	}
-	if f.Connections.Shards < 0 || f.Connections.SendQueueBytes < 0 {
-		v.add("connections", "shards and sendQueueBytes must not be negative")
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, f.Log.Level) {
-		v.add("log.level", "unknown level %q (want debug, info, warn or error)", f.Log.Level)
-	}
-	if f.Log.Format != "text" && f.Log.Format != "json" {
-		v.add("log.format", "unknown format %q (want text or json)", f.Log.Format)
-	}
-	if _, _, err := net.SplitHostPort(f.Management.Address); err != nil {
-		v.add("management.address", "want host:port: %v", err)
-	}
-	if f.ShutdownTimeout < 0 {
-		v.add("shutdownTimeout", "must not be negative")
-	}
-	if len(f.APIs) == 0 {
-		v.add("apis", "at least one API is required")
-	}
-	names, listens := map[string]bool{}, map[string]bool{}
-	for i := range f.APIs {
-		v.api(fmt.Sprintf("apis[%d]", i), &f.APIs[i], names, listens)
-	}
-	if len(v.probs) == 0 {
-		return nil
-	}
-	sort.SliceStable(v.probs, func(i, j int) bool { return v.probs[i].Line < v.probs[j].Line })
-	errs := make([]error, len(v.probs))
-	for i, p := range v.probs {
-		errs[i] = p
-	}
-	return errors.Join(errs...)
-}
-
-func (v *validator) api(key string, a *API, names, listens map[string]bool) {
-	switch {
-	case a.Name == "":
-		v.add(key+".name", "an API needs a name")
-	case names[a.Name]:
-		v.add(key+".name", "another API is already named %q", a.Name)
-	}
-	names[a.Name] = true
-	if !apiIDRE.MatchString(a.ID) {
-		v.add(key+".id", "want 1 to 64 lowercase letters and digits, got %q", a.ID)
+// valueAt finds the path whose value starts on line. yaml.v3 names the
+// offending value (shortened to 7 characters and "..." when long) and its
+// tag; they pick the right key when several share a line, as in
+// "limits: {maxFrameBytes: big, idleTimeout: soon}". The deepest match
+// wins; with no match the deepest key on the line is used.
+func (idx *index) valueAt(line int, tag, value string, hasValue bool) string {
+	best, fallback := "", ""
+	for _, e := range idx.entries {
+		v := e.value
+		if v.Line != line && e.line != line {
+			continue
+		}
+		if len(e.path) > len(fallback) {
+			fallback = e.path
+		}
+		if v.Line != line || !valueMatches(v, tag, value, hasValue) {
+			continue
+		}
+		if len(e.path) > len(best) {
+			best = e.path
+		}
 	}
 	switch {
-	case a.Listen == "":
-		v.add(key+".listen", "with several APIs each needs its own listen address")
-	case listens[a.Listen]:
-		v.add(key+".listen", "another API already listens on %s", a.Listen)
-	default:
-		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
-			v.add(key+".listen", "want host:port: %v", err)
-		}
+	case best != "":
+		return best
+	case fallback != "":
+		return fallback
 	}
-	listens[a.Listen] = true
-	if a.BinaryFrames != "accept" && a.BinaryFrames != "reject" {
-		v.add(key+".binaryFrames", "want \"accept\" or \"reject\", got %q", a.BinaryFrames)
-	}
-	if t, err := expr.Compile(a.RouteSelectionExpression); err != nil {
-		v.add(key+".routeSelectionExpression", "%v", err)
-	} else if err := expr.ValidateRouteSelection(t); err != nil {
-		v.add(key+".routeSelectionExpression", "%v", err)
-	}
-	v.limits(key+".limits", &a.Limits)
-	if len(a.Stages) == 0 {
-		v.add(key+".stages", "at least one stage is required")
-	}
-	stages := map[string]bool{}
-	for i, st := range a.Stages {
-		sk := fmt.Sprintf("%s.stages[%d]", key, i)
-		switch {
-		case !stageNameRE.MatchString(st.Name):
-			v.add(sk+".name", "want 1 to 128 letters, digits, '-' or '_', got %q", st.Name)
-		case stages[st.Name]:
-			v.add(sk+".name", "stage %q is declared twice", st.Name)
-		}
-		stages[st.Name] = true
-	}
-	if len(a.Routes) == 0 {
-		v.add(key+".routes", "at least one route is required")
-	}
-	keys := make([]string, 0, len(a.Routes))
-	for k := range a.Routes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, rk := range keys {
-		v.route(key+".routes."+rk, rk, a.Routes[rk], a.Stages)
-	}
+	return rootKey
 }
 
-func (v *validator) limits(key string, l *Limits) {
-	if l.MaxFrameBytes < 0 || l.MaxMessageBytes < 0 {
-		v.add(key, "sizes must be positive")
+func valueMatches(v *yaml.Node, tag, value string, hasValue bool) bool {
+	switch tag {
+	case "!!seq":
+		return v.Kind == yaml.SequenceNode
+	case "!!map":
+		return v.Kind == yaml.MappingNode
 	}
-	if l.MaxFrameBytes > l.MaxMessageBytes {
-		v.add(key+".maxFrameBytes", "%d is over maxMessageBytes (%d)", l.MaxFrameBytes, l.MaxMessageBytes)
+	if v.Kind != yaml.ScalarNode {
+		return false
 	}
-	for name, d := range map[string]Duration{
-		"idleTimeout": l.IdleTimeout, "maxConnectionDuration": l.MaxConnectionDuration,
-		"pingInterval": l.PingInterval, "pongTimeout": l.PongTimeout,
-		"handshakeTimeout": l.HandshakeTimeout, "writeTimeout": l.WriteTimeout,
-	} {
-		if d < 0 {
-			v.add(key+"."+name, "must not be negative")
-		}
+	if !hasValue {
+		return true
 	}
+	if short, ok := strings.CutSuffix(value, "..."); ok && len(v.Value) > 10 {
+		return strings.HasPrefix(v.Value, short)
+	}
+	return v.Value == value
 }
 
-func (v *validator) route(key, rk string, r Route, stages []Stage) {
-	reserved := rk == "$connect" || rk == "$disconnect" || rk == "$default"
-	if strings.HasPrefix(rk, "$") && !reserved {
-		v.add(key, "custom route keys must not start with '$' (reserved: $connect, $disconnect, $default)")
+// describeType says in words what a Go type wants in YAML.
+func describeType(goType string) string {
+	t := strings.TrimPrefix(goType, "*")
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "config."):
+		return "a mapping"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
 	}
-	if rk == "" {
-		v.add(key, "empty route key")
-	}
-	ic := r.Integration
-	if ic == nil {
-		if rk != "$connect" && rk != "$disconnect" {
-			v.add(key+".integration", "route %q needs an integration", rk)
-		}
-		return
-	}
-	ik := key + ".integration"
-	if ic.Timeout.D() < 50*time.Millisecond || ic.Timeout.D() > time.Hour {
-		v.add(ik+".timeout", "want between 50ms and 1h, got %s", ic.Timeout.D())
-	}
-	switch ic.Type {
-	case "http":
-		v.httpURI(ik+".uri", ic.URI, stages)
-		if ic.Response != nil {
-			v.add(ik+".response", "only mock integrations have a response")
-		}
-	case "mock":
-		if ic.URI != "" {
-			v.add(ik+".uri", "a mock integration has no uri")
-		}
-		if ic.Response != nil {
-			if c := ic.Response.StatusCode; c < 100 || c > 599 {
-				v.add(ik+".response.statusCode", "want an HTTP status 100-599, got %d", c)
-			}
-			if _, err := expr.Compile(ic.Response.Body); err != nil {
-				v.add(ik+".response.body", "%v", err)
-			}
-		}
-	default:
-		v.add(ik+".type", "unknown integration type %q (want \"http\" or \"mock\")", ic.Type)
-	}
+	return t
 }
 
-// httpURI checks an integration URI: only stage variables may be used,
-// each must exist in every stage, and the result must be an http(s) URL.
-func (v *validator) httpURI(key, uri string, stages []Stage) {
-	if uri == "" {
-		v.add(key, "an http integration needs a uri")
-		return
+// describeValue says what was written instead.
+func describeValue(tag, value string) string {
+	switch tag {
+	case "!!seq":
+		return "a list"
+	case "!!map":
+		return "a mapping"
 	}
-	t, err := expr.Compile(uri)
-	if err != nil {
-		v.add(key, "%v", err)
-		return
-	}
-	for _, name := range t.Vars() {
-		sv, ok := strings.CutPrefix(name, "stageVariables.")
-		if !ok {
-			v.add(key, "only ${stageVariables.x} may be used in a uri, not $%s", name)
-			return
-		}
-		for _, st := range stages {
-			if _, ok := st.Variables[sv]; !ok {
-				v.add(key, "stage %q has no variable %q", st.Name, sv)
-			}
-		}
-	}
-	for _, st := range stages {
-		vars := expr.Map{}
-		for k, val := range st.Variables {
-			vars["stageVariables."+k] = val
-		}
-		u := t.Eval(nil, vars)
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			v.add(key, "in stage %q the uri is %q: want an http:// or https:// URL", st.Name, u)
-			return
-		}
-	}
+	return strconv.Quote(value)
 }

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"strings"
+	"time"
+)
+
+// The documented defaults, in one place.
+const (
+	defaultShutdownTimeout   = 30 * time.Second
+	defaultManagementAddress = "127.0.0.1:9090"
+	defaultStorageType       = "memory"
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "text"
+	defaultSendQueueBytes    = 1 << 20 // 1 MiB
+
+	defaultListen                   = ":8080" // only when there is one API
+	defaultRouteSelectionExpression = "$request.body.action"
+	defaultBinaryFrames             = "accept"
+
+	// Limits: Amazon API Gateway's values.
+	defaultMaxMessageBytes       = 128 << 10 // 131072
+	defaultMaxFrameBytes         = 32 << 10  // 32768
+	defaultIdleTimeout           = 10 * time.Minute
+	defaultMaxConnectionDuration = 2 * time.Hour
+	defaultPongTimeout           = 30 * time.Second
+	defaultHandshakeTimeout      = 10 * time.Second
+	defaultWriteTimeout          = 10 * time.Second
+
+	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
+	defaultMockStatusCode     = 200
+)
+
+// ApplyDefaults fills every zero field with its documented default. Parse
+// and Load call it; code that builds a File by hand calls it before
+// Validate. Calling it twice changes nothing.
+//
+// Two defaults are left to the code that uses them: Connections.Mode ""
+// means "epoll where supported, goroutine elsewhere", and
+// Connections.Shards 0 means GOMAXPROCS. PingInterval 0 means "no pings".
+func (f *File) ApplyDefaults() {
+	setDuration(&f.ShutdownTimeout, defaultShutdownTimeout)
+	setString(&f.Management.Address, defaultManagementAddress)
+	setString(&f.Storage.Type, defaultStorageType)
+	setString(&f.Log.Level, defaultLogLevel)
+	setString(&f.Log.Format, defaultLogFormat)
+	setInt(&f.Connections.SendQueueBytes, defaultSendQueueBytes)
+
+	for i := range f.APIs {
+		a := &f.APIs[i]
+		if a.ID == "" && a.Name != "" {
+			a.ID = deriveID(a.Name)
+		}
+		// With several APIs a shared default port would collide, so each
+		// must choose its own; Validate says so.
+		if len(f.APIs) == 1 {
+			setString(&a.Listen, defaultListen)
+		}
+		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
+		setString(&a.BinaryFrames, defaultBinaryFrames)
+		a.Limits.applyDefaults()
+		for _, r := range a.Routes {
+			// Route values are copies, but Integration is a pointer into
+			// the shared value, so changes stick.
+			if r.Integration != nil {
+				r.Integration.applyDefaults()
+			}
+		}
+	}
+}
+
+func (l *Limits) applyDefaults() {
+	setInt(&l.MaxMessageBytes, defaultMaxMessageBytes)
+	setInt(&l.MaxFrameBytes, defaultMaxFrameBytes)
+	setDuration(&l.IdleTimeout, defaultIdleTimeout)
+	setDuration(&l.MaxConnectionDuration, defaultMaxConnectionDuration)
+	setDuration(&l.PongTimeout, defaultPongTimeout)
+	setDuration(&l.HandshakeTimeout, defaultHandshakeTimeout)
+	setDuration(&l.WriteTimeout, defaultWriteTimeout)
+}
+
+func (ic *Integration) applyDefaults() {
+	setDuration(&ic.Timeout, defaultIntegrationTimeout)
+	// A mock without a response answers 200 with no body.
+	if ic.Type == "mock" && ic.Response == nil {
+		ic.Response = &MockResponse{}
+	}
+	if ic.Response != nil {
+		setInt(&ic.Response.StatusCode, defaultMockStatusCode)
+	}
+}
+
+func setString(v *string, d string) {
+	if *v == "" {
+		*v = d
+	}
+}
+
+func setInt(v *int, d int) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+func setDuration(v *Duration, d time.Duration) {
+	if *v == 0 {
+		*v = Duration(d)
+	}
+}
+
+// idEncoding writes bytes as lowercase letters a-z and digits 2-7.
+var idEncoding = base32.NewEncoding(strings.ToLower("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")).WithPadding(base32.NoPadding)
+
+// deriveID makes the default apiId of an API named name: the first ten
+// characters of the base32 form of its SHA-256. The same name always
+// gives the same ID, so IDs survive restarts and agree between nodes.
+func deriveID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return idEncoding.EncodeToString(sum[:])[:10]
+}

@@ -1,0 +1,354 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portico-gateway/portico/routing/expr"
+)
+
+var (
+	apiIDRE     = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
+	stageNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+)
+
+// The route keys with a meaning of their own; custom keys may not start
+// with '$' (Amazon API Gateway's rule).
+const (
+	routeConnect    = "$connect"
+	routeDisconnect = "$disconnect"
+	routeDefault    = "$default"
+)
+
+// Integration timeouts: AWS's minimum, and our maximum (AWS's is 29s).
+const (
+	minIntegrationTimeout = 50 * time.Millisecond
+	maxIntegrationTimeout = time.Hour
+)
+
+// validator collects the problems of one file.
+type validator struct {
+	f     *File
+	probs []*Problem
+}
+
+// add records a problem with key. A key missing from the file (its value
+// came from a default) is reported on the line of its nearest parent that
+// is in the file, or line 1.
+func (v *validator) add(key, format string, args ...any) {
+	line := 0
+	if v.f.path != "" || len(v.f.lines) > 0 {
+		line = 1
+		for k := key; k != ""; k = parentPath(k) {
+			if l, ok := v.f.lines[k]; ok {
+				line = l
+				break
+			}
+		}
+	}
+	v.probs = append(v.probs, &Problem{File: v.f.path, Line: line, Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks a defaulted file (call ApplyDefaults first) and reports
+// every problem found, sorted by line, joined with errors.Join. Every
+// problem is a *Problem wrapping ErrInvalid.
+func (f *File) Validate() error {
+	v := &validator{f: f}
+
+	if !slices.Contains([]string{"memory"}, f.Storage.Type) {
+		v.add("storage.type", "unknown storage type %q (supported: memory)", f.Storage.Type)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, f.Log.Level) {
+		v.add("log.level", "unknown level %q (want debug, info, warn or error)", f.Log.Level)
+	}
+	if f.Log.Format != "text" && f.Log.Format != "json" {
+		v.add("log.format", "unknown format %q (want text or json)", f.Log.Format)
+	}
+	if !slices.Contains([]string{"", "epoll", "goroutine"}, f.Connections.Mode) {
+		v.add("connections.mode", "unknown mode %q (want \"epoll\" or \"goroutine\")", f.Connections.Mode)
+	}
+	if f.Connections.Shards < 0 {
+		v.add("connections.shards", "must not be negative, got %d", f.Connections.Shards)
+	}
+	if f.Connections.SendQueueBytes < 0 {
+		v.add("connections.sendQueueBytes", "must not be negative, got %d", f.Connections.SendQueueBytes)
+	}
+	if f.ShutdownTimeout < 0 {
+		v.add("shutdownTimeout", "must not be negative, got %s", f.ShutdownTimeout.D())
+	}
+	listeners := &addresses{}
+	if reason := checkAddress(f.Management.Address); reason != "" {
+		v.add("management.address", "%s", reason)
+	} else {
+		listeners.use(f.Management.Address, "management.address")
+	}
+
+	if len(f.APIs) == 0 {
+		v.add("apis", "at least one API is required")
+	}
+	names := map[string]string{} // API name -> key of the first API with it
+	for i := range f.APIs {
+		v.api(itemPath("apis", i), &f.APIs[i], len(f.APIs), names, listeners)
+	}
+	return joinProblems(v.probs)
+}
+
+func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, listeners *addresses) {
+	switch first, dup := names[a.Name]; {
+	case a.Name == "":
+		v.add(key+".name", "an API needs a name")
+	case dup:
+		v.add(key+".name", "%s already has the name %q", first, a.Name)
+	default:
+		names[a.Name] = key
+	}
+	if a.ID != "" && !apiIDRE.MatchString(a.ID) {
+		v.add(key+".id", "want 1 to 64 lowercase letters and digits, got %q", a.ID)
+	}
+
+	switch {
+	case a.Listen == "" && nAPIs > 1:
+		v.add(key+".listen", "required when there are several APIs: each needs its own host:port")
+	case a.Listen == "":
+		v.add(key+".listen", "want host:port, got \"\"")
+	default:
+		if reason := checkAddress(a.Listen); reason != "" {
+			v.add(key+".listen", "%s", reason)
+		} else if other := listeners.use(a.Listen, key+".listen"); other != "" {
+			v.add(key+".listen", "%s is already used by %s", a.Listen, other)
+		}
+	}
+
+	if a.BinaryFrames != "accept" && a.BinaryFrames != "reject" {
+		v.add(key+".binaryFrames", "want \"accept\" or \"reject\", got %q", a.BinaryFrames)
+	}
+	v.routeSelection(key+".routeSelectionExpression", a.RouteSelectionExpression)
+	v.limits(key+".limits", &a.Limits)
+
+	if len(a.Stages) == 0 {
+		v.add(key+".stages", "at least one stage is required")
+	}
+	seen := map[string]bool{}
+	for i, st := range a.Stages {
+		sk := itemPath(key+".stages", i) + ".name"
+		switch {
+		case !stageNameRE.MatchString(st.Name):
+			v.add(sk, "want 1 to 128 letters, digits, '-' or '_', got %q", st.Name)
+		case seen[st.Name]:
+			v.add(sk, "stage %q is declared twice", st.Name)
+		}
+		seen[st.Name] = true
+	}
+
+	if len(a.Routes) == 0 {
+		v.add(key+".routes", "at least one route is required")
+	}
+	routeKeys := make([]string, 0, len(a.Routes))
+	for rk := range a.Routes {
+		routeKeys = append(routeKeys, rk)
+	}
+	sort.Strings(routeKeys) // a stable order for problems on one line
+	for _, rk := range routeKeys {
+		v.route(childPath(key+".routes", rk), rk, a.Routes[rk], a.Stages)
+	}
+}
+
+// routeSelection checks a route selection expression: it must read the
+// message body, as Amazon API Gateway requires.
+func (v *validator) routeSelection(key, e string) {
+	if strings.TrimSpace(e) == "" {
+		v.add(key, "must not be empty (e.g. \"$request.body.action\")")
+		return
+	}
+	t, err := expr.Compile(e)
+	if err != nil {
+		v.add(key, "%v", err)
+		return
+	}
+	if err := expr.ValidateRouteSelection(t); err != nil {
+		v.add(key, "%v", err)
+	}
+}
+
+func (v *validator) limits(key string, l *Limits) {
+	if l.MaxMessageBytes <= 0 {
+		v.add(key+".maxMessageBytes", "must be positive, got %d", l.MaxMessageBytes)
+	}
+	if l.MaxFrameBytes <= 0 {
+		v.add(key+".maxFrameBytes", "must be positive, got %d", l.MaxFrameBytes)
+	} else if l.MaxMessageBytes > 0 && l.MaxFrameBytes > l.MaxMessageBytes {
+		v.add(key+".maxFrameBytes", "%d is over maxMessageBytes (%d): a frame may not be larger than a message",
+			l.MaxFrameBytes, l.MaxMessageBytes)
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{
+		{"idleTimeout", l.IdleTimeout},
+		{"maxConnectionDuration", l.MaxConnectionDuration},
+		{"pingInterval", l.PingInterval},
+		{"pongTimeout", l.PongTimeout},
+		{"handshakeTimeout", l.HandshakeTimeout},
+		{"writeTimeout", l.WriteTimeout},
+	} {
+		if d.d < 0 {
+			v.add(key+"."+d.name, "must not be negative, got %s", d.d.D())
+		}
+	}
+}
+
+func (v *validator) route(key, rk string, r Route, stages []Stage) {
+	reserved := rk == routeConnect || rk == routeDisconnect || rk == routeDefault
+	switch {
+	case strings.TrimSpace(rk) == "":
+		v.add(key, "a route key must not be empty")
+	case strings.HasPrefix(rk, "$") && !reserved:
+		v.add(key, "custom route keys must not start with '$' (the reserved keys are $connect, $disconnect and $default)")
+	}
+	ic := r.Integration
+	if ic == nil {
+		if rk != routeConnect && rk != routeDisconnect {
+			v.add(key+".integration", "route %q needs an integration (only $connect and $disconnect may go without)", rk)
+		}
+		return
+	}
+	ik := key + ".integration"
+	if t := ic.Timeout.D(); t < minIntegrationTimeout || t > maxIntegrationTimeout {
+		v.add(ik+".timeout", "want between %s and %s, got %s", minIntegrationTimeout, "1h", t)
+	}
+	switch ic.Type {
+	case "http":
+		v.httpURI(ik+".uri", ic.URI, stages)
+		if ic.Response != nil {
+			v.add(ik+".response", "only mock integrations have a response")
+		}
+	case "mock":
+		if ic.URI != "" {
+			v.add(ik+".uri", "a mock integration has no uri")
+		}
+		if ic.Response != nil {
+			if c := ic.Response.StatusCode; c < 100 || c > 599 {
+				v.add(ik+".response.statusCode", "want an HTTP status from 100 to 599, got %d", c)
+			}
+			if _, err := expr.Compile(ic.Response.Body); err != nil {
+				v.add(ik+".response.body", "%v", err)
+			}
+		}
+	case "":
+		v.add(ik+".type", "required: \"http\" or \"mock\"")
+	default:
+		v.add(ik+".type", "unknown integration type %q (want \"http\" or \"mock\")", ic.Type)
+	}
+}
+
+// httpURI checks an http integration's URI: only stage variables may be
+// used in it, each must be set in every stage, and in every stage the
+// result must be an http:// or https:// URL with a host.
+func (v *validator) httpURI(key, uri string, stages []Stage) {
+	if uri == "" {
+		v.add(key, "an http integration needs a uri")
+		return
+	}
+	t, err := expr.Compile(uri)
+	if err != nil {
+		v.add(key, "%v", err)
+		return
+	}
+	var used []string // stage variable names, each once, in order
+	for _, name := range t.Vars() {
+		sv, ok := strings.CutPrefix(name, "stageVariables.")
+		if !ok || sv == "" {
+			v.add(key, "only ${stageVariables.name} may be used in a uri, not $%s", name)
+			return
+		}
+		if !slices.Contains(used, sv) {
+			used = append(used, sv)
+		}
+	}
+	missing := false
+	for _, st := range stages {
+		for _, name := range used {
+			if _, ok := st.Variables[name]; !ok {
+				v.add(key, "stage %q has no variable %q", st.Name, name)
+				missing = true
+			}
+		}
+	}
+	if missing {
+		return
+	}
+	if len(stages) == 0 {
+		stages = []Stage{{}} // still check a uri that uses no variables
+	}
+	for _, st := range stages {
+		vars := expr.Map{}
+		for k, val := range st.Variables {
+			vars["stageVariables."+k] = val
+		}
+		u := t.Eval(nil, vars)
+		if reason := checkURL(u); reason != "" {
+			if st.Name != "" && u != uri {
+				reason = fmt.Sprintf("in stage %q the uri is %q: %s", st.Name, u, reason)
+			}
+			v.add(key, "%s", reason)
+			return
+		}
+	}
+}
+
+func checkURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Sprintf("want an http:// or https:// URL, got %q", s)
+	}
+	if u.Host == "" {
+		return fmt.Sprintf("the URL %q has no host", s)
+	}
+	return ""
+}
+
+// checkAddress checks a host:port to listen on; it returns why it is bad,
+// or "".
+func checkAddress(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("want host:port such as \"127.0.0.1:8080\" or \":8080\", got %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("want a port number from 0 to 65535, got %q", port)
+	}
+	return ""
+}
+
+// addresses remembers the host:ports listened on, to refuse two
+// listeners on one port. Port 0 (any free port) never collides; a
+// wildcard host ("", 0.0.0.0, ::) collides with every host on its port.
+type addresses struct {
+	used []struct{ host, port, key string }
+}
+
+// use records addr for key and returns the key already using it, or "".
+func (a *addresses) use(addr, key string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if port == "0" {
+		return ""
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	for _, u := range a.used {
+		if u.port == port && (u.host == host || wild(u.host) || wild(host)) {
+			return u.key
+		}
+	}
+	a.used = append(a.used, struct{ host, port, key string }{host, port, key})
+	return ""
+}
