@@ -28,7 +28,7 @@ SRC=127.0.0.2-127.0.0.9
 # gateway MODE WSPORT MGMTPORT [extra top-level yaml]: start a gateway; its pid is left in $GW.
 gateway() {
 	local mode=$1 ws=$2 mg=$3 extra=${4:-}
-	cat > "$tmp/gw-$ws.yaml" <<YAML
+	cat > "$tmp/gw-$ws-$mg.yaml" <<YAML
 management: {address: 127.0.0.1:$mg}
 connections: {mode: $mode}
 $extra
@@ -51,7 +51,7 @@ apis:
         routeResponse: true
         integration: {type: http, uri: "\${stageVariables.backend}/"}
 YAML
-	"$tmp/portico" --config "$tmp/gw-$ws.yaml" >/dev/null 2>"$tmp/gw-$ws-$mg.log" &
+	"$tmp/portico" --config "$tmp/gw-$ws-$mg.yaml" >/dev/null 2>"$tmp/gw-$ws-$mg.log" &
 	GW=$!
 	pids+=("$GW")
 	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ws") 2>/dev/null && break; sleep 0.1; done
@@ -127,6 +127,6 @@ if [[ $what == reuseport || $what == all ]]; then
 			"$(curl -s "http://127.0.0.1:1909$i/metrics" | awk '/^portico_connections_open/ {print $2}')"
 	done | tee "$OUT/reuseport-split.txt"
 	for p in "${lpids[@]}"; do wait "$p"; done
-	cat "$tmp"/gen*.log
+	cat "$tmp"/gen*.log "$tmp"/gw-*.log
 fi
 echo "results in $OUT"
