@@ -138,10 +138,13 @@ func New(opts Options) (*Router, error) {
 	r.log = r.log.With("api", api.Name)
 	client := opts.HTTPClient
 	if client == nil {
+		// Keep as many idle connections to a backend as there may be
+		// calls in flight: a smaller pool closes and reopens TCP
+		// connections under load.
 		client = &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 4096,
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
