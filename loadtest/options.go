@@ -1,112 +1,357 @@
+// Package loadtest is Portico's load generator: it opens and holds many
+// WebSocket connections from loopback source addresses and drives four
+// scenarios against a gateway on the same machine:
+//
+//   - connect: open N connections at a rate, hold them idle, report the
+//     connect rate, handshake latency and the gateway's memory per
+//     connection;
+//   - echo: closed-loop (or fixed-rate) messages on a two-way route,
+//     reporting messages per second and round-trip latency;
+//   - post: @connections POSTs to random connections, reporting the HTTP
+//     latency and the delivery latency measured at the receiving socket;
+//   - http-integration: echo through a route whose integration is a
+//     Lambda-proxy-style backend the generator serves itself, reporting
+//     the latency the gateway adds over calling that backend directly.
+//
+// The connections live in a wsclient.Pool: raw sockets on a few epoll
+// event loops, no goroutine per connection, so one generator process can
+// hold as many connections as one gateway process. cmd/portico-load is
+// the command line; README.md explains how to run large tests.
 package loadtest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Options configure a run. Every run is bounded by Connections and
-// Duration (or Hold) and targets loopback addresses only.
+// Scenario names.
+const (
+	Connect         = "connect"
+	Echo            = "echo"
+	Post            = "post"
+	HTTPIntegration = "http-integration"
+)
+
+// MaxDuration caps every phase of a run.
+const MaxDuration = 10 * time.Minute
+
+// Options configure a run. Run fills in defaults for zero fields; the
+// run is bounded by Connections and Duration and targets loopback only.
 type Options struct {
-	Scenario    string        // connect, echo, post, http-integration
-	URL         string        // WebSocket URL, e.g. ws://127.0.0.1:8080/dev
-	Management  string        // @connections stage URL, e.g. http://127.0.0.1:9090/dev (post)
-	Sources     []net.IP      // loopback source addresses, used round-robin
-	Connections int           // connections to open
-	Rate        int           // connects per second (0: as fast as possible)
-	Concurrency int           // handshakes in flight (0: 256)
-	Hold        time.Duration // connect: how long to hold the connections idle
-	Duration    time.Duration // echo, post, http-integration: how long to send
-	Depth       int           // echo: messages in flight per connection (0: 1), closed loop
-	MsgRate     int           // echo: open loop instead: this many messages per second in all, spread over the connections
-	Clients     int           // post: concurrent HTTP clients (0: 64)
-	Action      string        // echo: route action (0: "echo")
-	Expect      string        // echo: "data" (the reply is the data field) or "raw" (the whole message)
-	Whoami      string        // post: action answering {"connectionId":...} (0: "whoami")
-	Loops       int           // event loops (0: GOMAXPROCS)
-	GatewayPIDs []int         // processes whose RSS and CPU are reported
-	BackendURL  string        // http-integration: the backend the gateway calls, to time it directly
+	Scenario string // Connect, Echo, Post or HTTPIntegration
+
+	// URL is the WebSocket URL of the stage, e.g. ws://127.0.0.1:8080/dev.
+	URL string
+	// Sources are the loopback addresses connections come from, used in
+	// turn (none: the kernel picks 127.0.0.1).
+	Sources []net.IP
+	// Connections is how many connections to open.
+	Connections int
+	// Rate is connects per second (0: as fast as Concurrency allows).
+	Rate float64
+	// Concurrency bounds handshakes in flight. Default 64.
+	Concurrency int
+	// HandshakeTimeout bounds one TCP connect plus handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	// RampTimeout bounds opening all the connections. Default 2m.
+	RampTimeout time.Duration
+	// Duration is how long to hold the connections (connect) or to send
+	// (the others). Required; at most MaxDuration.
+	Duration time.Duration
+	// Drain is how long to wait for replies still in flight once sending
+	// stops, and for the server's answers to our close frames. Default 3s.
+	Drain time.Duration
+	// Loops is the number of event loops. Default GOMAXPROCS.
+	Loops int
+
+	// Action is the route of echo messages ({"action":Action,...}).
+	// Default "echo".
+	Action string
+	// Expect says what a reply holds: "data" (the message's data field,
+	// as the echo example's mock route answers), "raw" (the whole
+	// message, as a plain echo server answers) or "auto" (either).
+	// Default "auto".
+	Expect string
+	// Depth is the messages in flight per connection (closed loop).
+	// Default 1.
+	Depth int
+	// MsgRate, when set, sends at this total rate instead (open loop),
+	// spread over the connections in turn.
+	MsgRate float64
+	// MessageBytes pads each message's data to about this size.
+	MessageBytes int
+
+	// Management is the management listener, e.g. http://127.0.0.1:9090
+	// (post). When it has no path, "/{stage}" is added.
+	Management string
+	// Stage for Management. Default: the first segment of URL's path.
+	Stage string
+	// Clients is the number of concurrent keep-alive HTTP clients (post).
+	// Default 64.
+	Clients int
+	// Whoami is the action answering {"connectionId":"..."} (post).
+	// Default "whoami".
+	Whoami string
+
+	// BackendListen is where the in-process backend listens
+	// (http-integration). Default 127.0.0.1:8000.
+	BackendListen string
+	// Backend, when set, is an already running backend to time directly
+	// instead of starting one.
+	Backend string
+	// DirectClients call the backend directly while the gateway phase
+	// runs, so both are timed under the same load. Default 2.
+	DirectClients int
+	// DirectAfter, when set, also calls the backend directly for this
+	// long after the gateway phase, alone, with as many clients as there
+	// were messages in flight (at most 1024).
+	DirectAfter time.Duration
+
+	// GatewayPIDs are processes whose memory and CPU are read before and
+	// after (summed).
+	GatewayPIDs []int
+	// ComparePlain, when set (connect and echo), repeats the run against
+	// a plain goroutine-per-connection echo server started on this
+	// address as a child process (see StartPlainEchoProcess).
+	ComparePlain string
+
+	// Log receives notices, such as the address of the backend the
+	// gateway must call (nil: none).
+	Log io.Writer
+	// Progress receives a status line a second while the run goes (nil:
+	// none).
+	Progress io.Writer
+	// Args and Flags are recorded in the summary as given.
+	Args  []string
+	Flags map[string]string
 }
 
-// Summary is a run's result, printed as JSON.
-type Summary struct {
-	Scenario    string         `json:"scenario"`
-	Date        string         `json:"date"`
-	Machine     MachineInfo    `json:"machine"`
-	Args        []string       `json:"args,omitempty"`
-	Connections int            `json:"connections"`
-	Connected   int            `json:"connected"`
-	Failures    map[string]int `json:"failures"`
-	ConnectRate float64        `json:"connectsPerSecond"`
-	Handshake   Latency        `json:"handshakeLatency"`
-	Messages    int64          `json:"messages,omitempty"`
-	PerSecond   float64        `json:"messagesPerSecond,omitempty"`
-	RoundTrip   *Latency       `json:"roundTrip,omitempty"`
-	PostHTTP    *Latency       `json:"postHTTPLatency,omitempty"`
-	Delivery    *Latency       `json:"deliveryLatency,omitempty"`
-	Direct      *Latency       `json:"directBackendRoundTrip,omitempty"`
-	Statuses    map[string]int `json:"httpStatuses,omitempty"`
-	Dropped     int64          `json:"droppedByServer"`
-	Before      *ProcStats     `json:"gatewayBefore,omitempty"`
-	After       *ProcStats     `json:"gatewayAfter,omitempty"`
-	BytesPerCon float64        `json:"gatewayBytesPerConnection,omitempty"`
-	CPUSeconds  float64        `json:"gatewayCPUSeconds,omitempty"`
-	Errors      int            `json:"errors"`
+// withDefaults returns o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.HandshakeTimeout, 10*time.Second)
+	def(&o.RampTimeout, 2*time.Minute)
+	def(&o.Drain, 3*time.Second)
+	if o.Concurrency == 0 {
+		o.Concurrency = 64
+	}
+	if o.Action == "" {
+		o.Action = "echo"
+	}
+	if o.Expect == "" {
+		o.Expect = "auto"
+	}
+	if o.Depth == 0 {
+		o.Depth = 1
+	}
+	if o.Clients == 0 {
+		o.Clients = 64
+	}
+	if o.Whoami == "" {
+		o.Whoami = "whoami"
+	}
+	if o.BackendListen == "" {
+		o.BackendListen = "127.0.0.1:8000"
+	}
+	if o.DirectClients == 0 {
+		o.DirectClients = 2
+	}
+	if o.Stage == "" {
+		if u, err := url.Parse(o.URL); err == nil {
+			o.Stage, _, _ = strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		}
+	}
+	return o
 }
 
-// Latency holds percentiles in milliseconds.
-type Latency struct {
-	Count int64   `json:"count"`
-	P50   float64 `json:"p50ms"`
-	P90   float64 `json:"p90ms"`
-	P99   float64 `json:"p99ms"`
-	P999  float64 `json:"p999ms"`
-	Max   float64 `json:"maxms"`
-}
-
-// Validate refuses anything but a bounded run against loopback.
+// Validate refuses anything but a bounded run against loopback addresses.
 func (o *Options) Validate() error {
+	switch o.Scenario {
+	case Connect, Echo, Post, HTTPIntegration:
+	default:
+		return fmt.Errorf("unknown scenario %q (want connect, echo, post or http-integration)", o.Scenario)
+	}
 	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+	if err != nil || u.Host == "" {
 		return fmt.Errorf("--url %q: want ws://127.0.0.1:PORT/STAGE", o.URL)
 	}
-	if err := loopback(u.Hostname()); err != nil {
+	if u.Scheme != "ws" {
+		return fmt.Errorf("--url %q: only ws:// is supported (the generator holds raw sockets; TLS is out of scope on loopback)", o.URL)
+	}
+	if err := CheckLoopbackHost(u.Hostname()); err != nil {
 		return fmt.Errorf("--url: %w", err)
 	}
 	for _, s := range o.Sources {
 		if !s.IsLoopback() {
-			return fmt.Errorf("--sources: %s is not a loopback address", s)
+			return fmt.Errorf("--sources: %s is not a loopback address: load tests stay on this machine", s)
 		}
 	}
-	if o.Management != "" {
+	if o.Connections < 1 || o.Connections > 1_000_000 {
+		return fmt.Errorf("--connections %d: want 1 to 1000000", o.Connections)
+	}
+	if o.Duration <= 0 {
+		return errors.New("--duration is required (how long to hold or to send, e.g. 10s)")
+	}
+	for name, d := range map[string]time.Duration{"--duration": o.Duration, "--ramp-timeout": o.RampTimeout,
+		"--direct-after": o.DirectAfter, "--drain": o.Drain, "--handshake-timeout": o.HandshakeTimeout} {
+		if d < 0 || d > MaxDuration {
+			return fmt.Errorf("%s %v: want at most %v", name, d, MaxDuration)
+		}
+	}
+	switch {
+	case o.Rate < 0 || o.MsgRate < 0:
+		return errors.New("--rate and --msg-rate must not be negative")
+	case o.Concurrency < 1 || o.Concurrency > 10000:
+		return fmt.Errorf("--concurrency %d: want 1 to 10000", o.Concurrency)
+	case o.Depth < 1 || o.Depth > 1024:
+		return fmt.Errorf("--depth %d: want 1 to 1024", o.Depth)
+	case o.Clients < 1 || o.Clients > 4096:
+		return fmt.Errorf("--clients %d: want 1 to 4096", o.Clients)
+	case o.DirectClients < 1 || o.DirectClients > 1024:
+		return fmt.Errorf("--direct-clients %d: want 1 to 1024", o.DirectClients)
+	case o.MessageBytes < 0 || o.MessageBytes > 1<<20:
+		return fmt.Errorf("--message-bytes %d: want 0 to 1048576", o.MessageBytes)
+	case o.Expect != "data" && o.Expect != "raw" && o.Expect != "auto":
+		return fmt.Errorf("--expect %q: want data, raw or auto", o.Expect)
+	case strings.ContainsAny(o.Action+o.Whoami, `"\`):
+		return errors.New("--action and --whoami must not hold quotes or backslashes")
+	}
+	if o.Scenario == Post {
 		m, err := url.Parse(o.Management)
-		if err != nil {
+		if err != nil || m.Host == "" || m.Scheme != "http" {
+			return fmt.Errorf("--management %q: want http://127.0.0.1:PORT", o.Management)
+		}
+		if err := CheckLoopbackHost(m.Hostname()); err != nil {
 			return fmt.Errorf("--management: %w", err)
 		}
-		if err := loopback(m.Hostname()); err != nil {
-			return fmt.Errorf("--management: %w", err)
+		if (m.Path == "" || m.Path == "/") && o.Stage == "" {
+			return errors.New("--stage is required when neither --url nor --management names one")
 		}
 	}
-	if o.Connections <= 0 || o.Connections > 1_000_000 {
-		return errors.New("--connections: want 1 to 1000000")
+	if o.Scenario == HTTPIntegration {
+		if o.Backend != "" {
+			b, err := url.Parse(o.Backend)
+			if err != nil || b.Scheme != "http" {
+				return fmt.Errorf("--backend %q: want http://127.0.0.1:PORT/", o.Backend)
+			}
+			if err := CheckLoopbackHost(b.Hostname()); err != nil {
+				return fmt.Errorf("--backend: %w", err)
+			}
+		} else if err := CheckLoopbackAddr(o.BackendListen); err != nil {
+			return fmt.Errorf("--backend-listen: %w", err)
+		}
 	}
-	limit := 10 * time.Minute
-	if o.Hold > limit || o.Duration > limit {
-		return fmt.Errorf("--hold and --duration are capped at %v", limit)
+	if o.ComparePlain != "" {
+		if o.Scenario != Connect && o.Scenario != Echo {
+			return errors.New("--compare-plain applies to the connect and echo scenarios")
+		}
+		if err := CheckLoopbackAddr(o.ComparePlain); err != nil {
+			return fmt.Errorf("--compare-plain: %w", err)
+		}
 	}
 	return nil
 }
 
-func loopback(host string) error {
-	if host == "localhost" {
-		return nil
+// managementURL is the stage URL of @connections, without a trailing slash.
+func (o *Options) managementURL() string {
+	m := strings.TrimSuffix(o.Management, "/")
+	if u, err := url.Parse(m); err == nil && u.Path == "" {
+		return m + "/" + o.Stage
 	}
+	return m
+}
+
+// CheckLoopbackHost accepts a loopback IP address. Host names are
+// refused rather than resolved, so that what is checked is what is
+// dialled.
+func CheckLoopbackHost(host string) error {
 	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%q is not a loopback address: load tests target this machine only", host)
+	if ip == nil {
+		return fmt.Errorf("%q: give a loopback IP address such as 127.0.0.1 (host names are not resolved)", host)
+	}
+	if !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address (127.0.0.0/8 or ::1): load tests stay on this machine", host)
 	}
 	return nil
+}
+
+// CheckLoopbackAddr accepts host:port with a loopback host.
+func CheckLoopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want 127.0.0.1:PORT", addr)
+	}
+	return CheckLoopbackHost(host)
+}
+
+// ParseSources reads a list of loopback source addresses:
+// "127.0.0.2-127.0.0.20,127.0.1.1,::1". A range runs over IPv4
+// addresses in order and may cross /24 boundaries (at most 65,536).
+func ParseSources(s string) ([]net.IP, error) {
+	var out []net.IP
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a := net.ParseIP(strings.TrimSpace(lo))
+		if a == nil {
+			return nil, fmt.Errorf("--sources %q: %q is not an IP address", part, lo)
+		}
+		if !isRange {
+			if !a.IsLoopback() {
+				return nil, fmt.Errorf("--sources: %s is not a loopback address: load tests stay on this machine", a)
+			}
+			out = append(out, a)
+			continue
+		}
+		b := net.ParseIP(strings.TrimSpace(hi))
+		if a.To4() == nil || b == nil || b.To4() == nil {
+			return nil, fmt.Errorf("--sources %q: want an IPv4 range such as 127.0.0.2-127.0.0.20", part)
+		}
+		from, to := binary.BigEndian.Uint32(a.To4()), binary.BigEndian.Uint32(b.To4())
+		if from > to || to-from >= 1<<16 {
+			return nil, fmt.Errorf("--sources %q: want a rising range of at most 65536 addresses", part)
+		}
+		for v := from; ; v++ {
+			ip := make(net.IP, 4)
+			binary.BigEndian.PutUint32(ip, v)
+			if !ip.IsLoopback() {
+				return nil, fmt.Errorf("--sources: %s is not a loopback address: load tests stay on this machine", ip)
+			}
+			out = append(out, ip)
+			if v == to {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// ParsePIDs reads "123,456".
+func ParsePIDs(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--gateway-pid %q: want process ids separated by commas", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

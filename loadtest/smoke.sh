@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# A short run of every load scenario against a real gateway, so the load
-# generator cannot rot: a few hundred connections, a few seconds each, on
-# loopback ports 18080 (WebSocket), 19090 (management) and 18000 (backend).
-# Exits non-zero if any scenario lost a connection or a message.
+# A short run of every load scenario against a real gateway, so that the
+# load generator and the gateway cannot drift apart: ~200 connections and
+# 2-3 seconds per scenario, on loopback ports 18080/19090 (the echo
+# example), 18081/19091 (an HTTP-integration gateway), 18000 (the
+# generator's backend) and 18090 (the plain echo server).
+#
+#   bash loadtest/smoke.sh
+#
+# Exits non-zero when a scenario has any problem (the generator's own
+# --fail-on-errors exit code). Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -16,37 +23,71 @@ trap cleanup EXIT
 
 go build -o "$tmp/portico" ./cmd/portico
 go build -o "$tmp/portico-load" ./cmd/portico-load
+load="$tmp/portico-load"
 
-cat > "$tmp/portico.yaml" <<'YAML'
-management: {address: 127.0.0.1:19090}
+# start_gateway CONFIG PORT: start a gateway and wait until PORT accepts;
+# its pid is left in $gw.
+start_gateway() {
+	"$tmp/portico" --config "$1" 2>"$1.log" &
+	gw=$!
+	pids+=("$gw")
+	for _ in $(seq 100); do
+		if ! kill -0 "$gw" 2>/dev/null; then
+			echo "smoke: the gateway did not start:"; cat "$1.log"; exit 1
+		fi
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "smoke: the gateway did not listen on $2 within 10s"; cat "$1.log"; exit 1
+}
+
+# run SCENARIO FLAGS...: one bounded run that must be clean.
+run() {
+	echo "smoke: portico-load $*"
+	if ! "$load" "$@" --fail-on-errors --quiet >"$tmp/summary.json"; then
+		echo "smoke: FAILED: portico-load $*"
+		tail -n 20 "$tmp"/*.log 2>/dev/null || true
+		exit 1
+	fi
+}
+
+# The generator refuses targets off this machine before sending anything.
+if "$load" echo --url ws://10.0.0.1:8080/dev --duration 1s --quiet >/dev/null 2>&1; then
+	echo "smoke: a non-loopback target was accepted"; exit 1
+fi
+
+# The echo example, moved to ports 18080 (API) and 19090 (management).
+sed -e 's/127\.0\.0\.1:8080/127.0.0.1:18080/' -e 's/127\.0\.0\.1:9090/127.0.0.1:19090/' \
+	examples/echo/portico.yaml >"$tmp/echo.yaml"
+grep -q '127.0.0.1:18080' "$tmp/echo.yaml" && grep -q '127.0.0.1:19090' "$tmp/echo.yaml" ||
+	{ echo "smoke: examples/echo/portico.yaml no longer listens on 127.0.0.1:8080/9090"; exit 1; }
+start_gateway "$tmp/echo.yaml" 18080
+ws=ws://127.0.0.1:18080/dev
+run connect --url "$ws" --connections 300 --rate 1000 --duration 2s --sources 127.0.0.2-127.0.0.3 --gateway-pid "$gw"
+run echo --url "$ws" --connections 200 --depth 2 --duration 3s --gateway-pid "$gw" --compare-plain 127.0.0.1:18090
+run post --url "$ws" --management http://127.0.0.1:19090 --connections 200 --clients 16 --duration 3s --gateway-pid "$gw"
+kill "$gw"
+wait "$gw" 2>/dev/null || true
+
+# A gateway whose "echo" route calls the backend the generator serves.
+cat >"$tmp/integration.yaml" <<'YAML'
+management:
+  address: 127.0.0.1:19091
 apis:
-  - name: smoke
-    listen: 127.0.0.1:18080
+  - name: smoke-integration
+    listen: 127.0.0.1:18081
     stages:
       - name: dev
-        variables: {backend: "http://127.0.0.1:18000"}
     routes:
       echo:
         routeResponse: true
-        integration: {type: mock, response: {body: $request.body.data}}
-      whoami:
-        routeResponse: true
-        integration: {type: mock, response: {body: '{"connectionId":"$context.connectionId"}'}}
-      becho:
-        routeResponse: true
-        integration: {type: http, uri: "${stageVariables.backend}/"}
+        integration:
+          type: http
+          uri: http://127.0.0.1:18000/
+          timeout: 10s
 YAML
+start_gateway "$tmp/integration.yaml" 18081
+run http-integration --url ws://127.0.0.1:18081/dev --backend-listen 127.0.0.1:18000 \
+	--connections 200 --duration 3s --direct-after 1s --gateway-pid "$gw"
 
-"$tmp/portico-load" backend --listen 127.0.0.1:18000 2>"$tmp/backend.log" & pids+=($!)
-"$tmp/portico" --config "$tmp/portico.yaml" 2>"$tmp/gateway.log" & gw=$!; pids+=($gw)
-for _ in $(seq 50); do
-	(exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break
-	sleep 0.1
-done
-
-run() { "$tmp/portico-load" "$@" --url ws://127.0.0.1:18080/dev --gateway-pid "$gw" --fail-on-errors >/dev/null; }
-run connect --connections 300 --hold 2s
-run echo --connections 200 --duration 3s
-run post --connections 200 --management http://127.0.0.1:19090/dev --duration 3s
-run http-integration --connections 100 --action becho --backend http://127.0.0.1:18000/ --duration 3s
-echo "load smoke: all scenarios passed"
+echo "smoke: every load scenario ran clean"

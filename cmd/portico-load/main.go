@@ -1,16 +1,18 @@
 // Command portico-load drives load against a Portico gateway on this
 // machine and reports throughput, latency percentiles and the gateway's
-// memory and CPU. Every run is bounded in connections and time and
-// targets loopback addresses only.
+// memory and CPU. Every run is bounded in connections and time, stops by
+// itself and targets loopback addresses only.
 //
-//	portico-load connect --url ws://127.0.0.1:8080/dev --connections 15000 --rate 5000 --hold 30s --gateway-pid PID
-//	portico-load echo    --url ws://127.0.0.1:8080/dev --connections 10000 --duration 10s
-//	portico-load post    --url ws://127.0.0.1:8080/dev --management http://127.0.0.1:9090/dev --connections 1000 --clients 64 --duration 10s
-//	portico-load http-integration --url ws://127.0.0.1:8080/dev --backend http://127.0.0.1:8000/ --duration 10s
-//	portico-load plain-echo --listen 127.0.0.1:8090   # reference goroutine-per-connection gorilla echo server
-//	portico-load backend    --listen 127.0.0.1:8000   # Lambda-proxy-style echo backend for http-integration
+//	portico-load connect --connections 15000 --rate 5000 --duration 30s --sources 127.0.0.2-127.0.0.9 --gateway-pid PID
+//	portico-load echo --connections 1000 --depth 4 --duration 10s [--compare-plain 127.0.0.1:8090]
+//	portico-load post --connections 1000 --clients 64 --duration 10s --management http://127.0.0.1:9090
+//	portico-load http-integration --connections 200 --backend-listen 127.0.0.1:8000 --duration 10s
+//	portico-load plain-echo --listen 127.0.0.1:8090   # reference goroutine-per-connection echo server
+//	portico-load backend --listen 127.0.0.1:8000      # the Lambda-proxy backend, as its own process
 //
-// See loadtest/README.md for the kernel settings a large run needs.
+// A JSON summary goes to stdout (and to --json FILE), a table to stderr.
+// The scenarios live in package loadtest; see loadtest/README.md for the
+// kernel settings a large run needs.
 package main
 
 import (
@@ -19,18 +21,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
-	"github.com/tidwall/gjson"
 
 	"github.com/portico-gateway/portico/loadtest"
 )
@@ -39,15 +34,20 @@ func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var err error
 	switch cmd := os.Args[1]; cmd {
-	case "connect", "echo", "post", "http-integration":
-		err = runScenario(cmd, os.Args[2:])
+	case loadtest.Connect, loadtest.Echo, loadtest.Post, loadtest.HTTPIntegration:
+		err = scenario(ctx, cmd, os.Args[2:])
 	case "plain-echo":
-		err = plainEcho(os.Args[2:])
+		err = plainEcho(ctx, os.Args[2:])
 	case "backend":
-		err = backend(os.Args[2:])
+		err = backend(ctx, os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
 	default:
+		fmt.Fprintf(os.Stderr, "portico-load: unknown command %q\n", cmd)
 		usage()
 	}
 	if err != nil {
@@ -57,157 +57,146 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: portico-load connect|echo|post|http-integration|plain-echo|backend [flags]  (-h for flags)")
+	fmt.Fprint(os.Stderr, `usage: portico-load COMMAND [flags]   (portico-load COMMAND -h lists the flags)
+
+scenarios (loopback targets only; every run bounded by --connections and --duration):
+  connect           open connections at a rate, hold them idle, report handshake latency and memory
+  echo              closed-loop (or --msg-rate) messages on a two-way route, report msgs/s and round trips
+  post              @connections POSTs to random connections, report HTTP and delivery latency
+  http-integration  echo through an HTTP integration served by the generator, report what the gateway adds
+
+servers:
+  plain-echo        the reference goroutine-per-connection gorilla/websocket echo server
+  backend           the http-integration backend as its own process
+`)
 	os.Exit(2)
 }
 
-func runScenario(name string, args []string) error {
+func scenario(ctx context.Context, name string, args []string) error {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	var o loadtest.Options
-	o.Scenario = name
-	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080/dev", "WebSocket URL of the gateway stage")
-	fs.StringVar(&o.Management, "management", "http://127.0.0.1:9090/dev", "@connections stage URL (post)")
-	sources := fs.String("sources", "", "loopback source addresses, e.g. 127.0.0.2-127.0.0.20,127.0.1.1 (default: kernel's choice)")
-	fs.IntVar(&o.Connections, "connections", 100, "connections to open")
-	fs.IntVar(&o.Rate, "rate", 0, "connects per second (0: as fast as the handshakes go)")
-	fs.IntVar(&o.Concurrency, "concurrency", 256, "handshakes in flight")
-	fs.DurationVar(&o.Hold, "hold", 10*time.Second, "connect: how long to hold the connections idle (max 10m)")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "echo/post/http-integration: how long to send (max 10m)")
-	fs.IntVar(&o.Depth, "depth", 1, "echo: messages in flight per connection (closed loop)")
-	fs.IntVar(&o.MsgRate, "msg-rate", 0, "echo: open loop at this many messages per second in all (0: closed loop)")
-	fs.IntVar(&o.Clients, "clients", 64, "post: concurrent keep-alive HTTP clients")
-	fs.StringVar(&o.Action, "action", "echo", "echo: the route's action")
-	fs.StringVar(&o.Whoami, "whoami", "whoami", "post: the action answering {\"connectionId\":...}")
-	fs.StringVar(&o.BackendURL, "backend", "", "http-integration: the backend URL, timed directly for comparison")
-	fs.IntVar(&o.Loops, "loops", 0, "event loops (0: GOMAXPROCS)")
-	pids := fs.String("gateway-pid", "", "gateway process ids (comma-separated) whose RSS and CPU to report")
-	jsonOut := fs.String("json", "", "also write the JSON summary to this file")
-	failOnErrors := fs.Bool("fail-on-errors", false, "exit 1 if any connection failed or any message was lost")
-	_ = fs.Parse(args)
-
-	var err error
-	if o.Sources, err = parseSources(*sources); err != nil {
-		return err
-	}
-	for _, p := range strings.Split(*pids, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil {
-				return fmt.Errorf("--gateway-pid %q: %w", p, err)
-			}
-			o.GatewayPIDs = append(o.GatewayPIDs, n)
+	o := loadtest.Options{Scenario: name}
+	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080/dev", "WebSocket URL of the stage (loopback only)")
+	sources := fs.String("sources", "", "loopback source addresses, in turn: 127.0.0.2-127.0.0.20,127.0.1.1 (default: the kernel's choice)")
+	fs.IntVar(&o.Connections, "connections", 100, "connections to open (at most the open-files limit)")
+	fs.Float64Var(&o.Rate, "rate", 0, "connects per second (0: as fast as --concurrency allows)")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "handshakes in flight")
+	fs.DurationVar(&o.Duration, "duration", 0, "required: how long to hold the connections (connect) or to send (max 10m)")
+	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "bound on one TCP connect plus handshake")
+	fs.DurationVar(&o.RampTimeout, "ramp-timeout", 2*time.Minute, "bound on opening all the connections")
+	fs.DurationVar(&o.Drain, "drain", 3*time.Second, "wait this long for replies in flight and for close answers at the end")
+	fs.IntVar(&o.Loops, "loops", 0, "event loops holding the connections (0: GOMAXPROCS)")
+	pids := fs.String("gateway-pid", "", "process ids whose RSS and CPU to read before and after, summed (comma-separated)")
+	jsonPath := fs.String("json", "", "also write the JSON summary to this file")
+	failOnErrors := fs.Bool("fail-on-errors", false, "exit 1 if the run had any problem (failed connect, lost or unexpected message, non-200 post)")
+	quiet := fs.Bool("quiet", false, "no status line a second on stderr")
+	var hold time.Duration
+	switch name {
+	case loadtest.Connect:
+		fs.DurationVar(&hold, "hold", 0, "same as --duration")
+		fs.StringVar(&o.ComparePlain, "compare-plain", "", "then repeat the run against a plain echo server started on this address (e.g. 127.0.0.1:8090)")
+	case loadtest.Echo, loadtest.HTTPIntegration:
+		fs.StringVar(&o.Action, "action", "echo", "route of the messages: {\"action\":ACTION,\"data\":\"<seq>-<send time>\"}")
+		fs.IntVar(&o.Depth, "depth", 1, "messages in flight per connection (closed loop)")
+		fs.Float64Var(&o.MsgRate, "msg-rate", 0, "send this many messages a second in total instead (open loop)")
+		fs.IntVar(&o.MessageBytes, "message-bytes", 0, "pad each message's data to about this many bytes")
+		if name == loadtest.Echo {
+			fs.StringVar(&o.Expect, "expect", "auto", "what a reply holds: data (the data field, as a mock route answers), raw (the whole message, as a plain echo server answers) or auto (either)")
+			fs.StringVar(&o.ComparePlain, "compare-plain", "", "then repeat the run against a plain echo server started on this address (e.g. 127.0.0.1:8090)")
+		} else {
+			fs.StringVar(&o.BackendListen, "backend-listen", "127.0.0.1:8000", "where the generator serves the Lambda-proxy backend the route must call")
+			fs.StringVar(&o.Backend, "backend", "", "use this already running backend (portico-load backend) instead of serving one")
+			fs.IntVar(&o.DirectClients, "direct-clients", 2, "clients calling the backend directly during the run, the reference the gateway is compared with")
+			fs.DurationVar(&o.DirectAfter, "direct-after", 0, "also call the backend directly this long afterwards, alone, at the run's concurrency (0: no)")
 		}
+	case loadtest.Post:
+		fs.StringVar(&o.Management, "management", "http://127.0.0.1:9090", "management listener; /STAGE is added unless the URL has a path")
+		fs.StringVar(&o.Stage, "stage", "", "stage for --management (default: the first path segment of --url)")
+		fs.IntVar(&o.Clients, "clients", 64, "concurrent keep-alive HTTP clients")
+		fs.StringVar(&o.Whoami, "whoami", "whoami", "action whose reply is {\"connectionId\":\"...\"}")
+		fs.IntVar(&o.MessageBytes, "message-bytes", 0, "pad each posted body to about this many bytes")
 	}
-	limit, err := loadtest.RaiseFileLimit()
-	if err != nil {
-		return fmt.Errorf("raising the open-files limit: %w", err)
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
-	if uint64(o.Connections)+64 > limit {
-		return fmt.Errorf("--connections %d needs more open files than this process may hold (%d): spread the run over several processes", o.Connections, limit)
+	if o.Duration == 0 {
+		o.Duration = hold
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	sum, err := loadtest.Run(ctx, o)
-	if err != nil {
+	var err error
+	if o.Sources, err = loadtest.ParseSources(*sources); err != nil {
 		return err
 	}
-	sum.Args = append([]string{name}, args...)
+	if o.GatewayPIDs, err = loadtest.ParsePIDs(*pids); err != nil {
+		return err
+	}
+	o.Args = os.Args
+	o.Flags = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { o.Flags[f.Name] = f.Value.String() })
+	o.Log = os.Stderr
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+
+	sum, err := loadtest.Run(ctx, o)
+	if err != nil && sum == nil {
+		return err
+	}
 	out, _ := json.MarshalIndent(sum, "", "  ")
-	fmt.Println(string(out))
-	if *jsonOut != "" {
-		if err := os.WriteFile(*jsonOut, out, 0o644); err != nil {
-			return err
+	out = append(out, '\n')
+	_, _ = os.Stdout.Write(out)
+	if *jsonPath != "" {
+		if werr := os.WriteFile(*jsonPath, out, 0o644); werr != nil {
+			return werr
 		}
 	}
 	loadtest.PrintTable(os.Stderr, sum)
-	if *failOnErrors && (len(sum.Failures) > 0 || sum.Errors > 0 || sum.Connected != o.Connections || sum.Dropped > 0) {
-		return errors.New("the run had failures (see the summary)")
+	if err != nil {
+		return err
+	}
+	if *failOnErrors && sum.Failed() {
+		return errors.New("the run had problems (see \"problems\" in the summary)")
 	}
 	return nil
 }
 
-// parseSources reads "127.0.0.2-127.0.0.20,127.0.1.1".
-func parseSources(s string) ([]net.IP, error) {
-	var out []net.IP
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, b := net.ParseIP(lo).To4(), net.ParseIP(hi).To4()
-		if !isRange {
-			b = a
-		}
-		if a == nil || b == nil || a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || a[3] > b[3] {
-			return nil, fmt.Errorf("--sources %q: want addresses like 127.0.0.2-127.0.0.20 (ranges within one /24)", part)
-		}
-		for i := int(a[3]); i <= int(b[3]); i++ {
-			out = append(out, net.IPv4(a[0], a[1], a[2], byte(i)))
-		}
-	}
-	return out, nil
-}
-
-// plainEcho is the reference server: gorilla/websocket, one goroutine per
-// connection, echoing every message as-is.
-func plainEcho(args []string) error {
+// plainEcho serves the reference echo server until --duration passes.
+func plainEcho(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("plain-echo", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	listen := fs.String("listen", "127.0.0.1:8090", "loopback address to listen on")
+	maxConns := fs.Int("max-connections", 20000, "connections served at once (503 beyond)")
+	duration := fs.Duration("duration", 10*time.Minute, "stop after this long (max 1h)")
 	_ = fs.Parse(args)
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, data, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, data); err != nil {
-				return
-			}
-		}
-	})
-	return serve(*listen, h)
-}
-
-// backend answers Lambda-proxy events with the message's data field.
-func backend(args []string) error {
-	fs := flag.NewFlagSet("backend", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on")
-	_ = fs.Parse(args)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		data := gjson.Get(gjson.GetBytes(body, "body").String(), "data").String()
-		out, _ := json.Marshal(map[string]any{"statusCode": 200, "body": data})
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(out)
-	})
-	return serve(*listen, h)
-}
-
-func serve(addr string, h http.Handler) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, err := loadtest.RaiseFileLimit(); err != nil {
 		return err
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--listen %s: load-test servers listen on loopback only", addr)
+	return loadtest.ServePlainEcho(ctx, *listen, *maxConns, *duration, func(a net.Addr) {
+		fmt.Fprintf(os.Stderr, "plain-echo: ws://%s/ (stops in %v)\n", a, *duration)
+	})
+}
+
+// backend serves the http-integration backend until --duration passes.
+func backend(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("backend", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8000", "loopback address to listen on")
+	duration := fs.Duration("duration", 10*time.Minute, "stop after this long (max 1h)")
+	_ = fs.Parse(args)
+	if *duration <= 0 || *duration > time.Hour {
+		return errors.New("backend: --duration must be between 1s and 1h (it stops by itself)")
 	}
 	if _, err := loadtest.RaiseFileLimit(); err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	fmt.Fprintf(os.Stderr, "listening on %s\n", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	b := &loadtest.Backend{}
+	s, err := loadtest.StartServer(*listen, b)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
 	}
+	fmt.Fprintf(os.Stderr, "backend: Lambda-proxy events on %s (stops in %v)\n", s.URL, *duration)
+	select {
+	case <-ctx.Done():
+	case <-time.After(*duration):
+	}
+	s.Close()
+	fmt.Fprintf(os.Stderr, "backend: served %d events\n", b.Calls())
 	return nil
 }

@@ -9,6 +9,7 @@ import { Trend } from "k6/metrics";
 const url = __ENV.URL || "ws://127.0.0.1:8080/dev";
 const mgmt = __ENV.MGMT || "http://127.0.0.1:9090/dev";
 const posts = parseInt(__ENV.POSTS || "1000", 10);
+const seconds = parseInt(__ENV.SECONDS || "60", 10); // upper bound per user
 const delivery = new Trend("post_delivery", true);
 
 export const options = {
@@ -25,6 +26,7 @@ export default function () {
       check(res, { "200": (r) => r.status === 200 });
     };
     socket.on("open", () => socket.send(JSON.stringify({ action: "whoami" })));
+    socket.setTimeout(() => socket.close(), seconds * 1000);
     socket.on("message", (data) => {
       if (id === null) {
         id = JSON.parse(data).connectionId;
