@@ -273,17 +273,32 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		}
 		res.Header = upgradeHeaders(resp.Headers)
 	}
-	rec := &storage.Record{
-		ID: info.ID, Node: r.node, API: r.apiName, Stage: st.name,
-		ConnectedAt: info.ConnectedAt, LastActiveAt: info.ConnectedAt,
-		SourceIP: info.SourceIP, UserAgent: info.UserAgent,
-	}
-	if err := r.reg.Put(ctx, rec); err != nil {
+	if err := r.reg.Put(ctx, r.record(s, info.ConnectedAt)); err != nil {
 		r.log.Warn("registry put failed", "connectionId", info.ID, "err", err)
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 	return res
+}
+
+// record describes a connection for the registry.
+func (r *Router) record(s *session, lastActive time.Time) *storage.Record {
+	return &storage.Record{
+		ID: s.connectionID, Node: r.node, API: r.apiName, Stage: s.stage.name,
+		ConnectedAt: time.UnixMilli(s.connectedAt), LastActiveAt: lastActive,
+		SourceIP: s.identity.SourceIP, UserAgent: s.identity.UserAgent,
+	}
+}
+
+// Record describes c for the registry, or returns nil when c is not a
+// connection of this router. The gateway uses it to put its connections
+// back after a registry outage.
+func (r *Router) Record(c connections.Conn) *storage.Record {
+	s, ok := c.State().(*session)
+	if !ok || s == nil || s.apiID != r.apiID {
+		return nil
+	}
+	return r.record(s, c.LastActive())
 }
 
 // upgradeHeaders keeps the $connect response headers that may go into a

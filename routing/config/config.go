@@ -68,8 +68,51 @@ type Management struct {
 
 // Storage selects the connection registry.
 type Storage struct {
-	// Type is the registry backend. Default "memory" (nothing to install).
+	// Type is the registry backend: "memory" (default; this node only,
+	// nothing to install), "redis" or "dynamodb".
 	Type string `yaml:"type"`
+	// NodeTTL is how long this node's records stay visible to other nodes
+	// after its last heartbeat (it heartbeats every NodeTTL/3). Default
+	// 30s. Used by redis and dynamodb.
+	NodeTTL Duration `yaml:"nodeTTL"`
+	// TouchInterval is how often lastActiveAt of active connections is
+	// written to the registry, in one batch. Default 10s.
+	TouchInterval Duration `yaml:"touchInterval"`
+	// Redis configures type redis.
+	Redis RedisStorage `yaml:"redis"`
+	// DynamoDB configures type dynamodb.
+	DynamoDB DynamoDBStorage `yaml:"dynamodb"`
+}
+
+// RedisStorage configures the Redis registry. Empty fields fall back to
+// the environment (PORTICO_REDIS_ADDR, PORTICO_REDIS_PASSWORD).
+type RedisStorage struct {
+	// Addrs are host:port of one Redis or of Redis Cluster nodes.
+	Addrs []string `yaml:"addrs"`
+	// Cluster uses Redis Cluster even with a single seed address.
+	Cluster bool `yaml:"cluster"`
+	// Password for AUTH.
+	Password string `yaml:"password"`
+	// DB number (single Redis only). Default 0.
+	DB int `yaml:"db"`
+	// TLS connects with TLS.
+	TLS bool `yaml:"tls"`
+	// Prefix of every key. Default "portico:".
+	Prefix string `yaml:"prefix"`
+}
+
+// DynamoDBStorage configures the DynamoDB registry. Credentials come the
+// standard AWS way (environment, shared config, role).
+type DynamoDBStorage struct {
+	// Table name. Default "portico_connections".
+	Table string `yaml:"table"`
+	// Region. Default: from the AWS configuration.
+	Region string `yaml:"region"`
+	// Endpoint overrides the service URL, for DynamoDB-compatible servers.
+	Endpoint string `yaml:"endpoint"`
+	// CreateTable creates the table (and its node index) at start if it
+	// is missing. Default false.
+	CreateTable bool `yaml:"createTable"`
 }
 
 // Log configures logging.

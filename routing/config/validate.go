@@ -62,8 +62,8 @@ func (v *validator) add(key, format string, args ...any) {
 func (f *File) Validate() error {
 	v := &validator{f: f}
 
-	if !slices.Contains([]string{"memory"}, f.Storage.Type) {
-		v.add("storage.type", "unknown storage type %q (supported: memory)", f.Storage.Type)
+	if !slices.Contains([]string{"memory", "redis", "dynamodb"}, f.Storage.Type) {
+		v.add("storage.type", "unknown storage type %q (supported: memory, redis, dynamodb)", f.Storage.Type)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, f.Log.Level) {
 		v.add("log.level", "unknown level %q (want debug, info, warn or error)", f.Log.Level)

@@ -23,7 +23,6 @@ import (
 	"github.com/portico-gateway/portico/routing"
 	"github.com/portico-gateway/portico/routing/config"
 	"github.com/portico-gateway/portico/storage"
-	"github.com/portico-gateway/portico/storage/memory"
 )
 
 // Gateway is one running Portico node.
@@ -39,6 +38,9 @@ type Gateway struct {
 	mgmtLn   net.Listener
 	node     string
 	errc     chan error
+	keeper   *registryKeeper
+	bgCancel context.CancelFunc // stops the registry keeper
+	bg       sync.WaitGroup
 	serving  sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -66,12 +68,11 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 	}
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
-	switch cfg.Storage.Type {
-	case "", "memory":
-		g.reg = memory.New()
-	default:
-		return nil, fmt.Errorf("gateway: storage type %q is not supported", cfg.Storage.Type)
+	reg, err := openRegistry(context.Background(), cfg.Storage, log)
+	if err != nil {
+		return nil, err
 	}
+	g.reg = reg
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
@@ -110,7 +111,22 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 			stages[st.Name] = true
 		}
 	}
+	g.keeper = &registryKeeper{
+		reg: g.reg, hub: g.hub, log: log,
+		node:     &storage.Node{ID: g.node, StartedAt: time.Now()},
+		nodeTTL:  cfg.Storage.NodeTTL.D(),
+		touchInt: cfg.Storage.TouchInterval.D(),
+		records: func(c connections.Conn) *storage.Record {
+			for _, a := range g.apis {
+				if rec := a.router.Record(c); rec != nil {
+					return rec
+				}
+			}
+			return nil
+		},
+	}
 	mh := management.NewHandler(management.Options{
+		Ready:    g.keeper.ready,
 		Conns:    g.hub,
 		Stages:   func(name string) bool { return stages[name] },
 		Gatherer: g.promReg,
@@ -140,6 +156,14 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("gateway: management listener %s: %w", g.cfg.Management.Address, err)
 	}
 	g.mgmtLn = ln
+	g.keeper.node.Address = ln.Addr().String()
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = g.reg.RegisterNode(rctx, g.keeper.node)
+	cancel()
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("gateway: registering this node in the %s registry: %w", g.cfg.Storage.Type, err)
+	}
 	for i, a := range g.apis {
 		addr := g.cfg.APIs[i].Listen
 		ln, err := connections.Listen(context.Background(), addr, g.cfg.Listen.ReusePort)
@@ -149,6 +173,13 @@ func (g *Gateway) Start() error {
 		}
 		a.ln = ln
 	}
+	var bgctx context.Context
+	bgctx, g.bgCancel = context.WithCancel(context.Background())
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		g.keeper.run(bgctx)
+	}()
 	g.serving.Add(1 + len(g.apis))
 	go func() {
 		defer g.serving.Done()
@@ -235,6 +266,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("gateway: management shutdown: %w", err))
 		}
 		g.serving.Wait()
+		if g.bgCancel != nil {
+			g.bgCancel()
+			g.bg.Wait()
+		}
 		if err := g.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))
 		}

@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/dynamodb"
+	"github.com/portico-gateway/portico/storage/redis"
+	"github.com/portico-gateway/portico/storage/storagetest"
+)
+
+// eventually polls f until it returns nil or testTimeout passes.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkRegistry runs the registry life cycle of one connection through a
+// gateway whose storage section is storageYAML, reading the registry with reg.
+func checkRegistry(t *testing.T, storageYAML string, reg storage.Registry) *Gateway {
+	g := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	c := dial(t, wsURL(g, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id := readText(t, c)
+	ctx := context.Background()
+	var rec *storage.Record
+	eventually(t, "record after connect", func() (err error) {
+		rec, err = reg.Get(ctx, id)
+		return err
+	})
+	if rec.Node != g.node || rec.Stage != "test" || rec.SourceIP != "127.0.0.1" {
+		t.Errorf("record %+v (node %s)", rec, g.node)
+	}
+	// lastActiveAt is written in batches (touchInterval), not per message.
+	send(t, c, `{"action":"whoami"}`)
+	readText(t, c)
+	eventually(t, "lastActiveAt after a message", func() error {
+		r, err := reg.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !r.LastActiveAt.After(rec.ConnectedAt) {
+			return fmt.Errorf("lastActiveAt %v not after connectedAt %v", r.LastActiveAt, r.ConnectedAt)
+		}
+		return nil
+	})
+	return g
+}
+
+func TestRedisRegistry(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	reg, err := redis.New(context.Background(), redis.Options{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	g := checkRegistry(t, "storage: {type: redis, nodeTTL: 3s, touchInterval: 100ms, redis: {addrs: ["+addr+"]}}\n", reg)
+
+	// A second connection stays open through a Redis outage.
+	c := dial(t, wsURL(g, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id2 := readText(t, c)
+	eventually(t, "second record", func() error { _, err := reg.Get(context.Background(), id2); return err })
+
+	_, port, _ := net.SplitHostPort(addr)
+	// SHUTDOWN drops the connection, so redis-cli's exit status says nothing.
+	_ = exec.Command("redis-cli", "-p", port, "shutdown", "nosave").Run()
+	eventually(t, "/readyz reports the outage", func() error {
+		resp, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/readyz", "")
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	// Local traffic goes on without the registry.
+	send(t, c, `{"action":"whoami"}`)
+	if got := readText(t, c); got != id2 {
+		t.Errorf("during the outage whoami answered %q", got)
+	}
+	if resp, _ := doHTTP(t, "POST", mgmtURL(g, "test")+"/@connections/"+id2, "local post"); resp.StatusCode != 200 {
+		t.Errorf("local post during the outage: %d", resp.StatusCode)
+	}
+	readText(t, c)
+
+	// Redis comes back empty: the node registers again with its connections.
+	srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	eventually(t, "/readyz after recovery", func() error {
+		resp, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/readyz", "")
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	eventually(t, "connection registered again", func() error { _, err := reg.Get(context.Background(), id2); return err })
+	c.Close()
+	eventually(t, "record gone after disconnect", func() error {
+		if _, err := reg.Get(context.Background(), id2); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("Get = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+func TestDynamoDBRegistry(t *testing.T) {
+	endpoint := storagetest.DynamoEndpoint(t)
+	table := fmt.Sprintf("gw_%d", time.Now().UnixNano())
+	storageYAML := fmt.Sprintf("storage: {type: dynamodb, nodeTTL: 3s, touchInterval: 100ms, dynamodb: {table: %s, endpoint: %q, region: us-east-1, createTable: true}}\n", table, endpoint)
+	reg, err := dynamodb.New(context.Background(), dynamodb.Options{Table: table, EndpointURL: endpoint, Region: "us-east-1", CreateTable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	g := checkRegistry(t, storageYAML, reg)
+	c := dial(t, wsURL(g, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id := readText(t, c)
+	eventually(t, "record after connect", func() error { _, err := reg.Get(context.Background(), id); return err })
+	c.Close()
+	eventually(t, "record gone after disconnect", func() error {
+		if _, err := reg.Get(context.Background(), id); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("Get = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
