@@ -7,6 +7,7 @@
 package management
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/. Default false.
 	Pprof bool
+	// Forward runs an operation on the node that holds the connection
+	// when this node does not; ok false means no other node holds it.
+	// nil: single node, a connection not held here is Gone.
+	Forward func(ctx context.Context, o *Op) (res Result, ok bool)
 }
 
 // Handler serves the management endpoints.
@@ -146,29 +151,102 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, errForbidden, "Forbidden")
 		return
 	}
-	c, found := h.opts.Conns.Get(id)
-	if found && c.Info().Stage != stage {
-		found = false
+	o := &Op{Kind: op, Stage: stage, ID: id}
+	if op == "post" {
+		max := h.opts.MaxPayload
+		data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestException", "reading request body: "+err.Error())
+			return
+		}
+		if len(data) > max {
+			writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
+				fmt.Sprintf("Request payload is over the limit of %d bytes", max))
+			return
+		}
+		o.Data = data
 	}
-	switch op {
+	res := h.Local(o)
+	if res.Status == http.StatusGone && h.opts.Forward != nil {
+		if fwd, ok := h.opts.Forward(r.Context(), o); ok {
+			res = fwd
+		}
+	}
+	writeResult(w, res)
+}
+
+// Op is one @connections operation: what a POST, GET or DELETE asks.
+// Ops travel between nodes, so the type is plain data.
+type Op struct {
+	Kind  string `json:"op"` // post, get, delete
+	Stage string `json:"stage"`
+	ID    string `json:"id"`
+	Data  []byte `json:"data,omitempty"`
+}
+
+// Result is an operation's answer in HTTP terms.
+type Result struct {
+	Status  int    `json:"status"`
+	ErrType string `json:"errType,omitempty"` // x-amzn-ErrorType when Status is an error
+	Message string `json:"message,omitempty"`
+	Body    []byte `json:"body,omitempty"` // GET's JSON
+}
+
+func goneResult() Result {
+	return Result{Status: http.StatusGone, ErrType: errGone, Message: goneMessage}
+}
+
+// Local runs o on this node's connections. A connection this node does
+// not hold (or holds on another stage) is Gone.
+func (h *Handler) Local(o *Op) Result {
+	c, found := h.opts.Conns.Get(o.ID)
+	if !found || c.Info().Stage != o.Stage {
+		return goneResult()
+	}
+	switch o.Kind {
 	case "post":
-		h.post(w, r, c, found)
+		// Text unless the bytes are not UTF-8: a text frame with invalid
+		// UTF-8 would make the client close the connection.
+		err := c.Send(o.Data, !utf8.Valid(o.Data))
+		switch {
+		case errors.Is(err, connections.ErrTooLarge):
+			return Result{Status: http.StatusRequestEntityTooLarge, ErrType: errTooLarge,
+				Message: fmt.Sprintf("Request payload is over the connection's message limit (%d bytes)", len(o.Data))}
+		case errors.Is(err, connections.ErrQueueFull):
+			return Result{Status: http.StatusTooManyRequests, ErrType: errLimit,
+				Message: "The connection's send queue is full: the client is not reading fast enough"}
+		case err != nil:
+			return goneResult()
+		}
+		return Result{Status: http.StatusOK}
 	case "get":
-		if !found {
-			writeError(w, http.StatusGone, errGone, goneMessage)
-			return
-		}
-		h.get(w, c)
+		info := c.Info()
+		body, _ := json.Marshal(connectionJSON{
+			ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
+			Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+			LastActiveAt: c.LastActive().UTC().Format(isoMillis),
+		})
+		return Result{Status: http.StatusOK, Body: body}
 	case "delete":
-		if !found {
-			writeError(w, http.StatusGone, errGone, goneMessage)
-			return
-		}
 		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
-			writeError(w, http.StatusGone, errGone, goneMessage)
-			return
+			return goneResult()
 		}
-		w.WriteHeader(http.StatusNoContent)
+		return Result{Status: http.StatusNoContent}
+	}
+	return Result{Status: http.StatusForbidden, ErrType: errForbidden, Message: "Missing Authentication Token"}
+}
+
+// writeResult answers an operation.
+func writeResult(w http.ResponseWriter, res Result) {
+	switch {
+	case res.ErrType != "":
+		writeError(w, res.Status, res.ErrType, res.Message)
+	case res.Body != nil:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(res.Status)
+		_, _ = w.Write(res.Body)
+	default:
+		w.WriteHeader(res.Status)
 	}
 }
 
@@ -188,40 +266,6 @@ func parseConnectionsPath(p string) (stage, id string, ok bool) {
 	return stage, id, true
 }
 
-func (h *Handler) post(w http.ResponseWriter, r *http.Request, c connections.Conn, found bool) {
-	max := h.opts.MaxPayload
-	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequestException", "reading request body: "+err.Error())
-		return
-	}
-	if len(data) > max {
-		writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
-			fmt.Sprintf("Request payload is over the limit of %d bytes", max))
-		return
-	}
-	if !found {
-		writeError(w, http.StatusGone, errGone, goneMessage)
-		return
-	}
-	// Text unless the bytes are not UTF-8: a text frame with invalid
-	// UTF-8 would make the client close the connection.
-	err = c.Send(data, !utf8.Valid(data))
-	switch {
-	case errors.Is(err, connections.ErrTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
-			fmt.Sprintf("Request payload is over the connection's message limit (%d bytes)", len(data)))
-		return
-	case errors.Is(err, connections.ErrQueueFull):
-		writeError(w, http.StatusTooManyRequests, errLimit, "The connection's send queue is full: the client is not reading fast enough")
-		return
-	case err != nil:
-		writeError(w, http.StatusGone, errGone, goneMessage)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
 // connectionJSON is GetConnection's answer.
 type connectionJSON struct {
 	ConnectedAt  string       `json:"connectedAt"`
@@ -236,17 +280,6 @@ type identityJSON struct {
 
 // isoMillis is AWS's timestamp form, e.g. 2025-03-03T10:00:00.120Z.
 const isoMillis = "2006-01-02T15:04:05.000Z"
-
-func (h *Handler) get(w http.ResponseWriter, c connections.Conn) {
-	info := c.Info()
-	body, _ := json.Marshal(connectionJSON{
-		ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
-		Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
-		LastActiveAt: c.LastActive().UTC().Format(isoMillis),
-	})
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(body)
-}
 
 // writeError answers in the form AWS SDKs parse: the error type in
 // x-amzn-ErrorType and a JSON body with a message.

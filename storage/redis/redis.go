@@ -287,3 +287,7 @@ func (r *Registry) runScripts(ctx context.Context, calls []*scriptCall, extra fu
 	}
 	return nil
 }
+
+// Client returns the Redis client of the registry, for other users of
+// the same Redis (the cross-node relay of @connections).
+func (r *Registry) Client() goredis.UniversalClient { return r.c }

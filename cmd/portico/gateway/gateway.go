@@ -20,9 +20,11 @@ import (
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/management/metrics"
+	"github.com/portico-gateway/portico/management/relay"
 	"github.com/portico-gateway/portico/routing"
 	"github.com/portico-gateway/portico/routing/config"
 	"github.com/portico-gateway/portico/storage"
+	redisstore "github.com/portico-gateway/portico/storage/redis"
 )
 
 // Gateway is one running Portico node.
@@ -39,6 +41,8 @@ type Gateway struct {
 	node     string
 	errc     chan error
 	keeper   *registryKeeper
+	mh       *management.Handler
+	relay    *relay.Relay       // cross-node @connections; nil unless storage is redis
 	bgCancel context.CancelFunc // stops the registry keeper
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
@@ -125,7 +129,7 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 			return nil
 		},
 	}
-	mh := management.NewHandler(management.Options{
+	g.mh = management.NewHandler(management.Options{
 		Ready:    g.keeper.ready,
 		Conns:    g.hub,
 		Stages:   func(name string) bool { return stages[name] },
@@ -133,8 +137,14 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		Metrics:  g.metrics,
 		Logger:   log,
 		Pprof:    cfg.Management.Pprof,
+		Forward: func(ctx context.Context, o *management.Op) (management.Result, bool) {
+			if g.relay == nil {
+				return management.Result{}, false
+			}
+			return g.relay.Forward(ctx, o)
+		},
 	})
-	g.mgmt = management.Server(mh)
+	g.mgmt = management.Server(g.mh)
 	return g, nil
 }
 
@@ -172,6 +182,18 @@ func (g *Gateway) Start() error {
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
 		}
 		a.ln = ln
+	}
+	if rr, ok := g.reg.(*redisstore.Registry); ok {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.relay, err = relay.New(rctx, relay.Options{
+			Client: rr.Client(), Node: g.node, Prefix: g.cfg.Storage.Redis.Prefix,
+			Registry: g.reg, Local: g.mh.Local, Logger: g.log,
+		})
+		cancel()
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("gateway: %w", err)
+		}
 	}
 	var bgctx context.Context
 	bgctx, g.bgCancel = context.WithCancel(context.Background())
@@ -269,6 +291,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.bgCancel != nil {
 			g.bgCancel()
 			g.bg.Wait()
+		}
+		if g.relay != nil {
+			if err := g.relay.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: relay: %w", err))
+			}
 		}
 		if err := g.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))

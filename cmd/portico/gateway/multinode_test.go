@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/storage/storagetest"
+)
+
+// TestCrossNodeConnections: @connections on any node reaches a connection
+// held by another node sharing the Redis registry.
+func TestCrossNodeConnections(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	storageYAML := "storage: {type: redis, nodeTTL: 3s, redis: {addrs: [" + addr + "]}}\n"
+	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+
+	c := dial(t, wsURL(owner, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id := readText(t, c)
+
+	resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "via the other node")
+	if resp.StatusCode != 200 {
+		t.Fatalf("cross-node POST: %d %s", resp.StatusCode, body)
+	}
+	if got := readText(t, c); got != "via the other node" {
+		t.Errorf("client got %q", got)
+	}
+	resp, body = doHTTP(t, "GET", mgmtURL(other, "test")+"/@connections/"+id, "")
+	var info struct{ Identity struct{ SourceIP string } }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &info) != nil || info.Identity.SourceIP != "127.0.0.1" {
+		t.Errorf("cross-node GET: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = doHTTP(t, "DELETE", mgmtURL(other, "test")+"/@connections/"+id, "")
+	if resp.StatusCode != 204 {
+		t.Errorf("cross-node DELETE: %d", resp.StatusCode)
+	}
+	if ce := readClose(t, c); ce.Code != 1000 {
+		t.Errorf("close code %d", ce.Code)
+	}
+	eventually(t, "410 after the delete", func() error {
+		if resp, _ := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "x"); resp.StatusCode != 410 {
+			return fmt.Errorf("POST after delete: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if resp, _ := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/AAAAAAAAAAAAAAA=", "x"); resp.StatusCode != 410 {
+		t.Errorf("unknown id: %d", resp.StatusCode)
+	}
+
+	// An owner that stopped listening answers promptly with 410, not a hang.
+	c2 := dial(t, wsURL(owner, "test"), nil)
+	send(t, c2, `{"action":"whoami"}`)
+	id2 := readText(t, c2)
+	if err := owner.relay.Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.relay = nil
+	start := time.Now()
+	resp, _ = doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id2, "x")
+	if resp.StatusCode != 410 || time.Since(start) > 2*time.Second {
+		t.Errorf("owner gone: %d after %v, want a prompt 410", resp.StatusCode, time.Since(start))
+	}
+}
