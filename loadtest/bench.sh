@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -128,5 +128,32 @@ if [[ $what == reuseport || $what == all ]]; then
 	done | tee "$OUT/reuseport-split.txt"
 	for p in "${lpids[@]}"; do wait "$p"; done
 	cat "$tmp"/gen*.log "$tmp"/gw-*.log
+fi
+if [[ $what == registry || $what == all ]]; then
+	# Connect and @connections rates with each registry, and a post
+	# through a node other than the connection's owner (Redis relay).
+	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+	pids+=($!)
+	node node_modules/.bin/dynalite --host 127.0.0.1 --port 14567 >/dev/null 2>&1 &
+	pids+=($!)
+	sleep 1
+	declare -A store=(
+		[memory]='storage: {type: memory}'
+		[redis]='storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'
+		[dynamodb]='storage: {type: dynamodb, dynamodb: {endpoint: "http://127.0.0.1:14567", region: us-east-1, table: bench, createTable: true}}'
+	)
+	for s in memory redis dynamodb; do
+		gateway epoll 18080 19090 "${store[$s]}"; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 5000 --concurrency 256 --hold 1s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/registry-connect-$s.json" >/dev/null
+		"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 500 \
+			--clients 64 --duration 5s --gateway-pid "$gw" --json "$OUT/registry-post-$s.json" >/dev/null
+		stop "$gw"
+	done
+	gateway epoll 18080 19090 "${store[redis]}"; a=$GW
+	gateway epoll 18081 19091 "${store[redis]}"; b=$GW
+	"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19091/dev --connections 500 \
+		--clients 64 --duration 5s --gateway-pid "$a,$b" --json "$OUT/registry-post-crossnode.json" >/dev/null
+	stop "$a"; stop "$b"
 fi
 echo "results in $OUT"
