@@ -413,3 +413,20 @@ func TestShutdownClosesWith1001AndFiresDisconnect(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+func TestDisconnectOnDelete(t *testing.T) {
+	g, b := startHTTP(t, "")
+	c := dial(t, wsURL(g, "test"), nil)
+	id := b.nextOf("CONNECT").str("connectionId")
+	resp, _ := doHTTP(t, "DELETE", mgmtURL(g, "test")+"/@connections/"+id, "")
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	if ce := readClose(t, c); ce.Code != 1000 || ce.Text != "Connection Closed Normally" {
+		t.Errorf("client saw close %d %q", ce.Code, ce.Text)
+	}
+	e := b.nextOf("DISCONNECT")
+	if code, _ := e.ctx("disconnectStatusCode").(float64); code != 1000 || e.str("disconnectReason") != "Connection Closed Normally" || e.str("connectionId") != id {
+		t.Errorf("$disconnect after DELETE: code %v reason %q id %q", e.ctx("disconnectStatusCode"), e.str("disconnectReason"), e.str("connectionId"))
+	}
+}
