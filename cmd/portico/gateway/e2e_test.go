@@ -418,6 +418,10 @@ func TestDisconnectOnDelete(t *testing.T) {
 	g, b := startHTTP(t, "")
 	c := dial(t, wsURL(g, "test"), nil)
 	id := b.nextOf("CONNECT").str("connectionId")
+	// A message through the connection shows it is open on the gateway's
+	// side too (until then @connections answers 410, as during $connect).
+	send(t, c, `{"action":"sendmessage"}`)
+	b.nextOf("MESSAGE")
 	resp, _ := doHTTP(t, "DELETE", mgmtURL(g, "test")+"/@connections/"+id, "")
 	if resp.StatusCode != 204 {
 		t.Fatalf("DELETE: %d", resp.StatusCode)
