@@ -29,7 +29,7 @@ SRC=127.0.0.2-127.0.0.9
 gateway() {
 	local mode=$1 ws=$2 mg=$3 extra=${4:-}
 	cat > "$tmp/gw-$ws-$mg.yaml" <<YAML
-management: {address: 127.0.0.1:$mg}
+management: {address: 127.0.0.1:$mg, pprof: true}
 connections: {mode: $mode}
 $extra
 apis:
@@ -67,10 +67,12 @@ if [[ $what == idle || $what == all ]]; then
 	done
 fi
 if [[ $what == connect || $what == all ]]; then
-	gateway epoll 18080 19090; gw=$GW
-	"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --concurrency 512 --hold 1s \
-		--sources "$SRC" --gateway-pid "$gw" --json "$OUT/connect-rate.json" >/dev/null
-	stop "$gw"
+	for mode in epoll goroutine; do
+		gateway "$mode" 18080 19090; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --concurrency 512 --hold 1s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/connect-rate-$mode.json" >/dev/null
+		stop "$gw"
+	done
 fi
 if [[ $what == echo || $what == all ]]; then
 	for mode in epoll goroutine; do
@@ -94,19 +96,31 @@ if [[ $what == echo || $what == all ]]; then
 	stop "$pe"
 fi
 if [[ $what == post || $what == all ]]; then
-	gateway epoll 18080 19090; gw=$GW
-	"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
-		--clients 64 --duration 10s --gateway-pid "$gw" --json "$OUT/post.json" >/dev/null
-	stop "$gw"
+	for mode in epoll goroutine; do
+		gateway "$mode" 18080 19090; gw=$GW
+		"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
+			--clients 64 --duration 10s --gateway-pid "$gw" --json "$OUT/post-$mode.json" >/dev/null &
+		lp=$!
+		sleep 4 # profile the gateway in the middle of the run
+		curl -s "http://127.0.0.1:19090/debug/pprof/profile?seconds=4" >"$OUT/post-$mode.pprof" || true
+		wait "$lp"
+		stop "$gw"
+	done
 fi
 if [[ $what == http || $what == all ]]; then
 	"$load" backend --listen 127.0.0.1:18000 >/dev/null 2>&1 &
 	be=$!
 	pids+=("$be")
-	gateway epoll 18080 19090; gw=$GW
-	"$load" http-integration --url ws://127.0.0.1:18080/dev --connections 1000 --action becho \
-		--backend http://127.0.0.1:18000/ --duration 10s --gateway-pid "$gw" --json "$OUT/http-integration.json" >/dev/null
-	stop "$gw"
+	for mode in epoll goroutine; do
+		gateway "$mode" 18080 19090; gw=$GW
+		"$load" http-integration --url ws://127.0.0.1:18080/dev --connections 1000 --action becho \
+			--backend http://127.0.0.1:18000/ --duration 10s --gateway-pid "$gw" --json "$OUT/http-integration-$mode.json" >/dev/null &
+		lp=$!
+		sleep 4
+		curl -s "http://127.0.0.1:19090/debug/pprof/profile?seconds=4" >"$OUT/http-integration-$mode.pprof" || true
+		wait "$lp"
+		stop "$gw"
+	done
 	stop "$be"
 fi
 if [[ $what == reuseport || $what == all ]]; then
