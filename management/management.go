@@ -59,6 +59,8 @@ type Options struct {
 	// when this node does not; ok false means no other node holds it.
 	// nil: single node, a connection not held here is Gone.
 	Forward func(ctx context.Context, o *Op) (res Result, ok bool)
+	// Handlers serves extra exact paths (the node-to-node relay endpoint).
+	Handlers map[string]http.Handler
 }
 
 // Handler serves the management endpoints.
@@ -118,6 +120,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/metrics":
 		h.metrics.ServeHTTP(w, r)
+		return
+	}
+	if x, ok := h.opts.Handlers[r.URL.Path]; ok {
+		x.ServeHTTP(w, r)
 		return
 	}
 	if h.opts.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {

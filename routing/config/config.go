@@ -78,6 +78,12 @@ type Storage struct {
 	// TouchInterval is how often lastActiveAt of active connections is
 	// written to the registry, in one batch. Default 10s.
 	TouchInterval Duration `yaml:"touchInterval"`
+	// RelaySecret authenticates node-to-node calls that carry @connections
+	// operations to the node holding a connection, when the registry has
+	// no message bus (dynamodb). Every node sets the same value. Default:
+	// $PORTICO_RELAY_SECRET; empty: each node reaches only its own
+	// connections.
+	RelaySecret string `yaml:"relaySecret"`
 	// Redis configures type redis.
 	Redis RedisStorage `yaml:"redis"`
 	// DynamoDB configures type dynamodb.

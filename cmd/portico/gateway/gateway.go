@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -29,20 +30,25 @@ import (
 
 // Gateway is one running Portico node.
 type Gateway struct {
-	cfg      *config.File
-	log      *slog.Logger
-	hub      *connections.Hub
-	reg      storage.Registry
-	promReg  *prometheus.Registry
-	metrics  *metrics.Set
-	apis     []*apiRuntime
-	mgmt     *http.Server
-	mgmtLn   net.Listener
-	node     string
-	errc     chan error
-	keeper   *registryKeeper
-	mh       *management.Handler
-	relay    *relay.Relay       // cross-node @connections; nil unless storage is redis
+	cfg     *config.File
+	log     *slog.Logger
+	hub     *connections.Hub
+	reg     storage.Registry
+	promReg *prometheus.Registry
+	metrics *metrics.Set
+	apis    []*apiRuntime
+	mgmt    *http.Server
+	mgmtLn  net.Listener
+	node    string
+	errc    chan error
+	keeper  *registryKeeper
+	mh      *management.Handler
+	relay   *relay.Relay // cross-node @connections over Redis; nil unless storage is redis
+	// forward carries @connections to other nodes (a *relay.Relay or a
+	// *relay.HTTPRelay); nil on a single node.
+	forward interface {
+		Forward(ctx context.Context, o *management.Op) (management.Result, bool)
+	}
 	bgCancel context.CancelFunc // stops the registry keeper
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
@@ -129,7 +135,24 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 			return nil
 		},
 	}
+	handlers := map[string]http.Handler{}
+	secret := cfg.Storage.RelaySecret
+	if secret == "" {
+		secret = os.Getenv("PORTICO_RELAY_SECRET")
+	}
+	if cfg.Storage.Type != "redis" && cfg.Storage.Type != "memory" && secret != "" {
+		hr, err := relay.NewHTTP(relay.HTTPOptions{
+			Node: g.node, Secret: secret, Registry: g.reg, Logger: log,
+			Local: func(o *management.Op) management.Result { return g.mh.Local(o) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		handlers[relay.Path] = hr
+		g.forward = hr
+	}
 	g.mh = management.NewHandler(management.Options{
+		Handlers: handlers,
 		Ready:    g.keeper.ready,
 		Conns:    g.hub,
 		Stages:   func(name string) bool { return stages[name] },
@@ -138,10 +161,10 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		Logger:   log,
 		Pprof:    cfg.Management.Pprof,
 		Forward: func(ctx context.Context, o *management.Op) (management.Result, bool) {
-			if g.relay == nil {
+			if g.forward == nil {
 				return management.Result{}, false
 			}
-			return g.relay.Forward(ctx, o)
+			return g.forward.Forward(ctx, o)
 		},
 	})
 	g.mgmt = management.Server(g.mh)
@@ -194,6 +217,7 @@ func (g *Gateway) Start() error {
 			g.closeListeners()
 			return fmt.Errorf("gateway: %w", err)
 		}
+		g.forward = g.relay
 	}
 	var bgctx context.Context
 	bgctx, g.bgCancel = context.WithCancel(context.Background())

@@ -64,3 +64,38 @@ func TestCrossNodeConnections(t *testing.T) {
 		t.Errorf("owner gone: %d after %v, want a prompt 410", resp.StatusCode, time.Since(start))
 	}
 }
+
+// TestCrossNodeOverHTTP: with DynamoDB (no message bus), @connections on
+// one node reaches a connection held by another through the owner's
+// management listener, authenticated by the shared relay secret.
+func TestCrossNodeOverHTTP(t *testing.T) {
+	endpoint := storagetest.DynamoEndpoint(t)
+	table := fmt.Sprintf("relay_%d", time.Now().UnixNano())
+	storageYAML := fmt.Sprintf("storage: {type: dynamodb, nodeTTL: 3s, relaySecret: s3cret, dynamodb: {table: %s, endpoint: %q, region: us-east-1, createTable: true}}\n", table, endpoint)
+	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	c := dial(t, wsURL(owner, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id := readText(t, c)
+	eventually(t, "cross-node POST", func() error {
+		resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "over http")
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if got := readText(t, c); got != "over http" {
+		t.Errorf("client got %q", got)
+	}
+	// The relay endpoint refuses callers without the secret.
+	resp, _ := doHTTP(t, "POST", "http://"+owner.ManagementAddr()+"/internal/relay", `{"op":"delete","stage":"test","id":"`+id+`"}`)
+	if resp.StatusCode != 403 {
+		t.Errorf("relay without the secret: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := doHTTP(t, "DELETE", mgmtURL(other, "test")+"/@connections/"+id, ""); resp.StatusCode != 204 {
+		t.Errorf("cross-node DELETE: %d", resp.StatusCode)
+	}
+	if ce := readClose(t, c); ce.Code != 1000 {
+		t.Errorf("close %d", ce.Code)
+	}
+}

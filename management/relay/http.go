@@ -1,0 +1,155 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/portico-gateway/portico/management"
+	"github.com/portico-gateway/portico/storage"
+)
+
+// Path is where the node-to-node endpoint is served on the management
+// listener.
+const Path = "/internal/relay"
+
+// secretHeader carries the shared secret between nodes.
+const secretHeader = "X-Portico-Relay-Secret"
+
+// HTTPOptions configure an HTTPRelay.
+type HTTPOptions struct {
+	Node     string           // this node's id; required
+	Secret   string           // shared by every node; required
+	Registry storage.Registry // finds owners and their addresses; required
+	// Local runs an operation on this node's connections; required.
+	Local   func(*management.Op) management.Result
+	Timeout time.Duration // 0: DefaultTimeout
+	Client  *http.Client  // nil: a keep-alive client
+	Logger  *slog.Logger  // nil: slog.Default()
+}
+
+// HTTPRelay forwards operations to the owner node's management listener
+// over HTTP, authenticated by a shared secret. It serves registries
+// without a message bus (DynamoDB): each node's registry entry carries the
+// address of its management listener.
+type HTTPRelay struct {
+	o HTTPOptions
+
+	mu    sync.Mutex
+	addrs map[string]string // node id → management address
+}
+
+// NewHTTP returns an HTTP relay.
+func NewHTTP(o HTTPOptions) (*HTTPRelay, error) {
+	if o.Node == "" || o.Secret == "" || o.Registry == nil || o.Local == nil {
+		return nil, errors.New("relay: Node, Secret, Registry and Local are required")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &HTTPRelay{o: o, addrs: map[string]string{}}, nil
+}
+
+// ServeHTTP runs an operation forwarded by another node.
+func (r *HTTPRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	got := req.Header.Get(secretHeader)
+	if req.Method != http.MethodPost || subtle.ConstantTimeCompare([]byte(got), []byte(r.o.Secret)) != 1 {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	var op management.Op
+	if err := json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&op); err != nil {
+		http.Error(w, "bad operation: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	res := r.o.Local(&op)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// address finds a node's management address, asking the registry when
+// the node is not known yet.
+func (r *HTTPRelay) address(ctx context.Context, node string) (string, error) {
+	r.mu.Lock()
+	addr, ok := r.addrs[node]
+	r.mu.Unlock()
+	if ok {
+		return addr, nil
+	}
+	nodes, err := r.o.Registry.Nodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range nodes {
+		r.addrs[n.ID] = n.Address
+	}
+	return r.addrs[node], nil
+}
+
+// Forward runs o on the node that holds the connection. ok is false when
+// no other live node holds it.
+func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
+	rec, err := r.o.Registry.Get(ctx, o.ID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return management.Result{}, false
+	case err != nil:
+		return unavailable("connection registry unreachable: " + err.Error()), true
+	case rec.Node == r.o.Node:
+		return management.Result{}, false
+	}
+	addr, err := r.address(ctx, rec.Node)
+	if err != nil {
+		return unavailable("connection registry unreachable: " + err.Error()), true
+	}
+	if addr == "" {
+		return management.Result{}, false // the owner is not live: Gone
+	}
+	body, _ := json.Marshal(o)
+	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+Path, bytes.NewReader(body))
+	if err != nil {
+		return unavailable(err.Error()), true
+	}
+	req.Header.Set(secretHeader, r.o.Secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.o.Client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return management.Result{Status: http.StatusGatewayTimeout, ErrType: "GatewayTimeoutException",
+				Message: fmt.Sprintf("the node holding the connection did not answer within %v", r.o.Timeout)}, true
+		}
+		// Refused or reset: the owner is gone, and so is the connection.
+		r.mu.Lock()
+		delete(r.addrs, rec.Node)
+		r.mu.Unlock()
+		return management.Result{}, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return unavailable(fmt.Sprintf("the node holding the connection refused the relay: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg))), true
+	}
+	var res management.Result
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return unavailable("malformed relay answer: " + err.Error()), true
+	}
+	return res, true
+}
