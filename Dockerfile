@@ -21,7 +21,7 @@ RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/portico
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/portico /usr/local/bin/portico
-COPY examples/echo/portico.yaml /etc/portico/portico.yaml
+COPY examples/docker/portico.yaml /etc/portico/portico.yaml
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/portico"]
