@@ -72,19 +72,26 @@ for i in $(seq 1 $((NODES - 1))); do
 	pids+=($!)
 done
 "$tmp/portico-load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
-	--connections "$PER" --rate "$RATE" --clients 32 --duration 20s --sources 127.1.99.2-127.1.99.5 \
+	--connections "$PER" --rate "$RATE" --clients 32 --duration 40s --sources 127.1.99.2-127.1.99.5 \
 	--json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
 post=$!
 pids+=($post)
 
-# Measure while everything is held: after the ramp, before the holds end.
-ramp=$((PER / RATE + 15))
-sleep "$ramp"
-held=0
-for i in $(seq 1 "$NODES"); do
-	n=$(curl -s "http://127.0.0.1:$((29100 + i))/metrics" | awk '/^portico_connections_open\{/ {print $2}')
-	held=$((held + ${n:-0}))
+# Measure while everything is held: once every connection is open (or
+# after 5 minutes), before the holds end.
+count() {
+	local sum=0 n
+	for i in $(seq 1 "$NODES"); do
+		n=$(curl -s "http://127.0.0.1:$((29100 + i))/metrics" | awk '/^portico_connections_open\{/ {print $2}')
+		sum=$((sum + ${n:-0}))
+	done
+	echo "$sum"
+}
+start=$(date +%s)
+while held=$(count); [ "$held" -lt $((NODES * PER)) ] && [ $(($(date +%s) - start)) -lt 300 ]; do
+	sleep 2
 done
+echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee "$OUT/scale-ramp.txt"
 gwrss1=$(rss "${gws[@]}")
 genrss=$(rss "${gens[@]}" "$post")
 redisrss=$(rss "$redis")
@@ -99,7 +106,8 @@ records=$(redis-cli -p 26379 dbsize)
 	echo "generator RSS: $((genrss / 1024)) MiB"
 	echo "redis RSS: $((redisrss / 1024)) MiB"
 	echo "kernel slab: $((slab0 / 1024)) MiB -> $((slab1 / 1024)) MiB"
-} | tee "$OUT/scale-summary.txt"
+} | tee -a "$OUT/scale-ramp.txt"
+mv "$OUT/scale-ramp.txt" "$OUT/scale-summary.txt"
 wait "$post" || true
 echo "post through node 1 (most connections are on other nodes):" | tee -a "$OUT/scale-summary.txt"
 tail -n 12 "$tmp/post.log" | tee -a "$OUT/scale-summary.txt"
