@@ -41,7 +41,8 @@ type HTTPOptions struct {
 // without a message bus (DynamoDB): each node's registry entry carries the
 // address of its management listener.
 type HTTPRelay struct {
-	o HTTPOptions
+	o      HTTPOptions
+	owners *owners
 
 	mu    sync.Mutex
 	addrs map[string]string // node id → management address
@@ -61,7 +62,7 @@ func NewHTTP(o HTTPOptions) (*HTTPRelay, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &HTTPRelay{o: o, addrs: map[string]string{}}, nil
+	return &HTTPRelay{o: o, owners: newOwners(o.Registry), addrs: map[string]string{}}, nil
 }
 
 // ServeHTTP runs an operation forwarded by another node.
@@ -105,16 +106,16 @@ func (r *HTTPRelay) address(ctx context.Context, node string) (string, error) {
 // Forward runs o on the node that holds the connection. ok is false when
 // no other live node holds it.
 func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
-	rec, err := r.o.Registry.Get(ctx, o.ID)
+	owner, found, err := r.owners.lookup(ctx, o.ID)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return management.Result{}, false
 	case err != nil:
 		return unavailable("connection registry unreachable: " + err.Error()), true
-	case rec.Node == r.o.Node:
+	case !found:
+		return management.Result{}, false
+	case owner == r.o.Node:
 		return management.Result{}, false
 	}
-	addr, err := r.address(ctx, rec.Node)
+	addr, err := r.address(ctx, owner)
 	if err != nil {
 		return unavailable("connection registry unreachable: " + err.Error()), true
 	}
@@ -138,8 +139,9 @@ func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.R
 		}
 		// Refused or reset: the owner is gone, and so is the connection.
 		r.mu.Lock()
-		delete(r.addrs, rec.Node)
+		delete(r.addrs, owner)
 		r.mu.Unlock()
+		r.owners.forget(o.ID)
 		return management.Result{}, false
 	}
 	defer resp.Body.Close()

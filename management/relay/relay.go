@@ -54,6 +54,7 @@ type Options struct {
 // Relay forwards operations between nodes.
 type Relay struct {
 	o       Options
+	owners  *owners
 	sub     *goredis.PubSub
 	seq     atomic.Uint64
 	mu      sync.Mutex
@@ -86,7 +87,7 @@ func New(ctx context.Context, o Options) (*Relay, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r := &Relay{o: o, pending: map[uint64]chan management.Result{}, done: make(chan struct{})}
+	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan management.Result{}, done: make(chan struct{})}
 	r.sub = o.Client.Subscribe(ctx, r.channel(o.Node))
 	if _, err := r.sub.Receive(ctx); err != nil { // the subscription confirmation
 		_ = r.sub.Close()
@@ -142,13 +143,13 @@ func (r *Relay) answer(req envelope) {
 // Forward runs o on the node that holds the connection. ok is false when
 // the registry knows no other live node holding it.
 func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
-	rec, err := r.o.Registry.Get(ctx, o.ID)
+	owner, found, err := r.owners.lookup(ctx, o.ID)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return management.Result{}, false
 	case err != nil:
 		return unavailable("connection registry unreachable: " + err.Error()), true
-	case rec.Node == r.o.Node:
+	case !found:
+		return management.Result{}, false
+	case owner == r.o.Node:
 		return management.Result{}, false // ours, and not open here: Gone
 	}
 	seq := r.seq.Add(1)
@@ -164,12 +165,13 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 	payload, _ := json.Marshal(envelope{Seq: seq, From: r.o.Node, Op: o})
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	receivers, err := r.o.Client.Publish(ctx, r.channel(rec.Node), payload).Result()
+	receivers, err := r.o.Client.Publish(ctx, r.channel(owner), payload).Result()
 	switch {
 	case err != nil:
 		return unavailable("relay unreachable: " + err.Error()), true
 	case receivers == 0:
 		// The owner is not listening: it is gone, and so is the connection.
+		r.owners.forget(o.ID)
 		return management.Result{}, false
 	}
 	select {
