@@ -2,7 +2,6 @@ package connections
 
 import (
 	"encoding/binary"
-	"errors"
 	"unicode/utf8"
 )
 
@@ -228,5 +227,3 @@ func validCloseCode(code int) bool {
 	}
 	return false
 }
-
-var errShortWrite = errors.New("connections: short write")
