@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/portico-gateway/portico/cmd/portico/gateway"
@@ -42,6 +43,9 @@ func run() error {
 	}
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 
 	g, err := gateway.New(cfg, log)
 	if err != nil {

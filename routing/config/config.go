@@ -34,6 +34,13 @@ type File struct {
 	// Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
 
+	// GCPercent is the Go garbage collector's target (GOGC): the heap may
+	// grow this many percent over live memory before a collection. Lower
+	// holds many idle connections in less memory for a little more CPU.
+	// Default 50 (Go's own default is 100). The GOGC environment variable,
+	// when set, wins.
+	GCPercent int `yaml:"gcPercent"`
+
 	// APIs are the WebSocket APIs this gateway serves. At least one.
 	APIs []API `yaml:"apis"`
 

@@ -44,6 +44,7 @@ func (f *File) ApplyDefaults() {
 	setDuration(&f.ShutdownTimeout, defaultShutdownTimeout)
 	setString(&f.Management.Address, defaultManagementAddress)
 	setString(&f.Storage.Type, defaultStorageType)
+	setInt(&f.GCPercent, 50)
 	setDuration(&f.Storage.NodeTTL, 30*time.Second)
 	setDuration(&f.Storage.TouchInterval, 10*time.Second)
 	setString(&f.Storage.Redis.Prefix, "portico:")

@@ -62,6 +62,9 @@ func (v *validator) add(key, format string, args ...any) {
 func (f *File) Validate() error {
 	v := &validator{f: f}
 
+	if f.GCPercent < 10 || f.GCPercent > 1000 {
+		v.add("gcPercent", "want 10 to 1000, got %d", f.GCPercent)
+	}
 	if !slices.Contains([]string{"memory", "redis", "dynamodb"}, f.Storage.Type) {
 		v.add("storage.type", "unknown storage type %q (supported: memory, redis, dynamodb)", f.Storage.Type)
 	}
