@@ -38,8 +38,9 @@ type node struct {
 }
 
 // startNodes builds the binary and runs n gateway processes sharing the
-// Redis at redisAddr; each has its own ports.
-func startNodes(t *testing.T, n int, redisAddr string) []*node {
+// registry that storage (the YAML value of the storage key) describes;
+// each has its own ports.
+func startNodes(t *testing.T, n int, storage string) []*node {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "portico")
@@ -50,7 +51,7 @@ func startNodes(t *testing.T, n int, redisAddr string) []*node {
 	for i := 0; i < n; i++ {
 		nd := &node{ws: freeAddr(t), mgmt: freeAddr(t), logs: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 		cfg := fmt.Sprintf(`management: {address: %q}
-storage: {type: redis, nodeTTL: 3s, redis: {addrs: [%q]}}
+storage: %s
 apis:
   - name: multi
     listen: %q
@@ -59,7 +60,7 @@ apis:
       whoami:
         routeResponse: true
         integration: {type: mock, response: {body: "$context.connectionId"}}
-`, nd.mgmt, redisAddr, nd.ws)
+`, nd.mgmt, storage, nd.ws)
 		path := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -115,7 +116,23 @@ func TestThreeProcessesOneRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three gateway processes")
 	}
-	nodes := startNodes(t, 3, storagetest.RedisAddr(t))
+	threeProcesses(t, fmt.Sprintf("{type: redis, nodeTTL: 3s, redis: {addrs: [%q]}}", storagetest.RedisAddr(t)))
+}
+
+// TestThreeProcessesOneDynamoDB: the same with a DynamoDB-protocol
+// server (dynalite) as the registry; posts cross nodes over the
+// management listeners' /internal/relay, authenticated by the secret.
+func TestThreeProcessesOneDynamoDB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three gateway processes")
+	}
+	table := fmt.Sprintf("multinode_%d", time.Now().UnixNano())
+	threeProcesses(t, fmt.Sprintf("{type: dynamodb, nodeTTL: 3s, relaySecret: s3cret, dynamodb: {table: %s, endpoint: %q, region: us-east-1, createTable: true}}",
+		table, storagetest.DynamoEndpoint(t)))
+}
+
+func threeProcesses(t *testing.T, storage string) {
+	nodes := startNodes(t, 3, storage)
 	type cl struct {
 		ws   *websocket.Conn
 		id   string
