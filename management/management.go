@@ -176,6 +176,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if res.Status == http.StatusGone && h.opts.Forward != nil {
 		if fwd, ok := h.opts.Forward(r.Context(), o); ok {
 			res = fwd
+			h.opts.Metrics.Relayed.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
 		}
 	}
 	writeResult(w, res)

@@ -30,6 +30,14 @@ type Set struct {
 	// ManagementRequests counts @connections calls. Labels: op (post, get,
 	// delete), code (HTTP status).
 	ManagementRequests *prometheus.CounterVec
+	// Relayed counts @connections calls this node passed to the node that
+	// holds the connection, by the owner's answer (or the relay's own
+	// 410/504 when the owner is gone or slow). Labels: op, code.
+	Relayed *prometheus.CounterVec
+	// RegistryUp is 1 while the connection registry answers this node's
+	// heartbeats and 0 during an outage (the node then serves its own
+	// connections only; /readyz answers 503).
+	RegistryUp prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -59,10 +67,17 @@ func New(reg prometheus.Registerer) *Set {
 		ManagementRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portico_management_requests_total", Help: "@connections calls by operation and HTTP status.",
 		}, []string{"op", "code"}),
+		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_relayed_requests_total", Help: "@connections calls answered by the node holding the connection, by operation and HTTP status.",
+		}, []string{"op", "code"}),
+		RegistryUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portico_registry_up", Help: "1 while the connection registry answers, 0 during an outage.",
+		}),
 	}
+	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.Disconnects, s.Messages,
-			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests)
+			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp)
 	}
 	return s
 }

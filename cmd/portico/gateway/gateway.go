@@ -122,7 +122,7 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.keeper = &registryKeeper{
-		reg: g.reg, hub: g.hub, log: log,
+		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp,
 		node:     &storage.Node{ID: g.node, StartedAt: time.Now()},
 		nodeTTL:  cfg.Storage.NodeTTL.D(),
 		touchInt: cfg.Storage.TouchInterval.D(),

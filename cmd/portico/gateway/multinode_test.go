@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,9 @@ func TestCrossNodeOverHTTP(t *testing.T) {
 	})
 	if got := readText(t, c); got != "over http" {
 		t.Errorf("client got %q", got)
+	}
+	if _, body := doHTTP(t, "GET", "http://"+other.ManagementAddr()+"/metrics", ""); !strings.Contains(body, `portico_relayed_requests_total{code="200",op="post"} 1`) {
+		t.Errorf("/metrics of the relaying node lacks the relayed post")
 	}
 	// The relay endpoint refuses callers without the secret.
 	resp, _ := doHTTP(t, "POST", "http://"+owner.ManagementAddr()+"/internal/relay", `{"op":"delete","stage":"test","id":"`+id+`"}`)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +58,7 @@ type registryKeeper struct {
 	nodeTTL  time.Duration
 	touchInt time.Duration
 	log      *slog.Logger
+	up       prometheus.Gauge // portico_registry_up
 
 	mu     sync.Mutex
 	outage error // nil when the registry answered last time
@@ -111,8 +114,10 @@ func (k *registryKeeper) heartbeat(ctx context.Context) {
 	}
 	if k.setOutage(err) {
 		if err != nil {
+			k.up.Set(0)
 			k.log.Error("connection registry unreachable; serving local connections only", "err", err)
 		} else {
+			k.up.Set(1)
 			k.log.Info("connection registry reachable again; node and connections registered")
 		}
 	}

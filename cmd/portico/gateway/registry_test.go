@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,9 @@ func TestRedisRegistry(t *testing.T) {
 		}
 		return nil
 	})
+	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 0\n") {
+		t.Errorf("/metrics during the outage lacks portico_registry_up 0")
+	}
 	// Local traffic goes on without the registry.
 	send(t, c, `{"action":"whoami"}`)
 	if got := readText(t, c); got != id2 {
@@ -112,6 +116,9 @@ func TestRedisRegistry(t *testing.T) {
 		}
 		return nil
 	})
+	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 1\n") {
+		t.Errorf("/metrics after recovery lacks portico_registry_up 1")
+	}
 	eventually(t, "connection registered again", func() error { _, err := reg.Get(context.Background(), id2); return err })
 	c.Close()
 	eventually(t, "record gone after disconnect", func() error {
