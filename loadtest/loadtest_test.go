@@ -287,7 +287,7 @@ func TestPostSmoke(t *testing.T) {
 		Connections: 30, Clients: 4, Duration: time.Second})
 	checkClean(t, s, err)
 	p := s.Post
-	if p.IDs != 30 || p.Posts < 50 || p.Statuses["200"] != p.Posts || p.Delivered != p.Posts || p.Delivery.Count != p.Posts || p.HTTP.Count != p.Posts {
+	if p.IDs != 30 || p.Posts < 50 || p.Reached != 30 || p.Statuses["200"] != p.Posts || p.Delivered != p.Posts || p.Delivery.Count != p.Posts || p.HTTP.Count != p.Posts {
 		t.Errorf("post %+v", p)
 	}
 	if p.Management != mgmtURL+"/dev" {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,10 +26,12 @@ const whoamiTimeout = 10 * time.Second
 // post pushes messages to connections through the management API:
 // POST {management}/{stage}/@connections/{id} with a body
 // "<seq>-<send time>", timed twice: the HTTP answer, and the arrival of
-// the body on the connection's socket.
+// the body on the connection's socket. Posts go to the connections in
+// turn, so a run of at least as many posts as connections reaches each.
 type post struct {
 	r          *runner
 	ids        []atomic.Pointer[string] // by Conn.ID: what whoami answered
+	got        []atomic.Bool            // by Conn.ID: a post arrived
 	delivered  atomic.Int64
 	unexpected atomic.Int64
 	delivery   *Hist
@@ -38,7 +39,8 @@ type post struct {
 }
 
 func (r *runner) newPost() *post {
-	p := &post{r: r, ids: make([]atomic.Pointer[string], r.o.Connections), delivery: NewHist()}
+	p := &post{r: r, ids: make([]atomic.Pointer[string], r.o.Connections),
+		got: make([]atomic.Bool, r.o.Connections), delivery: NewHist()}
 	r.onMessage = p.onMessage
 	return p
 }
@@ -55,6 +57,7 @@ func (p *post) onMessage(c *wsclient.Conn, msg []byte) {
 	if _, ns, ok := parseStamp(msg); ok && ns >= 0 {
 		p.delivery.Record(p.r.since(ns))
 		p.delivered.Add(1)
+		p.got[c.ID].Store(true)
 		return
 	}
 	p.unexpected.Add(1)
@@ -136,8 +139,9 @@ func (p *post) run(ctx context.Context) error {
 			var firstErr string
 			body := make([]byte, 0, 64+o.MessageBytes)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				id := ids[rand.IntN(len(ids))]
-				body = appendStamp(body[:0], seq.Add(1), p.r.stamp(), o.MessageBytes)
+				n := seq.Add(1)
+				id := ids[(n-1)%uint64(len(ids))]
+				body = appendStamp(body[:0], n, p.r.stamp(), o.MessageBytes)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+url.PathEscape(id), bytes.NewReader(body))
 				if err != nil {
 					statuses["error"]++
@@ -186,6 +190,11 @@ func (p *post) run(ctx context.Context) error {
 	res.PerSecond = float64(res.Posts) / elapsed.Seconds()
 	res.HTTP = httpHist.Latency()
 	res.Delivered = p.delivered.Load()
+	for i := range p.got {
+		if p.got[i].Load() {
+			res.Reached++
+		}
+	}
 	res.Lost = max(want-res.Delivered, 0)
 	res.Unexpected = p.unexpected.Load()
 	res.Delivery = p.delivery.Latency()

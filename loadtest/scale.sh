@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Many connections on one machine: NODES gateway processes share one port
-# (listen.reusePort) and one Redis registry; NODES-1 generator processes
-# hold PER connections each from their own source addresses, and one more
-# generator holds PER connections and posts to them through node 1's
-# @connections (so most posts cross nodes). Every process holds at most
-# 20,000 open files here, hence the many processes.
+# (listen.reusePort) and one Redis registry. NODES-1 generator processes
+# hold PER connections each from their own source addresses. Once they
+# are all open, one more generator opens PER connections and posts to
+# each of them in turn through node 1's @connections for HOLD, so most
+# posts cross nodes. Every process here holds at most 20,000 open files,
+# hence the many processes.
 #
-#   NODES=11 PER=18000 HOLD=60s bash loadtest/scale.sh
+#   NODES=11 PER=18000 HOLD=60 bash loadtest/scale.sh      # 198,000
+#   NODES=56 PER=17858 HOLD=60 bash loadtest/scale.sh      # 1,000,048
 #
-# The headline target (1,000,000 connections) is NODES=56 PER=18000; it
-# needs ~10 GB of kernel socket memory. Bounded: each generator stops
-# after its hold; every process started is stopped at exit.
+# Bounded: the ramp stops after RAMP_MAX seconds, the generators after 10
+# minutes of holding, and the whole run is stopped (every process it
+# started) when MemAvailable falls under MIN_FREE_MB. Results go to
+# $OUT/scale-summary.txt and the generators' JSON files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-11}
 PER=${PER:-18000}
-HOLD=${HOLD:-60s}
-RATE=${RATE:-500}
+HOLD=${HOLD:-60}           # seconds every connection is held while posts run
+HOLD=${HOLD%s}
+RATE=${RATE:-200}          # connects/s asked of each generator (the machine sets the real rate)
+CONCURRENCY=${CONCURRENCY:-16}
+RAMP_MAX=${RAMP_MAX:-600}  # seconds (the generators allow at most 10 minutes)
+MIN_FREE_MB=${MIN_FREE_MB:-1500}
 OUT=${OUT:-$PWD/bench-results}
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
@@ -31,7 +38,42 @@ trap cleanup EXIT
 go build -o "$tmp/portico" ./cmd/portico
 go build -o "$tmp/portico-load" ./cmd/portico-load
 slab() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+avail() { awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo; }
 rss() { awk '/^VmRSS:/ {s+=$2} END {print s}' $(for p in "$@"; do echo "/proc/$p/status"; done); }
+guard() {
+	if [ "$(avail)" -lt "$MIN_FREE_MB" ]; then
+		echo "stopping: MemAvailable $(avail) MiB < MIN_FREE_MB $MIN_FREE_MB" | tee -a "$OUT/scale-summary.txt"
+		exit 1
+	fi
+}
+# metric NAME: the sum over every node of the samples of NAME.
+metric() {
+	local sum=0 n
+	for i in $(seq 1 "$NODES"); do
+		n=$(curl -s "http://127.0.0.1:$((29100 + i))/metrics" | awk -v m="$1" '{n = $1; sub(/\{.*/, "", n)} n == m {s += $2} END {printf "%d", s}')
+		sum=$((sum + ${n:-0}))
+	done
+	echo "$sum"
+}
+# wait_open N PID...: until N connections are open, RAMP_MAX has passed
+# since the start, or memory runs short; fails when every PID has exited.
+wait_open() {
+	local want=$1
+	shift
+	while held=$(metric portico_connections_open); [ "$held" -lt "$want" ] && [ $(($(date +%s) - start)) -lt "$RAMP_MAX" ]; do
+		guard
+		local alive=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		if [ "$alive" = 0 ]; then
+			echo "stopping: the generators exited with $held connections open" | tee -a "$OUT/scale-summary.txt"
+			cat "$tmp"/gen*.log "$tmp"/post.log 2>/dev/null | sort | uniq -c | head
+			exit 1
+		fi
+		sleep 2
+	done
+}
+: >"$OUT/scale-summary.txt"
+avail0=$(avail)
 
 redis-server --port 26379 --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
 redis=$!
@@ -62,54 +104,63 @@ for i in $(seq 1 "$NODES"); do
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$((29100 + i))") 2>/dev/null && break; sleep 0.1; done
 done
 gwrss0=$(rss "${gws[@]}")
-gpids=$(IFS=,; echo "${gws[*]}")
 
+start=$(date +%s)
 gens=()
 for i in $(seq 1 $((NODES - 1))); do
-	"$tmp/portico-load" connect --url ws://127.0.0.1:28080/dev --connections "$PER" --rate "$RATE" --hold "$HOLD" \
+	"$tmp/portico-load" connect --url ws://127.0.0.1:28080/dev --connections "$PER" --rate "$RATE" \
+		--concurrency "$CONCURRENCY" --ramp-timeout "${RAMP_MAX}s" --hold 10m \
 		--sources "127.1.$i.2-127.1.$i.5" --json "$OUT/scale-gen$i.json" --quiet >/dev/null 2>"$tmp/gen$i.log" &
 	gens+=($!)
 	pids+=($!)
 done
+wait_open $(((NODES - 1) * PER)) "${gens[@]}"
+echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee -a "$OUT/scale-summary.txt"
+
+# The post generator: its connections open at the machine's rate, then
+# it learns their ids and posts to each in turn for a little over HOLD.
 "$tmp/portico-load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
-	--connections "$PER" --rate "$RATE" --clients 32 --duration 40s --sources 127.1.99.2-127.1.99.5 \
-	--json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
+	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + 30))s" --ramp-timeout 5m \
+	--sources 127.1.99.2-127.1.99.5 --json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
 post=$!
 pids+=($post)
-
-# Measure while everything is held: once every connection is open (or
-# after 5 minutes), before the holds end.
-count() {
-	local sum=0 n
-	for i in $(seq 1 "$NODES"); do
-		n=$(curl -s "http://127.0.0.1:$((29100 + i))/metrics" | awk '/^portico_connections_open\{/ {print $2}')
-		sum=$((sum + ${n:-0}))
-	done
-	echo "$sum"
-}
-start=$(date +%s)
-while held=$(count); [ "$held" -lt $((NODES * PER)) ] && [ $(($(date +%s) - start)) -lt 300 ]; do
-	sleep 2
-done
-echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee "$OUT/scale-ramp.txt"
+wait_open $((NODES * PER)) "$post"
+full=$(date +%s)
+echo "all open: $held connections after $((full - start)) s" | tee -a "$OUT/scale-summary.txt"
+disc0=$(metric portico_disconnects_total)
 gwrss1=$(rss "${gws[@]}")
 genrss=$(rss "${gens[@]}" "$post")
 redisrss=$(rss "$redis")
 slab1=$(slab)
+avail1=$(avail)
 records=$(redis-cli -p 26379 dbsize)
+redismem=$(redis-cli -p 26379 info memory | awk -F: '/^used_memory:/ {print int($2/1048576)}')
 {
-	echo "date: $(date -u +%FT%TZ)  machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB"
+	echo "date: $(date -u +%FT%TZ)  machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, kernel $(uname -r)"
 	echo "nodes: $NODES gateway processes on 127.0.0.1:28080 (reusePort), $NODES generator processes x $PER connections"
 	echo "connections held (sum of portico_connections_open): $held"
-	echo "redis keys: $records"
-	echo "gateway RSS: $((gwrss0 / 1024)) MiB -> $((gwrss1 / 1024)) MiB, $(( (gwrss1 - gwrss0) * 1024 / (held > 0 ? held : 1) )) bytes/connection"
-	echo "generator RSS: $((genrss / 1024)) MiB"
+	echo "redis keys: $records (used_memory $redismem MiB)"
+	echo "gateway RSS: $((gwrss0 / 1024)) MiB -> $((gwrss1 / 1024)) MiB, $(((gwrss1 - gwrss0) * 1024 / (held > 0 ? held : 1))) bytes/connection"
+	echo "generator RSS: $((genrss / 1024)) MiB, $((genrss * 1024 / (held > 0 ? held : 1))) bytes/connection"
 	echo "redis RSS: $((redisrss / 1024)) MiB"
-	echo "kernel slab: $((slab0 / 1024)) MiB -> $((slab1 / 1024)) MiB"
-} | tee -a "$OUT/scale-ramp.txt"
-mv "$OUT/scale-ramp.txt" "$OUT/scale-summary.txt"
+	echo "kernel slab: $((slab0 / 1024)) MiB -> $((slab1 / 1024)) MiB, $(((slab1 - slab0) * 1024 / (held > 0 ? held : 1))) bytes/connection pair"
+	echo "MemAvailable: $avail0 MiB -> $avail1 MiB"
+} | tee -a "$OUT/scale-summary.txt"
+
+# Hold: every connection stays open for HOLD while the posts run.
+left=$((full + HOLD - $(date +%s)))
+if [ "$left" -gt 0 ]; then sleep "$left"; fi
+held2=$(metric portico_connections_open)
+disc1=$(metric portico_disconnects_total)
+echo "held: $held2 connections open $(($(date +%s) - full)) s after all were open; $((disc1 - disc0)) disconnects in between" | tee -a "$OUT/scale-summary.txt"
 wait "$post" || true
-echo "post through node 1 (most connections are on other nodes):" | tee -a "$OUT/scale-summary.txt"
-tail -n 12 "$tmp/post.log" | tee -a "$OUT/scale-summary.txt"
+relayed=$(curl -s http://127.0.0.1:29101/metrics | awk '/^portico_relayed_requests_total\{code="200",op="post"\}/ {print $2}')
+{
+	echo "posts through node 1: ${relayed:-0} answered 200 by another node (cross-node)"
+	grep -E "^(posts|  delivered|  HTTP|post HTTP|delivery|  not delivered|problem)" "$tmp/post.log" || tail -n 15 "$tmp/post.log"
+} | tee -a "$OUT/scale-summary.txt"
+
+# Stop the connect generators; each writes its summary on the way out.
+for g in "${gens[@]}"; do kill -TERM "$g" 2>/dev/null || true; done
 for g in "${gens[@]}"; do wait "$g" || true; done
-grep -h "connected" "$tmp"/gen*.log | tee -a "$OUT/scale-summary.txt"
+grep -h "^connected" "$tmp"/gen*.log | sort | uniq -c | tee -a "$OUT/scale-summary.txt" || true

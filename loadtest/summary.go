@@ -83,6 +83,7 @@ type PostResult struct {
 	Statuses   map[string]int64 `json:"statuses"` // by HTTP status, or "error"
 	HTTP       Latency          `json:"http"`
 	Delivered  int64            `json:"delivered"` // messages received for 200 answers
+	Reached    int              `json:"reached"`   // connections that received at least one post
 	Lost       int64            `json:"lost"`      // 200 answers never received
 	Unexpected int64            `json:"unexpected"`
 	Delivery   Latency          `json:"delivery"` // POST sent -> frame read
@@ -165,6 +166,7 @@ func printTable(tw io.Writer, s *Summary) {
 	}
 	if p := s.Post; p != nil {
 		fmt.Fprintf(tw, "posts\t%d to %d connections\t%.0f/s from %d clients\n", p.Posts, p.IDs, p.PerSecond, p.Clients)
+		fmt.Fprintf(tw, "  delivered\t%d, to %d distinct connections\t\n", p.Delivered, p.Reached)
 		for _, k := range sortedKeys(p.Statuses) {
 			fmt.Fprintf(tw, "  HTTP %s\t%d\t\n", k, p.Statuses[k])
 		}
