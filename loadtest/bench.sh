@@ -168,6 +168,12 @@ if [[ $what == registry || $what == all ]]; then
 	gateway epoll 18081 19091 "${store[redis]}"; b=$GW
 	"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19091/dev --connections 500 \
 		--clients 64 --duration 5s --gateway-pid "$a,$b" --json "$OUT/registry-post-crossnode.json" >/dev/null
+	# Latency below saturation: 2,000 posts/s from 8 clients, through the
+	# owner (local) and through the other node (cross-node).
+	for via in local:19090 crossnode:19091; do
+		"$load" post --url ws://127.0.0.1:18080/dev --management "http://127.0.0.1:${via#*:}/dev" --connections 500 \
+			--clients 8 --post-rate 2000 --duration 10s --gateway-pid "$a,$b" --json "$OUT/registry-post-paced-${via%%:*}.json" >/dev/null
+	done
 	stop "$a"; stop "$b"
 fi
 echo "results in $OUT"

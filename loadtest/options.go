@@ -39,8 +39,12 @@ const (
 	HTTPIntegration = "http-integration"
 )
 
-// MaxDuration caps every phase of a run.
+// MaxDuration caps every phase of a run but the ramp.
 const MaxDuration = 10 * time.Minute
+
+// MaxRamp caps --ramp-timeout: a million connections on two shared cores
+// take more than ten minutes to open.
+const MaxRamp = 30 * time.Minute
 
 // Options configure a run. Run fills in defaults for zero fields; the
 // run is bounded by Connections and Duration and targets loopback only.
@@ -96,6 +100,10 @@ type Options struct {
 	// Clients is the number of concurrent keep-alive HTTP clients (post).
 	// Default 64.
 	Clients int
+	// PostRate, when set, paces the clients to this many posts a second
+	// in total, to measure latency below saturation (post). 0: each client
+	// posts as soon as its previous post is answered.
+	PostRate float64
 	// Whoami is the action answering {"connectionId":"..."} (post).
 	// Default "whoami".
 	Whoami string
@@ -203,15 +211,18 @@ func (o *Options) Validate() error {
 	if o.Duration <= 0 {
 		return errors.New("--duration is required (how long to hold or to send, e.g. 10s)")
 	}
-	for name, d := range map[string]time.Duration{"--duration": o.Duration, "--ramp-timeout": o.RampTimeout,
+	if o.RampTimeout < 0 || o.RampTimeout > MaxRamp {
+		return fmt.Errorf("--ramp-timeout %v: want at most %v", o.RampTimeout, MaxRamp)
+	}
+	for name, d := range map[string]time.Duration{"--duration": o.Duration,
 		"--direct-after": o.DirectAfter, "--drain": o.Drain, "--handshake-timeout": o.HandshakeTimeout} {
 		if d < 0 || d > MaxDuration {
 			return fmt.Errorf("%s %v: want at most %v", name, d, MaxDuration)
 		}
 	}
 	switch {
-	case o.Rate < 0 || o.MsgRate < 0:
-		return errors.New("--rate and --msg-rate must not be negative")
+	case o.Rate < 0 || o.MsgRate < 0 || o.PostRate < 0:
+		return errors.New("--rate, --msg-rate and --post-rate must not be negative")
 	case o.Concurrency < 1 || o.Concurrency > 10000:
 		return fmt.Errorf("--concurrency %d: want 1 to 10000", o.Concurrency)
 	case o.Depth < 1 || o.Depth > 1024:

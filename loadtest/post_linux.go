@@ -99,7 +99,7 @@ func (p *post) learnIDs(ctx context.Context) []string {
 func (p *post) run(ctx context.Context) error {
 	o, s := p.r.o, p.r.sum
 	base := o.managementURL() + "/@connections/"
-	res := &PostResult{Management: o.managementURL(), Clients: o.Clients, Statuses: map[string]int64{}}
+	res := &PostResult{Management: o.managementURL(), Clients: o.Clients, PostRate: o.PostRate, Statuses: map[string]int64{}}
 	s.Post = res
 	ids := p.learnIDs(ctx)
 	res.IDs = len(ids)
@@ -131,14 +131,22 @@ func (p *post) run(ctx context.Context) error {
 		return fmt.Sprintf("post: %d posts, %.0f/s, %d delivered", posts.Load(), float64(posts.Load())/time.Since(start).Seconds(), p.delivered.Load())
 	})
 	var wg sync.WaitGroup
-	for range o.Clients {
+	for k := range o.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			statuses := map[string]int64{}
 			var firstErr string
 			body := make([]byte, 0, 64+o.MessageBytes)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				if o.PostRate > 0 {
+					// Client k's i-th post is due at (i*Clients+k)/PostRate;
+					// a client that is behind posts at once.
+					due := start.Add(time.Duration(float64(i*o.Clients+k) / o.PostRate * float64(time.Second)))
+					if d := time.Until(due); d > 0 {
+						sleep(ctx, d)
+					}
+				}
 				n := seq.Add(1)
 				id := ids[(n-1)%uint64(len(ids))]
 				body = appendStamp(body[:0], n, p.r.stamp(), o.MessageBytes)

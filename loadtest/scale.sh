@@ -22,7 +22,10 @@ HOLD=${HOLD:-60}           # seconds every connection is held while posts run
 HOLD=${HOLD%s}
 RATE=${RATE:-200}          # connects/s asked of each generator (the machine sets the real rate)
 CONCURRENCY=${CONCURRENCY:-16}
-RAMP_MAX=${RAMP_MAX:-600}  # seconds (the generators allow at most 10 minutes)
+RAMP_MAX=${RAMP_MAX:-1500} # seconds (the generators allow at most 30 minutes)
+# Every process gets one P: with ~100 Go processes on two cores, idle
+# spinning threads cost more than a second P gains.
+export GOMAXPROCS=${GOMAXPROCS:-1}
 MIN_FREE_MB=${MIN_FREE_MB:-1500}
 OUT=${OUT:-$PWD/bench-results}
 mkdir -p "$OUT"
@@ -31,9 +34,11 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	mkdir -p "$OUT/logs" && cp "$tmp"/*.log "$OUT/logs/" 2>/dev/null || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 go build -o "$tmp/portico" ./cmd/portico
 go build -o "$tmp/portico-load" ./cmd/portico-load

@@ -76,8 +76,9 @@ type MessageResult struct {
 type PostResult struct {
 	Management string           `json:"management"`
 	Clients    int              `json:"clients"`
-	IDs        int              `json:"ids"`        // connections whose id was learnt
-	MissingIDs int              `json:"missingIds"` // connections that never said
+	PostRate   float64          `json:"postRate,omitempty"` // the pace asked (0: closed loop)
+	IDs        int              `json:"ids"`                // connections whose id was learnt
+	MissingIDs int              `json:"missingIds"`         // connections that never said
 	Posts      int64            `json:"posts"`
 	PerSecond  float64          `json:"perSecond"`
 	Statuses   map[string]int64 `json:"statuses"` // by HTTP status, or "error"

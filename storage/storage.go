@@ -58,6 +58,13 @@ var ErrNotFound = errors.New("storage: connection not found")
 // misconfiguration) are not wrapped.
 var ErrUnavailable = errors.New("storage: backend unavailable")
 
+// ErrLeaseRenewal is returned by Heartbeat when the node's own liveness
+// was extended but renewing the leases of its records failed (a slow or
+// overloaded backend, usually). The node is live; the records still hold
+// their earlier lease, which lasts many heartbeats, and the next
+// Heartbeat tries again. Callers log it rather than treat it as an outage.
+var ErrLeaseRenewal = errors.New("storage: renewing record leases failed")
+
 // Defaults shared by the backends. Each backend takes these from its
 // options when the corresponding field is zero.
 const (
@@ -126,7 +133,9 @@ type Registry interface {
 	RegisterNode(ctx context.Context, n *Node) error
 	// Heartbeat keeps nodeID and its records alive for another node TTL.
 	// It returns ErrNotFound when the node is not registered or its
-	// liveness already lapsed; the caller then registers again.
+	// liveness already lapsed; the caller then registers again. It
+	// returns an error wrapping ErrLeaseRenewal when the node is live but
+	// its records' leases could not be renewed this time.
 	Heartbeat(ctx context.Context, nodeID string) error
 	// Nodes returns copies of the live nodes, in no particular order.
 	Nodes(ctx context.Context) ([]*Node, error)

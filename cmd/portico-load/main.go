@@ -112,6 +112,7 @@ func scenario(ctx context.Context, name string, args []string) error {
 		fs.StringVar(&o.Management, "management", "http://127.0.0.1:9090", "management listener; /STAGE is added unless the URL has a path")
 		fs.StringVar(&o.Stage, "stage", "", "stage for --management (default: the first path segment of --url)")
 		fs.IntVar(&o.Clients, "clients", 64, "concurrent keep-alive HTTP clients")
+		fs.Float64Var(&o.PostRate, "post-rate", 0, "pace the clients to this many posts a second in total (0: as fast as answered)")
 		fs.StringVar(&o.Whoami, "whoami", "whoami", "action whose reply is {\"connectionId\":\"...\"}")
 		fs.IntVar(&o.MessageBytes, "message-bytes", 0, "pad each posted body to about this many bytes")
 	}

@@ -73,7 +73,7 @@ func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 			delete(r.renewed, nodeID)
 		}
 		r.mu.Unlock()
-		return wrap(op+": renew leases", err)
+		return fmt.Errorf("%w: %w", storage.ErrLeaseRenewal, wrap(op+": renew leases", err))
 	}
 	return nil
 }

@@ -257,7 +257,7 @@ func (r *Registry) ListByNode(ctx context.Context, node string) ([]*storage.Reco
 func (r *Registry) scanConns(ctx context.Context, node string, fn func(ids []string) error) error {
 	var cursor uint64
 	for {
-		ids, next, err := r.c.SScan(ctx, r.connsKey(node), cursor, "", 1000).Result()
+		ids, next, err := r.c.SScan(ctx, r.connsKey(node), cursor, "", 5000).Result()
 		if err != nil {
 			return err
 		}

@@ -107,6 +107,12 @@ func (k *registryKeeper) heartbeat(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, max(k.nodeTTL/3, time.Second))
 	defer cancel()
 	err := k.reg.Heartbeat(cctx, k.node.ID)
+	if errors.Is(err, storage.ErrLeaseRenewal) {
+		// The node is live; its records keep their earlier lease, which
+		// lasts many beats, and the next beat tries again.
+		k.log.Warn("renewing connection record leases failed; retrying on the next heartbeat", "err", err)
+		err = nil
+	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.ready() != nil) {
 		// The registry forgot this node (it lapsed, or the registry
 		// restarted): register again and put every open connection back.
