@@ -133,15 +133,7 @@ func (r *Registry) Put(ctx context.Context, rec *storage.Record) error {
 		s: putScript, keys: []string{r.recordKey(rec.ID)},
 		args: append([]any{r.recordTTL.Milliseconds()}, fields...),
 	}
-	var sadd *goredis.IntCmd
-	err = r.runScripts(ctx, []*scriptCall{call}, func(p goredis.Pipeliner) {
-		conns := r.connsKey(rec.Node)
-		sadd = p.SAdd(ctx, conns, rec.ID)
-		p.PExpire(ctx, conns, r.recordTTL)
-	})
-	if err == nil {
-		err = sadd.Err()
-	}
+	err = r.puts.do(ctx, r, &pendingPut{call: call, node: rec.Node, id: rec.ID})
 	return wrap(fmt.Sprintf("put %q", rec.ID), err)
 }
 

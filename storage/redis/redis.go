@@ -120,6 +120,8 @@ type Registry struct {
 	recordTTL time.Duration
 	tombTTL   time.Duration
 
+	puts putBatcher // coalesces concurrent Puts
+
 	mu      sync.Mutex
 	renewed map[string]time.Time // node → when its records' leases were last renewed
 }

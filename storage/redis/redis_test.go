@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,5 +272,54 @@ func BenchmarkGet(b *testing.B) {
 		if _, err := reg.Get(ctx, "c1"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Concurrent Puts share pipelines (putBatcher); each must land, with its
+// node's set, and each caller must hear its own result.
+func TestConcurrentPutsBatch(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	reg := open(t, Options{Addrs: []string{addr}})
+	defer reg.Close()
+	ctx := context.Background()
+	for _, n := range []string{"n1", "n2"} {
+		if err := reg.RegisterNode(ctx, &storage.Node{ID: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const count = 2000
+	var wg sync.WaitGroup
+	errs := make([]error, count)
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := []string{"n1", "n2"}[i%2]
+			errs[i] = reg.Put(ctx, &storage.Record{ID: fmt.Sprintf("c%d", i), Node: node, API: "a", Stage: "s"})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	for i := range count {
+		rec, err := reg.Get(ctx, fmt.Sprintf("c%d", i))
+		if err != nil || rec.Node != []string{"n1", "n2"}[i%2] {
+			t.Fatalf("get c%d: %+v, %v", i, rec, err)
+		}
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if got := reg.c.SCard(ctx, reg.connsKey(n)).Val(); got != count/2 {
+			t.Errorf("set of %s holds %d ids, want %d", n, got, count/2)
+		}
+	}
+	// A put whose context has ended fails, and so do the ones sharing its
+	// pipeline; none hangs.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := reg.Put(cctx, &storage.Record{ID: "late", Node: "n1"}); err == nil {
+		t.Error("put with a cancelled context succeeded")
 	}
 }
