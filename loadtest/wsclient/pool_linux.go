@@ -146,7 +146,9 @@ func (p *Pool) Dial(ctx context.Context, u *url.URL, o DialOptions) (*Conn, erro
 		o.Timeout = 10 * time.Second
 	}
 	deadline := time.Now().Add(o.Timeout)
-	nd := net.Dialer{Deadline: deadline}
+	// No TCP keepalive: held idle, a million sockets would send a
+	// probe pair each every 15 s (Go's default).
+	nd := net.Dialer{Deadline: deadline, KeepAlive: -1}
 	if o.Source != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: o.Source}
 		nd.Control = bindAddressNoPort

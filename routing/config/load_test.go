@@ -182,6 +182,8 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:1: connections.shards: must not be negative, got -2`}},
 		{"negative shutdown timeout", "shutdownTimeout: -5s\n" + base,
 			[]string{`bad.yaml:1: shutdownTimeout: must not be negative, got -5s`}},
+		{"negative keepalive", "listen: {tcpKeepAlive: -1s}\n" + base,
+			[]string{`bad.yaml:1: listen.tcpKeepAlive: must not be negative (0s turns it off), got -1s`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(tc.yaml))

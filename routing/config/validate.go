@@ -86,6 +86,9 @@ func (f *File) Validate() error {
 	if f.ShutdownTimeout < 0 {
 		v.add("shutdownTimeout", "must not be negative, got %s", f.ShutdownTimeout.D())
 	}
+	if f.Listen.TCPKeepAlive < 0 {
+		v.add("listen.tcpKeepAlive", "must not be negative (0s turns it off), got %s", f.Listen.TCPKeepAlive.D())
+	}
 	listeners := &addresses{}
 	if reason := checkAddress(f.Management.Address); reason != "" {
 		v.add("management.address", "%s", reason)

@@ -199,7 +199,7 @@ func (g *Gateway) Start() error {
 	}
 	for i, a := range g.apis {
 		addr := g.cfg.APIs[i].Listen
-		ln, err := connections.Listen(context.Background(), addr, g.cfg.Listen.ReusePort)
+		ln, err := connections.Listen(context.Background(), addr, g.cfg.Listen.ReusePort, g.cfg.Listen.TCPKeepAlive.D())
 		if err != nil {
 			g.closeListeners()
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
