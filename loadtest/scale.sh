@@ -96,6 +96,7 @@ apis:
   - name: scale
     listen: 127.0.0.1:28080
     stages: [{name: dev}]
+    limits: {idleTimeout: 2h}   # the ramp alone outlasts the 10-minute default
     routes:
       whoami:
         routeResponse: true

@@ -142,3 +142,19 @@ type Registry interface {
 	// Close releases the registry's resources.
 	Close() error
 }
+
+// RenewalContext returns the context a backend renews record leases in:
+// it ends when ctx is cancelled, but instead of ctx's deadline it has its
+// own, budget from now. A heartbeat's deadline is sized for one round
+// trip; renewing many thousands of leases on a loaded machine takes
+// longer, and giving up only to start over on the next beat wastes the
+// work done.
+func RenewalContext(ctx context.Context, budget time.Duration) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	return rctx, func() { stop(); cancel() }
+}

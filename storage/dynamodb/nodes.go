@@ -65,7 +65,9 @@ func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 	if !due {
 		return nil
 	}
-	if err := r.renew(ctx, nodeID, now); err != nil {
+	rctx, cancel := storage.RenewalContext(ctx, r.recordTTL/8)
+	defer cancel()
+	if err := r.renew(rctx, nodeID, now); err != nil {
 		r.mu.Lock()
 		if seen {
 			r.renewed[nodeID] = last // try again on the next beat

@@ -80,7 +80,9 @@ func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 	if !due {
 		return nil
 	}
-	if err := r.renew(ctx, nodeID); err != nil {
+	rctx, cancel := storage.RenewalContext(ctx, r.recordTTL/8)
+	defer cancel()
+	if err := r.renew(rctx, nodeID); err != nil {
 		r.mu.Lock()
 		if seen {
 			r.renewed[nodeID] = last // try again on the next beat
