@@ -124,9 +124,10 @@ wait_open $(((NODES - 1) * PER)) "${gens[@]}"
 echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee -a "$OUT/scale-summary.txt"
 
 # The post generator: its connections open at the machine's rate, then
-# it learns their ids and posts to each in turn for a little over HOLD.
+# it learns their ids and posts to each in turn for HOLD + 2 minutes, so
+# that it is still holding its connections when the hold is measured.
 "$tmp/portico-load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
-	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + 30))s" --ramp-timeout 5m \
+	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + 120))s" --ramp-timeout 5m \
 	--sources 127.1.99.2-127.1.99.5 --json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
 post=$!
 pids+=($post)
