@@ -13,7 +13,9 @@
 # Bounded: the ramp stops after RAMP_MAX seconds, the generators after 10
 # minutes of holding, and the whole run is stopped (every process it
 # started) when MemAvailable falls under MIN_FREE_MB. Results go to
-# $OUT/scale-summary.txt and the generators' JSON files.
+# $OUT/scale-summary.txt and the generators' JSON files. The exit status
+# is 0 only when every connection was held and every post delivered; CI
+# runs it at NODES=3 PER=100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-11}
@@ -27,6 +29,7 @@ RAMP_MAX=${RAMP_MAX:-1500} # seconds (the generators allow at most 30 minutes)
 # spinning threads cost more than a second P gains.
 export GOMAXPROCS=${GOMAXPROCS:-1}
 MIN_FREE_MB=${MIN_FREE_MB:-1500}
+POST_EXTRA=${POST_EXTRA:-120} # seconds the post generator goes on after the hold
 OUT=${OUT:-$PWD/bench-results}
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
@@ -124,10 +127,11 @@ wait_open $(((NODES - 1) * PER)) "${gens[@]}"
 echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee -a "$OUT/scale-summary.txt"
 
 # The post generator: its connections open at the machine's rate, then
-# it learns their ids and posts to each in turn for HOLD + 2 minutes, so
-# that it is still holding its connections when the hold is measured.
+# it learns their ids and posts to each in turn for HOLD + POST_EXTRA
+# seconds, so that it still holds its connections when the hold is
+# measured.
 "$tmp/portico-load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
-	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + 120))s" --ramp-timeout 5m \
+	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + POST_EXTRA))s" --ramp-timeout 5m \
 	--sources 127.1.99.2-127.1.99.5 --json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
 post=$!
 pids+=($post)
@@ -171,3 +175,11 @@ relayed=$(curl -s http://127.0.0.1:29101/metrics | awk '/^portico_relayed_reques
 for g in "${gens[@]}"; do kill -TERM "$g" 2>/dev/null || true; done
 for g in "${gens[@]}"; do wait "$g" || true; done
 grep -h "^connected" "$tmp"/gen*.log | sort | uniq -c | tee -a "$OUT/scale-summary.txt" || true
+
+# Exit status: 0 only when every connection was held through the hold and
+# every post was answered 200 and delivered, to each of the PER connections.
+ok=1
+[ "$held2" -ge $((NODES * PER)) ] && [ "$((disc1 - disc0))" -eq 0 ] || ok=0
+grep -q '"lost": 0,' "$OUT/scale-post.json" && grep -q "\"reached\": $PER," "$OUT/scale-post.json" || ok=0
+grep -q '"problems": \[\]' "$OUT/scale-post.json" || ok=0
+if [ "$ok" = 1 ]; then echo "scale: ok" | tee -a "$OUT/scale-summary.txt"; else echo "scale: FAILED" | tee -a "$OUT/scale-summary.txt"; exit 1; fi
