@@ -54,7 +54,9 @@ YAML
 	"$tmp/portico" --config "$tmp/gw-$ws-$mg.yaml" >/dev/null 2>"$tmp/gw-$ws-$mg.log" &
 	GW=$!
 	pids+=("$GW")
-	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ws") 2>/dev/null && break; sleep 0.1; done
+	# /readyz answers once every listener of this process is bound (with
+	# reusePort, the API port may already answer through another process).
+	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$mg/readyz" && break; sleep 0.1; done
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
@@ -175,5 +177,23 @@ if [[ $what == registry || $what == all ]]; then
 			--clients 8 --post-rate 2000 --duration 10s --gateway-pid "$a,$b" --json "$OUT/registry-post-paced-${via%%:*}.json" >/dev/null
 	done
 	stop "$a"; stop "$b"
+	# Three nodes sharing port 18080 (reusePort) and one registry: connect
+	# rate over all three, and posts through node 1, which the other two
+	# nodes' connections (about two in three) reach across nodes. With the
+	# memory registry each node knows only its own connections: connect only.
+	store[dynamodb]='storage: {type: dynamodb, relaySecret: bench, dynamodb: {endpoint: "http://127.0.0.1:14567", region: us-east-1, table: bench, createTable: true}}'
+	for s in memory redis dynamodb; do
+		gws=()
+		for i in 1 2 3; do gateway epoll 18080 "1909$i" "listen: {reusePort: true}
+${store[$s]}"; gws+=("$GW"); done
+		gpids=$(IFS=,; echo "${gws[*]}")
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 5000 --concurrency 256 --hold 1s \
+			--sources "$SRC" --gateway-pid "$gpids" --json "$OUT/registry3-connect-$s.json" >/dev/null
+		if [[ $s != memory ]]; then
+			"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19091/dev --connections 500 \
+				--clients 64 --duration 5s --gateway-pid "$gpids" --json "$OUT/registry3-post-$s.json" >/dev/null
+		fi
+		for g in "${gws[@]}"; do stop "$g"; done
+	done
 fi
 echo "results in $OUT"
