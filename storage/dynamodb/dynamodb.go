@@ -67,7 +67,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -139,8 +138,7 @@ type Registry struct {
 	log         *slog.Logger
 	useIndex    bool
 
-	mu      sync.Mutex
-	renewed map[string]time.Time // node → last lease renewal by this registry
+	leases storage.LeaseSchedule // when each node's record leases are renewed
 }
 
 var _ storage.Registry = (*Registry)(nil)
@@ -183,7 +181,8 @@ func newRegistry(ctx context.Context, o Options) (*Registry, error) {
 	r := &Registry{
 		c: o.Client, table: o.Table, nodeTTL: o.NodeTTL, recordTTL: o.RecordTTL,
 		tombTTL: o.TombstoneTTL, concurrency: o.Concurrency,
-		log: o.Logger.With("table", o.Table), renewed: make(map[string]time.Time),
+		log:    o.Logger.With("table", o.Table),
+		leases: storage.LeaseSchedule{Every: o.RecordTTL / 4, Budget: o.RecordTTL / 8},
 	}
 	if r.c != nil {
 		return r, nil

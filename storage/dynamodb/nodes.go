@@ -28,9 +28,7 @@ func (r *Registry) RegisterNode(ctx context.Context, n *storage.Node) error {
 	if _, err := r.c.PutItem(ctx, &ddb.PutItemInput{TableName: &r.table, Item: item}); err != nil {
 		return wrap(fmt.Sprintf("register node %q", n.ID), err)
 	}
-	r.mu.Lock()
-	r.renewed[n.ID] = now // records put from now on carry a fresh lease
-	r.mu.Unlock()
+	r.leases.Registered(n.ID, now) // records put from now on carry a fresh lease
 	return nil
 }
 
@@ -55,29 +53,9 @@ func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 	if err != nil {
 		return wrap(op, err)
 	}
-	r.mu.Lock()
-	last, seen := r.renewed[nodeID]
-	due := !seen || now.Sub(last) >= r.recordTTL/4
-	if due {
-		r.renewed[nodeID] = now
-	}
-	r.mu.Unlock()
-	if !due {
-		return nil
-	}
-	rctx, cancel := storage.RenewalContext(ctx, r.recordTTL/8)
-	defer cancel()
-	if err := r.renew(rctx, nodeID, now); err != nil {
-		r.mu.Lock()
-		if seen {
-			r.renewed[nodeID] = last // try again on the next beat
-		} else {
-			delete(r.renewed, nodeID)
-		}
-		r.mu.Unlock()
-		return fmt.Errorf("%w: %w", storage.ErrLeaseRenewal, wrap(op+": renew leases", err))
-	}
-	return nil
+	return r.leases.Renew(ctx, nodeID, now, func(ctx context.Context) error {
+		return wrap(op+": renew leases", r.renew(ctx, nodeID, now))
+	})
 }
 
 // renew extends the lease of node's records that have less than half of

@@ -50,9 +50,7 @@ func (r *Registry) RegisterNode(ctx context.Context, n *storage.Node) error {
 	if err != nil {
 		return wrap(fmt.Sprintf("register node %q", n.ID), err)
 	}
-	r.mu.Lock()
-	r.renewed[n.ID] = now // records put from now on carry a fresh lease
-	r.mu.Unlock()
+	r.leases.Registered(n.ID, now) // records put from now on carry a fresh lease
 	return nil
 }
 
@@ -70,29 +68,9 @@ func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 	if !alive.Val() {
 		return storage.ErrNotFound
 	}
-	r.mu.Lock()
-	last, seen := r.renewed[nodeID]
-	due := !seen || now.Sub(last) >= r.recordTTL/2
-	if due {
-		r.renewed[nodeID] = now
-	}
-	r.mu.Unlock()
-	if !due {
-		return nil
-	}
-	rctx, cancel := storage.RenewalContext(ctx, r.recordTTL/8)
-	defer cancel()
-	if err := r.renew(rctx, nodeID); err != nil {
-		r.mu.Lock()
-		if seen {
-			r.renewed[nodeID] = last // try again on the next beat
-		} else {
-			delete(r.renewed, nodeID)
-		}
-		r.mu.Unlock()
-		return fmt.Errorf("%w: %w", storage.ErrLeaseRenewal, wrap(op+": renew leases", err))
-	}
-	return nil
+	return r.leases.Renew(ctx, nodeID, now, func(ctx context.Context) error {
+		return wrap(op+": renew leases", r.renew(ctx, nodeID))
+	})
 }
 
 // renew extends the lease of every record in node's set; ids whose record

@@ -60,7 +60,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -122,8 +121,7 @@ type Registry struct {
 
 	puts putBatcher // coalesces concurrent Puts
 
-	mu      sync.Mutex
-	renewed map[string]time.Time // node → when its records' leases were last renewed
+	leases storage.LeaseSchedule // when each node's record leases are renewed
 }
 
 var _ storage.Registry = (*Registry)(nil)
@@ -167,7 +165,8 @@ func newRegistry(o Options) (*Registry, error) {
 	}
 	r := &Registry{
 		c: o.Client, prefix: o.Prefix, nodeTTL: o.NodeTTL, recordTTL: o.RecordTTL,
-		tombTTL: o.TombstoneTTL, renewed: make(map[string]time.Time),
+		tombTTL: o.TombstoneTTL,
+		leases:  storage.LeaseSchedule{Every: o.RecordTTL / 2, Budget: o.RecordTTL / 8},
 	}
 	if r.c != nil {
 		return r, nil
