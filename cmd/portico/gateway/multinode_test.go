@@ -3,6 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +104,50 @@ func TestCrossNodeOverHTTP(t *testing.T) {
 	}
 	if ce := readClose(t, c); ce.Code != 1000 {
 		t.Errorf("close %d", ce.Code)
+	}
+}
+
+// TestCrossNodeAfterRedisRestart: when Redis restarts (empty), both nodes
+// register again, the relay subscribes again, and cross-node calls work
+// as before.
+func TestCrossNodeAfterRedisRestart(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	storageYAML := "storage: {type: redis, nodeTTL: 1500ms, redis: {addrs: [" + addr + "]}}\n"
+	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	c := dial(t, wsURL(owner, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	id := readText(t, c)
+	if resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "before"); resp.StatusCode != 200 {
+		t.Fatalf("cross-node POST: %d %s", resp.StatusCode, body)
+	}
+	readText(t, c)
+
+	_, port, _ := net.SplitHostPort(addr)
+	_ = exec.Command("redis-cli", "-p", port, "shutdown", "nosave").Run()
+	eventually(t, "outage seen", func() error {
+		resp, body := doHTTP(t, "GET", "http://"+other.ManagementAddr()+"/readyz", "")
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if resp, _ := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "during"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("cross-node POST during the outage: %d, want 503", resp.StatusCode)
+	}
+	srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	eventually(t, "cross-node POST after the restart", func() error {
+		resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "after")
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if got := readText(t, c); got != "after" {
+		t.Errorf("client got %q", got)
 	}
 }
