@@ -182,6 +182,8 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:1: connections.shards: must not be negative, got -2`}},
 		{"negative shutdown timeout", "shutdownTimeout: -5s\n" + base,
 			[]string{`bad.yaml:1: shutdownTimeout: must not be negative, got -5s`}},
+		{"short table name", "storage: {type: dynamodb, dynamodb: {table: x}}\n" + base,
+			[]string{`bad.yaml:1: storage.dynamodb.table: "x" is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _ . -)`}},
 		{"negative keepalive", "listen: {tcpKeepAlive: -1s}\n" + base,
 			[]string{`bad.yaml:1: listen.tcpKeepAlive: must not be negative (0s turns it off), got -1s`}},
 	} {

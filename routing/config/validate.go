@@ -68,6 +68,9 @@ func (f *File) Validate() error {
 	if !slices.Contains([]string{"memory", "redis", "dynamodb"}, f.Storage.Type) {
 		v.add("storage.type", "unknown storage type %q (supported: memory, redis, dynamodb)", f.Storage.Type)
 	}
+	if f.Storage.Type == "dynamodb" && !validTableName(f.Storage.DynamoDB.Table) {
+		v.add("storage.dynamodb.table", "%q is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _ . -)", f.Storage.DynamoDB.Table)
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, f.Log.Level) {
 		v.add("log.level", "unknown level %q (want debug, info, warn or error)", f.Log.Level)
 	}
@@ -357,4 +360,18 @@ func (a *addresses) use(addr, key string) string {
 	}
 	a.used = append(a.used, struct{ host, port, key string }{host, port, key})
 	return ""
+}
+
+// validTableName reports whether name is a valid DynamoDB table name.
+func validTableName(name string) bool {
+	if len(name) < 3 || len(name) > 255 {
+		return false
+	}
+	for _, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -273,6 +273,9 @@ func (r *Registry) setup(ctx context.Context, create bool) error {
 			return err
 		}
 		desc, err = r.describe(ctx)
+	} else if err == nil && !active(desc) {
+		// Another node has just created it: wait until it can be used.
+		desc, err = r.describe(ctx)
 	}
 	if err != nil {
 		return wrap(fmt.Sprintf("describe table %q", r.table), err)
@@ -331,6 +334,15 @@ func (r *Registry) createTable(ctx context.Context) error {
 	return nil
 }
 
+// active reports whether the table and its indexes are active.
+func active(desc *ddb.DescribeTableOutput) bool {
+	ready := desc.Table.TableStatus == types.TableStatusActive
+	for _, gsi := range desc.Table.GlobalSecondaryIndexes {
+		ready = ready && gsi.IndexStatus == types.IndexStatusActive
+	}
+	return ready
+}
+
 // describe waits until the table and its indexes are active.
 func (r *Registry) describe(ctx context.Context) (*ddb.DescribeTableOutput, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -341,11 +353,7 @@ func (r *Registry) describe(ctx context.Context) (*ddb.DescribeTableOutput, erro
 		if err != nil {
 			return nil, err
 		}
-		ready := desc.Table.TableStatus == types.TableStatusActive
-		for _, gsi := range desc.Table.GlobalSecondaryIndexes {
-			ready = ready && gsi.IndexStatus == types.IndexStatusActive
-		}
-		if ready {
+		if active(desc) {
 			return desc, nil
 		}
 		select {

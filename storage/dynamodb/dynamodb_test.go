@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -304,6 +305,38 @@ func BenchmarkGet(b *testing.B) {
 	for b.Loop() {
 		if _, err := reg.Get(ctx, "c1"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Nodes starting together against a missing table: one creates it, the
+// others find it CREATING and must wait until it is ACTIVE before they
+// register (on DynamoDB, creating takes seconds).
+func TestConcurrentCreateTable(t *testing.T) {
+	endpoint := storagetest.DynamoEndpointSlowTables(t, 500)
+	table := uniqueTable(t)
+	regs := make([]*Registry, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range regs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			regs[i], errs[i] = New(ctx, Options{EndpointURL: endpoint, Table: table, CreateTable: true, Logger: quiet})
+			if errs[i] == nil {
+				errs[i] = regs[i].RegisterNode(ctx, &storage.Node{ID: fmt.Sprintf("n%d", i)})
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if regs[i] != nil {
+			defer regs[i].Close()
+		}
+		if err != nil {
+			t.Errorf("node %d: %v", i, err)
 		}
 	}
 }

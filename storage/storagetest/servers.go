@@ -115,6 +115,18 @@ func RedisCluster(tb testing.TB) []string {
 // a free loopback port and stopped when tb ends.
 func DynamoEndpoint(tb testing.TB) string {
 	tb.Helper()
+	return dynalite(tb, 0)
+}
+
+// DynamoEndpointSlowTables is DynamoEndpoint with tables that take
+// createTableMs to become ACTIVE after CreateTable, as in DynamoDB itself.
+func DynamoEndpointSlowTables(tb testing.TB, createTableMs int) string {
+	tb.Helper()
+	return dynalite(tb, createTableMs)
+}
+
+func dynalite(tb testing.TB, createTableMs int) string {
+	tb.Helper()
 	if url := os.Getenv(EnvDynamoEndpoint); url != "" {
 		return url
 	}
@@ -131,7 +143,7 @@ func DynamoEndpoint(tb testing.TB) string {
 		port := freePort(tb, false)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		p := start(tb, node, script, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+			"--createTableMs", strconv.Itoa(createTableMs), "--deleteTableMs", "0", "--updateTableMs", "0")
 		err := p.waitFor(func() error {
 			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err == nil {
