@@ -48,7 +48,9 @@ type Options struct {
 	API *config.API
 	// Node is this gateway node's id, recorded with each connection. "": "local".
 	Node string
-	// Registry records connections. Required.
+	// Registry records connections for other nodes to find. nil: nothing
+	// is recorded outside this process (a single node, where the
+	// connection hub already knows every connection).
 	Registry storage.Registry
 	// Metrics receives counters. nil: metrics.New(nil) (not exported).
 	Metrics *metrics.Set
@@ -114,8 +116,8 @@ type session struct {
 // New compiles the API's routes for every stage.
 func New(opts Options) (*Router, error) {
 	api := opts.API
-	if api == nil || opts.Registry == nil {
-		return nil, errors.New("routing: Options.API and Options.Registry are required")
+	if api == nil {
+		return nil, errors.New("routing: Options.API is required")
 	}
 	sel, err := expr.Compile(api.RouteSelectionExpression)
 	if err != nil {
@@ -273,8 +275,10 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		}
 		res.Header = upgradeHeaders(resp.Headers)
 	}
-	if err := r.reg.Put(ctx, r.record(s, info.ConnectedAt)); err != nil {
-		r.log.Warn("registry put failed", "connectionId", info.ID, "err", err)
+	if r.reg != nil {
+		if err := r.reg.Put(ctx, r.record(s, info.ConnectedAt)); err != nil {
+			r.log.Warn("registry put failed", "connectionId", info.ID, "err", err)
+		}
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
@@ -458,8 +462,10 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	st := s.stage
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
 	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
-	if err := r.reg.Delete(context.Background(), s.connectionID); err != nil {
-		r.log.Warn("registry delete failed", "connectionId", s.connectionID, "err", err)
+	if r.reg != nil {
+		if err := r.reg.Delete(context.Background(), s.connectionID); err != nil {
+			r.log.Warn("registry delete failed", "connectionId", s.connectionID, "err", err)
+		}
 	}
 	rt := st.disconnect
 	if rt == nil || rt.integ == nil {

@@ -83,11 +83,18 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.reg = reg
+	// With the memory registry this process is the only node, and its
+	// hub already knows every connection: recording each one again would
+	// cost a map entry and a lock per connect for nothing that reads it.
+	var connReg storage.Registry = reg
+	if cfg.Storage.Type == "memory" {
+		connReg = nil
+	}
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
 		router, err := routing.New(routing.Options{
-			API: api, Node: g.node, Registry: g.reg, Metrics: g.metrics, Logger: log,
+			API: api, Node: g.node, Registry: connReg, Metrics: g.metrics, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
@@ -122,7 +129,7 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.keeper = &registryKeeper{
-		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp,
+		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp, shared: connReg != nil,
 		node:     &storage.Node{ID: g.node, StartedAt: time.Now()},
 		nodeTTL:  cfg.Storage.NodeTTL.D(),
 		touchInt: cfg.Storage.TouchInterval.D(),

@@ -59,6 +59,7 @@ type registryKeeper struct {
 	touchInt time.Duration
 	log      *slog.Logger
 	up       prometheus.Gauge // portico_registry_up
+	shared   bool             // connections are recorded in reg (not with the memory registry)
 
 	mu     sync.Mutex
 	outage error // nil when the registry answered last time
@@ -97,7 +98,9 @@ func (k *registryKeeper) run(ctx context.Context) {
 		case <-hb.C:
 			k.heartbeat(ctx)
 		case now := <-touch.C:
-			k.flushTouches(ctx, lastTouch, now)
+			if k.shared {
+				k.flushTouches(ctx, lastTouch, now)
+			}
 			lastTouch = now
 		}
 	}
@@ -132,6 +135,9 @@ func (k *registryKeeper) heartbeat(ctx context.Context) {
 func (k *registryKeeper) reregister(ctx context.Context) error {
 	if err := k.reg.RegisterNode(ctx, k.node); err != nil {
 		return err
+	}
+	if !k.shared {
+		return nil
 	}
 	var conns []connections.Conn
 	k.hub.Range(func(c connections.Conn) bool { conns = append(conns, c); return true })
