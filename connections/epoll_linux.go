@@ -229,7 +229,7 @@ func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // detachFD takes the socket away from the Go runtime: it duplicates the
-// descriptor, makes the copy non-blocking and closes the original, so the
+// descriptor (non-blocking like the original) and closes the original, so the
 // connection's net.Conn, its poll descriptor and gorilla's buffers can all
 // be collected.
 func detachFD(nc net.Conn) (int, error) {
@@ -251,10 +251,9 @@ func detachFD(nc net.Conn) (int, error) {
 	if derr != nil {
 		return -1, fmt.Errorf("connections: dup: %w", derr)
 	}
+	// O_NONBLOCK belongs to the open file, which the duplicate shares:
+	// the runtime made it non-blocking, and closing the original leaves
+	// it so (TestDetachFDNonBlocking).
 	_ = nc.Close()
-	if err := unix.SetNonblock(nfd, true); err != nil {
-		_ = unix.Close(nfd)
-		return -1, fmt.Errorf("connections: set non-blocking: %w", err)
-	}
 	return nfd, nil
 }

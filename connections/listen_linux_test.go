@@ -53,3 +53,37 @@ func TestListenKeepAlive(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// detachFD relies on the duplicate sharing the original's O_NONBLOCK.
+func TestDetachFDNonBlocking(t *testing.T) {
+	ln, err := Listen(context.Background(), "127.0.0.1:0", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := detachFD(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the detached socket is blocking")
+	}
+	// And it reads without blocking: nothing has been sent.
+	if _, err := unix.Read(fd, make([]byte, 1)); err != unix.EAGAIN {
+		t.Fatalf("read on an empty socket: %v, want EAGAIN", err)
+	}
+}
