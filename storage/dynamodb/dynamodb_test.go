@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -269,44 +268,12 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
-func benchRegistry(b *testing.B) (*Registry, context.Context) {
-	reg := open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true})
-	ctx := context.Background()
-	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
-		b.Fatal(err)
-	}
-	return reg, ctx
-}
-
-func benchRecord(id string) *storage.Record {
-	now := time.Now()
-	return &storage.Record{
-		ID: id, Node: "n1", API: "chat", Stage: "prod", ConnectedAt: now, LastActiveAt: now,
-		SourceIP: "203.0.113.7", UserAgent: "bench/1.0", Authorizer: map[string]string{"principalId": "u"},
-	}
-}
-
 func BenchmarkPut(b *testing.B) {
-	reg, ctx := benchRegistry(b)
-	i := 0
-	for b.Loop() {
-		if err := reg.Put(ctx, benchRecord("c"+strconv.Itoa(i))); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	storagetest.BenchmarkPut(b, open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true}))
 }
 
 func BenchmarkGet(b *testing.B) {
-	reg, ctx := benchRegistry(b)
-	if err := reg.Put(ctx, benchRecord("c1")); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := reg.Get(ctx, "c1"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storagetest.BenchmarkGet(b, open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true}))
 }
 
 // Nodes starting together against a missing table: one creates it, the

@@ -2,7 +2,6 @@ package memory_test
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -60,32 +59,6 @@ func TestTombstonesExpire(t *testing.T) {
 	}
 }
 
-func BenchmarkPut(b *testing.B) {
-	reg := memory.New()
-	ctx := context.Background()
-	rec := &storage.Record{ID: "c", Node: "n", API: "chat", Stage: "prod", ConnectedAt: time.Now()}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		r := *rec
-		r.ID = strconv.Itoa(i)
-		i++
-		if err := reg.Put(ctx, &r); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkPut(b *testing.B) { storagetest.BenchmarkPut(b, memory.New()) }
 
-func BenchmarkGet(b *testing.B) {
-	reg := memory.New()
-	ctx := context.Background()
-	if err := reg.Put(ctx, &storage.Record{ID: "c", Node: "n", API: "chat", Stage: "prod"}); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := reg.Get(ctx, "c"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkGet(b *testing.B) { storagetest.BenchmarkGet(b, memory.New()) }

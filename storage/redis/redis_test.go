@@ -233,46 +233,16 @@ func TestOptionErrors(t *testing.T) {
 	}
 }
 
-func benchRegistry(b *testing.B) (*Registry, context.Context) {
-	addr := storagetest.RedisAddr(b)
-	reg := open(b, Options{Addrs: []string{addr}})
-	b.Cleanup(func() { reg.Close() })
-	ctx := context.Background()
-	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
-		b.Fatal(err)
-	}
-	return reg, ctx
-}
-
-func benchRecord(id string) *storage.Record {
-	now := time.Now()
-	return &storage.Record{
-		ID: id, Node: "n1", API: "chat", Stage: "prod", ConnectedAt: now, LastActiveAt: now,
-		SourceIP: "203.0.113.7", UserAgent: "bench/1.0", Authorizer: map[string]string{"principalId": "u"},
-	}
-}
-
 func BenchmarkPut(b *testing.B) {
-	reg, ctx := benchRegistry(b)
-	i := 0
-	for b.Loop() {
-		if err := reg.Put(ctx, benchRecord("c"+strconv.Itoa(i))); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	reg := open(b, Options{Addrs: []string{storagetest.RedisAddr(b)}})
+	b.Cleanup(func() { reg.Close() })
+	storagetest.BenchmarkPut(b, reg)
 }
 
 func BenchmarkGet(b *testing.B) {
-	reg, ctx := benchRegistry(b)
-	if err := reg.Put(ctx, benchRecord("c1")); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := reg.Get(ctx, "c1"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	reg := open(b, Options{Addrs: []string{storagetest.RedisAddr(b)}})
+	b.Cleanup(func() { reg.Close() })
+	storagetest.BenchmarkGet(b, reg)
 }
 
 // Concurrent Puts share pipelines (putBatcher); each must land, with its
