@@ -83,6 +83,22 @@ const (
 	RecordTTLFactor = 10
 )
 
+// Lifetimes applies the shared defaults to a backend's node TTL, record
+// lease and tombstone period (zero or negative: the default) and keeps
+// the lease at least two node TTLs.
+func Lifetimes(nodeTTL, recordTTL, tombstoneTTL time.Duration) (node, record, tombstone time.Duration) {
+	if nodeTTL <= 0 {
+		nodeTTL = DefaultNodeTTL
+	}
+	if recordTTL <= 0 {
+		recordTTL = RecordTTLFactor * nodeTTL
+	}
+	if tombstoneTTL <= 0 {
+		tombstoneTTL = DefaultTombstoneTTL
+	}
+	return nodeTTL, max(recordTTL, 2*nodeTTL), tombstoneTTL
+}
+
 // Record is what the registry keeps about one connection.
 type Record struct {
 	ID           string

@@ -162,16 +162,7 @@ func newRegistry(ctx context.Context, o Options) (*Registry, error) {
 	if o.Table == "" {
 		o.Table = DefaultTable
 	}
-	if o.NodeTTL <= 0 {
-		o.NodeTTL = storage.DefaultNodeTTL
-	}
-	if o.RecordTTL <= 0 {
-		o.RecordTTL = storage.RecordTTLFactor * o.NodeTTL
-	}
-	o.RecordTTL = max(o.RecordTTL, 2*o.NodeTTL)
-	if o.TombstoneTTL <= 0 {
-		o.TombstoneTTL = storage.DefaultTombstoneTTL
-	}
+	o.NodeTTL, o.RecordTTL, o.TombstoneTTL = storage.Lifetimes(o.NodeTTL, o.RecordTTL, o.TombstoneTTL)
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}

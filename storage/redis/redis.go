@@ -153,16 +153,7 @@ func newRegistry(o Options) (*Registry, error) {
 	if strings.ContainsAny(o.Prefix, "{}") {
 		return nil, fmt.Errorf("redis: prefix %q contains a brace", o.Prefix)
 	}
-	if o.NodeTTL <= 0 {
-		o.NodeTTL = storage.DefaultNodeTTL
-	}
-	if o.RecordTTL <= 0 {
-		o.RecordTTL = storage.RecordTTLFactor * o.NodeTTL
-	}
-	o.RecordTTL = max(o.RecordTTL, 2*o.NodeTTL)
-	if o.TombstoneTTL <= 0 {
-		o.TombstoneTTL = storage.DefaultTombstoneTTL
-	}
+	o.NodeTTL, o.RecordTTL, o.TombstoneTTL = storage.Lifetimes(o.NodeTTL, o.RecordTTL, o.TombstoneTTL)
 	r := &Registry{
 		c: o.Client, prefix: o.Prefix, nodeTTL: o.NodeTTL, recordTTL: o.RecordTTL,
 		tombTTL: o.TombstoneTTL,
