@@ -106,14 +106,9 @@ func (r *HTTPRelay) address(ctx context.Context, node string) (string, error) {
 // Forward runs o on the node that holds the connection. ok is false when
 // no other live node holds it.
 func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
-	owner, found, err := r.owners.lookup(ctx, o.ID)
-	switch {
-	case err != nil:
-		return unavailable("connection registry unreachable: " + err.Error()), true
-	case !found:
-		return management.Result{}, false
-	case owner == r.o.Node:
-		return management.Result{}, false
+	owner, res, ok := r.owners.elsewhere(ctx, o.ID, r.o.Node)
+	if !ok {
+		return res, res.Status != 0
 	}
 	addr, err := r.address(ctx, owner)
 	if err != nil {
@@ -134,8 +129,7 @@ func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.R
 	resp, err := r.o.Client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return management.Result{Status: http.StatusGatewayTimeout, ErrType: "GatewayTimeoutException",
-				Message: fmt.Sprintf("the node holding the connection did not answer within %v", r.o.Timeout)}, true
+			return timedOut(r.o.Timeout), true
 		}
 		// Refused or reset: the owner is gone, and so is the connection.
 		r.mu.Lock()
@@ -149,9 +143,9 @@ func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.R
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return unavailable(fmt.Sprintf("the node holding the connection refused the relay: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg))), true
 	}
-	var res management.Result
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+	var answer management.Result
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
 		return unavailable("malformed relay answer: " + err.Error()), true
 	}
-	return res, true
+	return answer, true
 }

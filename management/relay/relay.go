@@ -143,14 +143,9 @@ func (r *Relay) answer(req envelope) {
 // Forward runs o on the node that holds the connection. ok is false when
 // the registry knows no other live node holding it.
 func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
-	owner, found, err := r.owners.lookup(ctx, o.ID)
-	switch {
-	case err != nil:
-		return unavailable("connection registry unreachable: " + err.Error()), true
-	case !found:
-		return management.Result{}, false
-	case owner == r.o.Node:
-		return management.Result{}, false // ours, and not open here: Gone
+	owner, res, ok := r.owners.elsewhere(ctx, o.ID, r.o.Node)
+	if !ok {
+		return res, res.Status != 0
 	}
 	seq := r.seq.Add(1)
 	ch := make(chan management.Result, 1)
@@ -178,8 +173,7 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 	case res := <-ch:
 		return res, true
 	case <-ctx.Done():
-		return management.Result{Status: http.StatusGatewayTimeout, ErrType: "GatewayTimeoutException",
-			Message: fmt.Sprintf("the node holding the connection did not answer within %v", r.o.Timeout)}, true
+		return timedOut(r.o.Timeout), true
 	}
 }
 
