@@ -3,9 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -123,23 +121,12 @@ func TestCrossNodeAfterRedisRestart(t *testing.T) {
 	}
 	readText(t, c)
 
-	_, port, _ := net.SplitHostPort(addr)
-	_ = exec.Command("redis-cli", "-p", port, "shutdown", "nosave").Run()
-	eventually(t, "outage seen", func() error {
-		resp, body := doHTTP(t, "GET", "http://"+other.ManagementAddr()+"/readyz", "")
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	restart := stopRedis(t, addr)
+	waitReadyz(t, other, http.StatusServiceUnavailable)
 	if resp, _ := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "during"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("cross-node POST during the outage: %d, want 503", resp.StatusCode)
 	}
-	srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	restart()
 	eventually(t, "cross-node POST after the restart", func() error {
 		resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "after")
 		if resp.StatusCode != 200 {

@@ -80,16 +80,8 @@ func TestRedisRegistry(t *testing.T) {
 	id2 := readText(t, c)
 	eventually(t, "second record", func() error { _, err := reg.Get(context.Background(), id2); return err })
 
-	_, port, _ := net.SplitHostPort(addr)
-	// SHUTDOWN drops the connection, so redis-cli's exit status says nothing.
-	_ = exec.Command("redis-cli", "-p", port, "shutdown", "nosave").Run()
-	eventually(t, "/readyz reports the outage", func() error {
-		resp, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/readyz", "")
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	restart := stopRedis(t, addr)
+	waitReadyz(t, g, http.StatusServiceUnavailable)
 	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 0\n") {
 		t.Errorf("/metrics during the outage lacks portico_registry_up 0")
 	}
@@ -104,18 +96,8 @@ func TestRedisRegistry(t *testing.T) {
 	readText(t, c)
 
 	// Redis comes back empty: the node registers again with its connections.
-	srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	eventually(t, "/readyz after recovery", func() error {
-		resp, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/readyz", "")
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	restart()
+	waitReadyz(t, g, http.StatusOK)
 	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 1\n") {
 		t.Errorf("/metrics after recovery lacks portico_registry_up 1")
 	}
@@ -147,6 +129,35 @@ func TestDynamoDBRegistry(t *testing.T) {
 	eventually(t, "record gone after disconnect", func() error {
 		if _, err := reg.Get(context.Background(), id); !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("Get = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+// stopRedis shuts the Redis at addr down (nothing saved) and returns a
+// function that starts an empty one on the same port, stopped when t ends.
+func stopRedis(t *testing.T, addr string) (restart func()) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	// SHUTDOWN drops the connection, so redis-cli's exit status says nothing.
+	_ = exec.Command("redis-cli", "-p", port, "shutdown", "nosave").Run()
+	return func() {
+		t.Helper()
+		srv := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	}
+}
+
+// waitReadyz waits until g's /readyz answers status.
+func waitReadyz(t *testing.T, g *Gateway, status int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("/readyz %d", status), func() error {
+		resp, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/readyz", "")
+		if resp.StatusCode != status {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
 		}
 		return nil
 	})
