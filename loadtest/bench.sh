@@ -11,18 +11,7 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 OUT=${OUT:-$PWD/bench-results}
 mkdir -p "$OUT"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-go build -o "$tmp/portico" ./cmd/portico
-go build -o "$tmp/portico-load" ./cmd/portico-load
-load="$tmp/portico-load"
+. loadtest/lib.sh
 SRC=127.0.0.2-127.0.0.9
 
 # gateway MODE WSPORT MGMTPORT [extra top-level yaml]: start a gateway; its pid is left in $GW.

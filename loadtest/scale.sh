@@ -32,19 +32,8 @@ MIN_FREE_MB=${MIN_FREE_MB:-1500}
 POST_EXTRA=${POST_EXTRA:-120} # seconds the post generator goes on after the hold
 OUT=${OUT:-$PWD/bench-results}
 mkdir -p "$OUT"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	mkdir -p "$OUT/logs" && cp "$tmp"/*.log "$OUT/logs/" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-go build -o "$tmp/portico" ./cmd/portico
-go build -o "$tmp/portico-load" ./cmd/portico-load
+KEEP_LOGS=$OUT/logs
+. loadtest/lib.sh
 slab() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 avail() { awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo; }
 rss() { awk '/^VmRSS:/ {s+=$2} END {print s}' $(for p in "$@"; do echo "/proc/$p/status"; done); }
@@ -117,7 +106,7 @@ gwrss0=$(rss "${gws[@]}")
 start=$(date +%s)
 gens=()
 for i in $(seq 1 $((NODES - 1))); do
-	"$tmp/portico-load" connect --url ws://127.0.0.1:28080/dev --connections "$PER" --rate "$RATE" \
+	"$load" connect --url ws://127.0.0.1:28080/dev --connections "$PER" --rate "$RATE" \
 		--concurrency "$CONCURRENCY" --ramp-timeout "${RAMP_MAX}s" --hold 10m \
 		--sources "127.1.$i.2-127.1.$i.5" --json "$OUT/scale-gen$i.json" --quiet >/dev/null 2>"$tmp/gen$i.log" &
 	gens+=($!)
@@ -130,7 +119,7 @@ echo "ramp: $held connections open after $(($(date +%s) - start)) s" | tee -a "$
 # it learns their ids and posts to each in turn for HOLD + POST_EXTRA
 # seconds, so that it still holds its connections when the hold is
 # measured.
-"$tmp/portico-load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
+"$load" post --url ws://127.0.0.1:28080/dev --management "http://127.0.0.1:29101/dev" \
 	--connections "$PER" --rate 0 --concurrency 64 --clients 32 --duration "$((HOLD + POST_EXTRA))s" --ramp-timeout 5m \
 	--sources 127.1.99.2-127.1.99.5 --json "$OUT/scale-post.json" --quiet >/dev/null 2>"$tmp/post.log" &
 post=$!

@@ -12,18 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-go build -o "$tmp/portico" ./cmd/portico
-go build -o "$tmp/portico-load" ./cmd/portico-load
-load="$tmp/portico-load"
+. loadtest/lib.sh
 
 # start_gateway CONFIG PORT: start a gateway and wait until PORT accepts;
 # its pid is left in $gw.
