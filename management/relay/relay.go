@@ -34,6 +34,7 @@ import (
 
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/redis"
 )
 
 // DefaultTimeout bounds how long a forwarded operation waits for the owner.
@@ -60,6 +61,40 @@ type Relay struct {
 	mu      sync.Mutex
 	pending map[uint64]chan management.Result
 	done    chan struct{}
+	// publishes shares pipelines between concurrent PUBLISHes: under
+	// load, forwards and answers go out many per round trip instead of
+	// each waiting for a pooled connection of its own.
+	publishes redis.Coalescer[*publish]
+}
+
+// publish is one PUBLISH waiting for its pipeline.
+type publish struct {
+	channel   string
+	payload   []byte
+	receivers int64
+	err       error
+}
+
+// sendPublishes sends batch in one pipeline and sets each result.
+func (r *Relay) sendPublishes(ctx context.Context, batch []*publish) {
+	cmds := make([]*goredis.IntCmd, len(batch))
+	_, _ = r.o.Client.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+		for i, p := range batch {
+			cmds[i] = pipe.Publish(ctx, p.channel, p.payload)
+		}
+		return nil
+	})
+	for i, p := range batch {
+		p.receivers, p.err = cmds[i].Result()
+	}
+}
+
+// publish sends payload on channel, sharing a pipeline with concurrent
+// publishes, and returns how many subscribers received it.
+func (r *Relay) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
+	p := &publish{channel: channel, payload: payload}
+	r.publishes.Do(ctx, p)
+	return p.receivers, p.err
 }
 
 // envelope is what travels on a node's channel: a request (Op set) or a
@@ -88,6 +123,7 @@ func New(ctx context.Context, o Options) (*Relay, error) {
 		o.Logger = slog.Default()
 	}
 	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan management.Result{}, done: make(chan struct{})}
+	r.publishes.Send = r.sendPublishes
 	r.sub = o.Client.Subscribe(ctx, r.channel(o.Node))
 	if _, err := r.sub.Receive(ctx); err != nil { // the subscription confirmation
 		_ = r.sub.Close()
@@ -135,7 +171,7 @@ func (r *Relay) answer(req envelope) {
 	out, _ := json.Marshal(envelope{Seq: req.Seq, From: r.o.Node, Result: &res})
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.Timeout)
 	defer cancel()
-	if err := r.o.Client.Publish(ctx, r.channel(req.From), out).Err(); err != nil {
+	if _, err := r.publish(ctx, r.channel(req.From), out); err != nil {
 		r.o.Logger.Warn("relay: answering failed", "to", req.From, "err", err)
 	}
 }
@@ -160,7 +196,7 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 	payload, _ := json.Marshal(envelope{Seq: seq, From: r.o.Node, Op: o})
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	receivers, err := r.o.Client.Publish(ctx, r.channel(owner), payload).Result()
+	receivers, err := r.publish(ctx, r.channel(owner), payload)
 	switch {
 	case err != nil:
 		return unavailable("relay unreachable: " + err.Error()), true

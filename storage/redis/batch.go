@@ -3,79 +3,19 @@ package redis
 import (
 	"context"
 	"errors"
-	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// maxPutBatch bounds the records one pipeline carries.
-const maxPutBatch = 256
-
-// putBatcher coalesces concurrent Puts into shared pipelines: while one
-// pipeline is in flight, the Puts that arrive queue up, and all of them
-// go out together in the next one. A burst of handshakes then costs Redis
-// and the gateway one round trip (two syscalls a side) per batch instead
-// of per connection; a lone Put goes out at once, as before.
-//
-// There is no goroutine: the caller that finds no pipeline in flight
-// leads, sending the queue; when it is done it hands the lead to the
-// first caller that queued meanwhile, if any, and returns.
-type putBatcher struct {
-	mu    sync.Mutex
-	queue []*pendingPut
-	busy  bool // a leader is sending
-}
-
-// pendingPut is one Put waiting for its pipeline.
+// pendingPut is one Put waiting for its pipeline: concurrent Puts share
+// pipelines (Registry.puts, a Coalescer), so a burst of handshakes costs
+// Redis and the gateway one round trip per batch instead of per
+// connection.
 type pendingPut struct {
 	call *scriptCall
 	node string
 	id   string
 	err  error
-	// done receives false when the Put was sent (err is set), or true
-	// when the receiver must lead the next batch.
-	done chan bool
-}
-
-// do runs p in a batch and returns its result.
-func (b *putBatcher) do(ctx context.Context, r *Registry, p *pendingPut) error {
-	p.done = make(chan bool, 1)
-	b.mu.Lock()
-	b.queue = append(b.queue, p)
-	if b.busy {
-		b.mu.Unlock()
-		if lead := <-p.done; !lead {
-			return p.err
-		}
-	} else {
-		b.busy = true
-		b.mu.Unlock()
-	}
-	// Lead. The queue was empty when this Put became leader by finding
-	// no pipeline in flight, and this Put heads it when the lead was
-	// handed over: either way it is in the batch cut here.
-	b.mu.Lock()
-	n := min(len(b.queue), maxPutBatch)
-	batch := b.queue[:n:n]
-	b.queue = b.queue[n:]
-	b.mu.Unlock()
-	r.sendPuts(ctx, batch)
-	for _, q := range batch {
-		if q != p {
-			q.done <- false
-		}
-	}
-	b.mu.Lock()
-	if len(b.queue) == 0 {
-		b.queue = nil
-		b.busy = false
-		b.mu.Unlock()
-		return p.err
-	}
-	next := b.queue[0]
-	b.mu.Unlock()
-	next.done <- true
-	return p.err
 }
 
 // sendPuts writes the records of batch in one pipeline: each record's

@@ -133,8 +133,9 @@ func (r *Registry) Put(ctx context.Context, rec *storage.Record) error {
 		s: putScript, keys: []string{r.recordKey(rec.ID)},
 		args: append([]any{r.recordTTL.Milliseconds()}, fields...),
 	}
-	err = r.puts.do(ctx, r, &pendingPut{call: call, node: rec.Node, id: rec.ID})
-	return wrap(fmt.Sprintf("put %q", rec.ID), err)
+	p := &pendingPut{call: call, node: rec.Node, id: rec.ID}
+	r.puts.Do(ctx, p)
+	return wrap(fmt.Sprintf("put %q", rec.ID), p.err)
 }
 
 // Get returns the record of id if it exists and its node is live.

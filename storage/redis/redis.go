@@ -119,7 +119,7 @@ type Registry struct {
 	recordTTL time.Duration
 	tombTTL   time.Duration
 
-	puts putBatcher // coalesces concurrent Puts
+	puts Coalescer[*pendingPut] // concurrent Puts share pipelines
 
 	leases storage.LeaseSchedule // when each node's record leases are renewed
 }
@@ -159,6 +159,7 @@ func newRegistry(o Options) (*Registry, error) {
 		tombTTL: o.TombstoneTTL,
 		leases:  storage.LeaseSchedule{Every: o.RecordTTL / 2, Budget: o.RecordTTL / 8},
 	}
+	r.puts.Send = r.sendPuts
 	if r.c != nil {
 		return r, nil
 	}

@@ -245,7 +245,7 @@ func BenchmarkGet(b *testing.B) {
 	storagetest.BenchmarkGet(b, reg)
 }
 
-// Concurrent Puts share pipelines (putBatcher); each must land, with its
+// Concurrent Puts share pipelines (Registry.puts, a Coalescer); each must land, with its
 // node's set, and each caller must hear its own result.
 func TestConcurrentPutsBatch(t *testing.T) {
 	addr := storagetest.RedisAddr(t)
