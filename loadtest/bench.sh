@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -184,5 +184,33 @@ ${store[$s]}"; gws+=("$GW"); done
 		fi
 		for g in "${gws[@]}"; do stop "$g"; done
 	done
+fi
+if [[ $what == crossnode || $what == all ]]; then
+	# Cross-node against local @connections latency (Redis relay), in
+	# REPS alternating pairs so that the machine's drift hits both sides:
+	# clients on node A; posts through A (local) or through B (cross-node),
+	# paced at 2,000/s from 8 clients, then closed-loop from 64 clients.
+	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+	pids+=($!)
+	sleep 1
+	redis='storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'
+	gateway epoll 18080 19090 "$redis"; a=$GW
+	gateway epoll 18081 19091 "$redis"; b=$GW
+	for load_kind in "paced:--clients 8 --post-rate 2000 --duration 5s" "load:--clients 64 --duration 5s"; do
+		for r in $(seq "${REPS:-3}"); do
+			for via in local:19090 cross:19091; do
+				# shellcheck disable=SC2086 # the flags are split on purpose
+				"$load" post --url ws://127.0.0.1:18080/dev --management "http://127.0.0.1:${via#*:}/dev" --connections 500 \
+					${load_kind#*:} --gateway-pid "$a,$b" --json "$OUT/crossnode-${load_kind%%:*}-${via%%:*}-$r.json" >/dev/null
+			done
+			if command -v jq >/dev/null; then
+				for v in local cross; do
+					jq -r --arg k "${load_kind%%:*} $r $v" '.post | "\($k): \(.perSecond|floor) posts/s, HTTP p50 \(.http.p50Ms) ms, delivery p50 \(.delivery.p50Ms) ms, \(.statuses)"' \
+						"$OUT/crossnode-${load_kind%%:*}-$v-$r.json"
+				done
+			fi
+		done
+	done
+	stop "$a"; stop "$b"
 fi
 echo "results in $OUT"
