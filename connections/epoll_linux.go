@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,20 +43,26 @@ const maxReadPerEvent = 256 << 10
 // Send fails with ErrQueueFull (management answers 429), and the
 // connection is closed with 1008 if Limits.CloseOnOverflow is set.
 type EpollServer struct {
-	opts     Options
-	limits   Limits
-	hub      *Hub
-	log      *slog.Logger
-	upgrader websocket.Upgrader
-	httpSrv  *http.Server
-	shards   []*shard
-	next     atomic.Uint32 // round-robin shard choice
+	opts   Options
+	limits Limits
+	hub    *Hub
+	log    *slog.Logger
+	shards []*shard
+	next   atomic.Uint32 // round-robin shard choice
 
-	mu      sync.Mutex
-	closing bool
-	wg      sync.WaitGroup // shard loops
-	open    sync.WaitGroup // one per connection until Disconnect returned
-	stopped chan struct{}
+	// ctx is every handshake's context (Handler.Connect); Shutdown
+	// cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	closing    bool
+	listeners  []net.Listener
+	reading    map[net.Conn]struct{} // handshakes still reading their request
+	handshakes sync.WaitGroup        // one per accepted socket until handed to a shard or closed
+	wg         sync.WaitGroup        // shard loops
+	open       sync.WaitGroup        // one per connection until Disconnect returned
+	stopped    chan struct{}
 }
 
 // NewEpollServer returns an epoll server with opts.Shards shards
@@ -68,27 +73,15 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 		limits:  opts.Limits.WithDefaults(),
 		hub:     opts.Hub,
 		log:     opts.Logger,
+		reading: map[net.Conn]struct{}{},
 		stopped: make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.hub == nil {
 		s.hub = NewHub()
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	s.upgrader = websocket.Upgrader{
-		HandshakeTimeout: s.limits.HandshakeTimeout,
-		// The gorilla connection only lives for the handshake: keep its
-		// buffers small and pooled.
-		ReadBufferSize:  256,
-		WriteBufferPool: handshakeWritePool,
-		CheckOrigin:     func(*http.Request) bool { return true },
-		Error:           upgradeError,
-	}
-	s.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.limits.HandshakeTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	n := opts.Shards
 	if n <= 0 {
@@ -111,18 +104,57 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 	return s, nil
 }
 
-var handshakeWritePool = &sync.Pool{}
-
 // Hub returns the Hub the server registers connections in.
 func (s *EpollServer) Hub() *Hub { return s.hub }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. Each accepted socket
+// gets a goroutine for its handshake only: it reads the upgrade request
+// itself (handshake.go), asks the Handler, writes the 101 and hands the
+// raw socket to a shard, then ends.
 func (s *EpollServer) Serve(ln net.Listener) error {
-	err := s.httpSrv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	return err
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	// The listener's address, for X-Forwarded-Port (as net/http does).
+	ctx := context.WithValue(s.ctx, http.LocalAddrContextKey, ln.Addr())
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of descriptors and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		s.handshakes.Add(1)
+		s.reading[nc] = struct{}{}
+		s.mu.Unlock()
+		go s.handshake(ctx, nc)
+	}
 }
 
 // Shutdown stops accepting, waits for handshakes in progress, closes every
@@ -130,17 +162,27 @@ func (s *EpollServer) Serve(ln net.Listener) error {
 func (s *EpollServer) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	lns := s.listeners
+	s.listeners = nil
+	for nc := range s.reading {
+		_ = nc.Close() // a handshake still reading its request is dropped
+	}
 	s.mu.Unlock()
-	err := s.httpSrv.Shutdown(ctx)
+	s.cancel() // Connect calls in progress end
+	var err error
+	for _, ln := range lns {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+	}
+	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
+	}
 	for _, sh := range s.shards {
 		sh.closeAll(CloseGoingAway, ReasonGoingAway)
 	}
-	done := make(chan struct{})
-	go func() { s.open.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("connections: shutdown: %w", ctx.Err())
+	if werr := waitCtx(ctx, &s.open); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
 	for _, sh := range s.shards {
 		sh.stop()
@@ -152,18 +194,45 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// ServeHTTP runs the handshake, then hands the raw socket to a shard.
-func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsWebSocketUpgrade(r) {
-		http.Error(w, "this endpoint accepts WebSocket connections only", http.StatusUpgradeRequired)
+// waitCtx waits for wg until ctx ends.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handshake reads the upgrade request from nc, runs Handler.Connect and
+// answers: 101 and the socket goes to a shard, or an HTTP error and the
+// socket is closed.
+func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
+	defer s.handshakes.Done()
+	req, key, ref := s.readUpgrade(nc)
+	s.mu.Lock()
+	delete(s.reading, nc)
+	closing := s.closing
+	s.mu.Unlock()
+	switch {
+	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown
+		_ = nc.Close()
+		return
+	case ref == nil && closing:
+		ref = refuse(http.StatusServiceUnavailable, "server is shutting down")
+	}
+	if ref != nil {
+		s.refuse(nc, ref)
 		return
 	}
-	// Count the connection before anything can hijack it, so Shutdown's
-	// Wait never races this Add: closing is set under the same lock.
+	// Count the connection before it can be registered, so Shutdown's
+	// Wait never races this Add: closing is checked under the same lock.
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		s.refuse(nc, refuse(http.StatusServiceUnavailable, "server is shutting down"))
 		return
 	}
 	s.open.Add(1)
@@ -177,30 +246,33 @@ func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
-		SourceIP:    remoteIP(r.RemoteAddr),
-		UserAgent:   r.UserAgent(),
-		Host:        r.Host,
+		SourceIP:    sourceIP(nc.RemoteAddr()),
+		UserAgent:   req.UserAgent(),
+		Host:        req.Host,
 	}
-	res := s.opts.Handler.Connect(r.Context(), &ConnectRequest{Info: &info, Request: r})
+	req.RemoteAddr = nc.RemoteAddr().String()
+	res := s.opts.Handler.Connect(ctx, &ConnectRequest{Info: &info, Request: req.WithContext(ctx)})
 	if !res.Accepted() {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(res.Status)
-		_, _ = w.Write([]byte(res.Body))
+		s.refuse(nc, &refusal{status: res.Status, body: res.Body})
 		return
 	}
 	info.Stage = res.Stage
 	c := &epConn{info: info, state: res.State, srv: s, slot: -1, heapIdx: -1}
 	c.parser.maxFrame, c.parser.maxMessage = s.limits.MaxFrameBytes, s.limits.MaxMessageBytes
-	ws, err := s.upgrader.Upgrade(w, r, res.Header)
-	if err != nil {
+	// A fresh socket's send buffer always takes the few hundred bytes of
+	// a 101; the write deadline is for a peer that stopped reading anyway.
+	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
+	if _, err := nc.Write(appendSwitching(make([]byte, 0, 256), key, res.Header)); err != nil {
 		s.log.Debug("upgrade failed", "connectionId", info.ID, "err", err)
+		_ = nc.Close()
 		c.closing = true
 		s.opts.Handler.Disconnect(c, CloseAbnormal, "")
 		return
 	}
-	fd, err := detachFD(ws.NetConn())
+	fd, err := detachFD(nc)
 	if err != nil {
 		s.log.Warn("taking the socket from the runtime failed", "connectionId", info.ID, "err", err)
+		_ = nc.Close()
 		c.closing = true
 		s.opts.Handler.Disconnect(c, CloseInternal, "")
 		return
@@ -221,11 +293,58 @@ func (s *EpollServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	handedOff = true
 	s.mu.Lock()
-	closing := s.closing
+	closing = s.closing
 	s.mu.Unlock()
 	if closing {
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
 	}
+}
+
+// readUpgrade reads the request head from nc, within the handshake
+// timeout, into a pooled buffer and parses it. It returns the request and
+// its key, or the refusal to answer, or neither when the client went away
+// or timed out (the socket is then just closed).
+func (s *EpollServer) readUpgrade(nc net.Conn) (*http.Request, string, *refusal) {
+	bp := headBuffers.Get().(*[maxHandshakeBytes]byte)
+	defer headBuffers.Put(bp)
+	_ = nc.SetReadDeadline(time.Now().Add(s.limits.HandshakeTimeout))
+	n := 0
+	for {
+		m, err := nc.Read(bp[n:])
+		searched := n
+		n += m
+		if end := headerEnd(bp[:n], searched); end >= 0 {
+			if end < n {
+				// The client sent frames before it saw the 101.
+				return nil, "", refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
+			}
+			return parseUpgrade(bp[:end])
+		}
+		if n == len(bp) {
+			return nil, "", refuse(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the upgrade request is over %d bytes", maxHandshakeBytes))
+		}
+		if err != nil {
+			return nil, "", nil
+		}
+	}
+}
+
+var headBuffers = sync.Pool{New: func() any { return new([maxHandshakeBytes]byte) }}
+
+// refuse answers a handshake with an HTTP error and closes the socket.
+func (s *EpollServer) refuse(nc net.Conn, r *refusal) {
+	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
+	_, _ = nc.Write(appendRefusal(nil, r))
+	_ = nc.Close()
+}
+
+// sourceIP is the client's address without the port.
+func sourceIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return remoteIP(a.String())
 }
 
 // detachFD takes the socket away from the Go runtime: it duplicates the

@@ -125,6 +125,7 @@ func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 }
 
 func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	w.Header().Set("Sec-WebSocket-Version", "13") // the version this server speaks (RFC 6455 4.4)
 	http.Error(w, reason.Error(), status)
 }
 

@@ -1,0 +1,142 @@
+package connections
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingHandler accepts every connection and counts Connect calls.
+type countingHandler struct {
+	echoHandler
+	connects atomic.Int64
+	header   http.Header
+}
+
+func (h *countingHandler) Connect(ctx context.Context, req *ConnectRequest) *ConnectResult {
+	h.connects.Add(1)
+	return &ConnectResult{Stage: "test", Header: h.header}
+}
+
+// rawHandshake sends req on a new connection to addr and returns the
+// response read back.
+func rawHandshake(t *testing.T, addr, req string) *http.Response {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatalf("reading the response to %q: %v", req, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+const goodKey = "dGhlIHNhbXBsZSBub25jZQ=="
+
+func upgradeRequest(method, version, key, extra string) string {
+	return method + " /test HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: " + version + "\r\nSec-WebSocket-Key: " + key + "\r\n" + extra + "\r\n"
+}
+
+// Handshakes that cannot upgrade get the HTTP status that says why, in
+// both modes.
+func TestHandshakeRefusals(t *testing.T) {
+	cases := []struct {
+		name, req string
+		status    int
+		says      string
+	}{
+		{"plain GET", "GET /test HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusUpgradeRequired, "WebSocket"},
+		{"POST", upgradeRequest("POST", "13", goodKey, ""), http.StatusMethodNotAllowed, ""},
+		{"version 8", upgradeRequest("GET", "8", goodKey, ""), http.StatusBadRequest, "ersion"},
+		{"short key", upgradeRequest("GET", "13", "c2hvcnQ=", ""), http.StatusBadRequest, ""},
+	}
+	for _, mode := range modes() {
+		t.Run(mode, func(t *testing.T) {
+			h := &countingHandler{echoHandler: *newEchoHandler()}
+			url, _ := startServer(t, mode, h, Limits{})
+			addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/test")
+			for _, tc := range cases {
+				resp := rawHandshake(t, addr, tc.req)
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.says) {
+					t.Errorf("%s: %d %q, want %d saying %q", tc.name, resp.StatusCode, body, tc.status, tc.says)
+				}
+				if tc.name == "version 8" && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+					t.Errorf("version 8: no Sec-WebSocket-Version: 13 in the answer: %v", resp.Header)
+				}
+			}
+			// A valid handshake upgrades, with the accept value of RFC 6455's example.
+			resp := rawHandshake(t, addr, upgradeRequest("GET", "13", goodKey, ""))
+			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+				t.Errorf("valid handshake: %d %v", resp.StatusCode, resp.Header)
+			}
+		})
+	}
+}
+
+// FuzzParseUpgrade: any request head either parses into an upgrade with a
+// valid key or is refused with a well-formed HTTP answer; a 101 carrying a
+// header taken from the request reads back as exactly the headers written;
+// the resumable search for the end of the head agrees with a full search.
+func FuzzParseUpgrade(f *testing.F) {
+	f.Add([]byte(upgradeRequest("GET", "13", goodKey, "User-Agent: fuzz\r\n")))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("POST /x HTTP/1.0\r\nUpgrade: websocket\r\nConnection: keep-alive, upgrade\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end := headerEnd(b, 0)
+		for k := 0; k <= len(b); k++ {
+			if headerEnd(b[:k], 0) >= 0 {
+				break
+			}
+			if got := headerEnd(b, k); got != end {
+				t.Fatalf("headerEnd from %d = %d, from 0 = %d", k, got, end)
+			}
+		}
+		if end < 0 {
+			return
+		}
+		req, key, ref := parseUpgrade(b[:end])
+		if (req == nil) == (ref == nil) {
+			t.Fatalf("request %v and refusal %v", req, ref)
+		}
+		if ref != nil {
+			resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(appendRefusal(nil, ref))), nil)
+			if err != nil || resp.StatusCode != ref.status {
+				t.Fatalf("refusal %d reads back as %v, %v", ref.status, resp, err)
+			}
+			return
+		}
+		if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+			t.Fatalf("accepted key %q", key)
+		}
+		ua := req.Header.Get("User-Agent")
+		out := appendSwitching(nil, key, http.Header{"X-Echo": {ua}})
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(out)), nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("101 reads back as %v, %v:\n%q", resp, err, out)
+		}
+		want := map[string]bool{"Upgrade": true, "Connection": true, "Sec-Websocket-Accept": true, "X-Echo": true}
+		for name := range resp.Header {
+			if !want[name] {
+				t.Fatalf("101 has an extra header %q (User-Agent %q):\n%q", name, ua, out)
+			}
+		}
+	})
+}
