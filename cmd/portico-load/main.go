@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -89,6 +90,7 @@ func scenario(ctx context.Context, name string, args []string) error {
 	jsonPath := fs.String("json", "", "also write the JSON summary to this file")
 	failOnErrors := fs.Bool("fail-on-errors", false, "exit 1 if the run had any problem (failed connect, lost or unexpected message, non-200 post)")
 	quiet := fs.Bool("quiet", false, "no status line a second on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file (go tool pprof)")
 	var hold time.Duration
 	switch name {
 	case loadtest.Connect:
@@ -138,6 +140,17 @@ func scenario(ctx context.Context, name string, args []string) error {
 		o.Progress = os.Stderr
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	sum, err := loadtest.Run(ctx, o)
 	if err != nil && sum == nil {
 		return err
