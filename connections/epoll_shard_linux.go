@@ -615,7 +615,8 @@ func (c *epConn) finish(code int, reason string) {
 		_, _ = unix.Write(c.fd, c.wq)
 		c.wq = nil
 	}
-	_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	// Closing the only descriptor of the socket also takes it out of the
+	// epoll set: no EPOLL_CTL_DEL needed.
 	_ = unix.Close(c.fd)
 	c.fdClosed = true
 	c.mu.Unlock()

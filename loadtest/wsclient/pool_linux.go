@@ -186,8 +186,8 @@ func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
 }
 
 // detach takes the socket away from the Go runtime: it duplicates the
-// descriptor, closes the net.Conn (which unregisters the original from
-// Go's poller) and makes the copy non-blocking for the event loop.
+// descriptor and closes the net.Conn (which unregisters the original from
+// Go's poller); the copy stays non-blocking for the event loop.
 func detach(nc net.Conn) (int, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
@@ -207,10 +207,9 @@ func detach(nc net.Conn) (int, error) {
 	if derr != nil {
 		return -1, fmt.Errorf("wsclient: dup: %w", derr)
 	}
-	if err := unix.SetNonblock(nfd, true); err != nil {
-		_ = unix.Close(nfd)
-		return -1, err
-	}
+	// O_NONBLOCK belongs to the open file, which the duplicate shares:
+	// the runtime made it non-blocking, and closing the original leaves
+	// it so.
 	return nfd, nil
 }
 
@@ -375,7 +374,8 @@ func (c *Conn) finish(counter *atomic.Int64, code int, err error) bool {
 		return false
 	}
 	c.state.Store(stateClosed)
-	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	// Closing the only descriptor of the socket also takes it out of the
+	// epoll set: no EPOLL_CTL_DEL needed.
 	_ = unix.Close(c.fd)
 	c.out = nil
 	c.mu.Unlock()

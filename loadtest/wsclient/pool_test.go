@@ -123,6 +123,11 @@ func TestPoolEchoSizesAndBackpressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The event loop needs the socket non-blocking; detach relies on the
+	// duplicate sharing the runtime's O_NONBLOCK.
+	if fl, err := unix.FcntlInt(uintptr(c.fd), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+		t.Fatalf("the pooled socket is blocking (flags %#x, %v)", fl, err)
+	}
 	for _, n := range []int{0, 5, 125, 126, 65535, 65536, 200000} {
 		want := strings.Repeat("y", n)
 		if err := c.SendText([]byte(want)); err != nil {
