@@ -61,6 +61,7 @@ type EpollServer struct {
 	reading    map[net.Conn]struct{} // handshakes still reading their request
 	handshakes sync.WaitGroup        // one per accepted socket until handed to a shard or closed
 	wg         sync.WaitGroup        // shard loops
+	stopShards sync.Once             // a second Shutdown must not wake closed loops
 	open       sync.WaitGroup        // one per connection until Disconnect returned
 	stopped    chan struct{}
 }
@@ -184,9 +185,11 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 	if werr := waitCtx(ctx, &s.open); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
-	for _, sh := range s.shards {
-		sh.stop()
-	}
+	s.stopShards.Do(func() {
+		for _, sh := range s.shards {
+			sh.stop()
+		}
+	})
 	s.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("connections: shutdown: %w", err)

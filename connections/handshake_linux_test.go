@@ -16,17 +16,7 @@ func epollAddr(t *testing.T, h Handler, l Limits) (string, *EpollServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return ln.Addr().String(), srv
+	return serve(t, srv), srv
 }
 
 // The epoll server reads the upgrade request itself: an oversized head,

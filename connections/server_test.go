@@ -45,6 +45,13 @@ func startServer(t *testing.T, mode string, h Handler, l Limits) (string, *Hub) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return "ws://" + serve(t, srv) + "/test", hub
+}
+
+// serve runs srv on a loopback port until the test ends and returns the
+// address.
+func serve(t *testing.T, srv Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +64,7 @@ func startServer(t *testing.T, mode string, h Handler, l Limits) (string, *Hub) 
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return "ws://" + ln.Addr().String() + "/test", hub
+	return ln.Addr().String()
 }
 
 func modes() []string {
