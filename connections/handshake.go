@@ -69,6 +69,9 @@ func parseUpgrade(head []byte) (*http.Request, string, *refusal) {
 	if err != nil {
 		return nil, "", refuse(http.StatusBadRequest, "malformed HTTP request: "+err.Error())
 	}
+	// A handshake has no body; what a Content-Length announced would be
+	// read from the pooled reader just released.
+	req.Body = http.NoBody
 	if !websocket.IsWebSocketUpgrade(req) {
 		return nil, "", refuse(http.StatusUpgradeRequired, "this endpoint accepts WebSocket connections only")
 	}
