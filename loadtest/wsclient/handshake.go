@@ -2,6 +2,7 @@ package wsclient
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -24,6 +25,9 @@ func (e *StatusError) Error() string {
 // acceptGUID is appended to the client's key to form Sec-WebSocket-Accept.
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// maxResponseHead bounds the server's handshake response head.
+const maxResponseHead = 4096
+
 // Handshake runs the client side of the opening handshake on nc. It
 // returns the bytes the server sent after its 101 response (usually
 // none: the start of the first frames), which the caller must decode
@@ -37,30 +41,52 @@ func Handshake(nc net.Conn, u *url.URL, header http.Header, deadline time.Time) 
 		return nil, err
 	}
 	defer nc.SetDeadline(time.Time{})
+	req, key := handshakeRequest(u, header)
+	if _, err := nc.Write(req); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, maxResponseHead)
+	n := 0
+	for {
+		m, err := nc.Read(buf[n:])
+		n += m
+		if end := bytes.Index(buf[:n], []byte("\r\n\r\n")); end >= 0 {
+			return checkResponse(buf[:n], end+4, key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the handshake response: %w", err)
+		}
+		if n == len(buf) {
+			return nil, fmt.Errorf("%w: handshake response head over %d bytes", ErrProtocol, maxResponseHead)
+		}
+	}
+}
 
+// handshakeRequest returns an upgrade request for u with a fresh key.
+func handshakeRequest(u *url.URL, header http.Header) ([]byte, string) {
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-
-	path := u.RequestURI()
-	var b strings.Builder
-	b.Grow(256)
-	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", path, u.Host)
-	b.WriteString("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
-	b.WriteString("Sec-WebSocket-Key: " + key + "\r\n")
+	b := make([]byte, 0, 256)
+	b = append(b, "GET "...)
+	b = append(b, u.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, u.Host...)
+	b = append(b, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
+	b = append(b, key...)
+	b = append(b, "\r\n"...)
 	for name, values := range header {
 		for _, v := range values {
-			b.WriteString(name + ": " + v + "\r\n")
+			b = append(b, name+": "+v+"\r\n"...)
 		}
 	}
-	b.WriteString("\r\n")
-	if _, err := nc.Write([]byte(b.String())); err != nil {
-		return nil, err
-	}
+	return append(b, "\r\n"...), key
+}
 
-	br := bufio.NewReaderSize(nc, 1024)
-	req := &http.Request{Method: http.MethodGet, URL: u}
-	resp, err := http.ReadResponse(br, req)
+// checkResponse checks the response head data[:end] against key and
+// returns a copy of what follows it (the first frames, if any).
+func checkResponse(data []byte, end int, key string) ([]byte, error) {
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data[:end])), nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading the handshake response: %w", err)
 	}
@@ -75,9 +101,8 @@ func Handshake(nc net.Conn, u *url.URL, header http.Header, deadline time.Time) 
 	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		return nil, fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrProtocol)
 	}
-	if n := br.Buffered(); n > 0 {
-		rest, _ := br.Peek(n)
-		return append([]byte(nil), rest...), nil
+	if end < len(data) {
+		return append([]byte(nil), data[end:]...), nil
 	}
 	return nil, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"sync"
@@ -70,6 +71,10 @@ type Pool struct {
 	next    int
 	closing bool
 
+	dialNext atomic.Uint32  // round-robin loop for dials in progress
+	dials    sync.WaitGroup // raw dials in progress; Shutdown waits for them
+	dialStop chan struct{}  // closed by Shutdown: raw dials in progress end
+
 	open, serverClosed, dropped, protoErrs, clean, forced atomic.Int64
 	codesMu                                               sync.Mutex
 	codes                                                 map[int]int64
@@ -79,7 +84,18 @@ type loop struct {
 	pool *Pool
 	epfd int
 	stop atomic.Bool
+
+	dmu   sync.Mutex
+	dials map[int32]*dialing // sockets still in their handshake, by fd
 }
+
+// dialTag marks, in EpollEvent.Pad, a socket still in its handshake: its
+// Fd field is then the socket, not a Conn.ID.
+const dialTag = 1
+
+// dialing is a socket in its handshake; the loop signals ready when epoll
+// reports it, the dialling goroutine does the reads and writes.
+type dialing struct{ ready chan struct{} }
 
 // Conn is one client connection.
 type Conn struct {
@@ -110,14 +126,14 @@ func NewPool(cfg Config) (*Pool, error) {
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
 	}
-	p := &Pool{cfg: cfg, conns: make([]atomic.Pointer[Conn], cfg.MaxConns), codes: map[int]int64{}}
+	p := &Pool{cfg: cfg, conns: make([]atomic.Pointer[Conn], cfg.MaxConns), codes: map[int]int64{}, dialStop: make(chan struct{})}
 	for range cfg.Loops {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			p.Shutdown(0)
 			return nil, fmt.Errorf("wsclient: epoll_create1: %w", err)
 		}
-		l := &loop{pool: p, epfd: epfd}
+		l := &loop{pool: p, epfd: epfd, dials: map[int32]*dialing{}}
 		p.loops = append(p.loops, l)
 		p.wg.Add(1)
 		go l.run()
@@ -146,16 +162,20 @@ func (p *Pool) Dial(ctx context.Context, u *url.URL, o DialOptions) (*Conn, erro
 		o.Timeout = 10 * time.Second
 	}
 	deadline := time.Now().Add(o.Timeout)
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if ap, err := netip.ParseAddrPort(host); err == nil {
+		return p.dialRaw(ctx, u, ap, o, deadline)
+	}
+	// A host name: Go's dialer resolves it.
 	// No TCP keepalive: held idle, a million sockets would send a
 	// probe pair each every 15 s (Go's default).
 	nd := net.Dialer{Deadline: deadline, KeepAlive: -1}
 	if o.Source != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: o.Source}
 		nd.Control = bindAddressNoPort
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	nc, err := nd.DialContext(ctx, "tcp", host)
 	if err != nil {
@@ -173,7 +193,7 @@ func (p *Pool) Dial(ctx context.Context, u *url.URL, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	return p.add(fd, rest)
+	return p.add(fd, rest, nil)
 }
 
 // bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT so that binding a source
@@ -214,8 +234,9 @@ func detach(nc net.Conn) (int, error) {
 }
 
 // add registers a handshaken socket; rest is what the server sent after
-// its handshake response.
-func (p *Pool) add(fd int, rest []byte) (*Conn, error) {
+// its handshake response. in is the loop whose epoll set already holds
+// the socket (disarmed, from dialRaw), or nil.
+func (p *Pool) add(fd int, rest []byte, in *loop) (*Conn, error) {
 	p.mu.Lock()
 	if p.closing || p.next >= len(p.conns) {
 		err := ErrPoolClosed
@@ -226,7 +247,11 @@ func (p *Pool) add(fd int, rest []byte) (*Conn, error) {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	c := &Conn{ID: p.next, pool: p, loop: p.loops[p.next%len(p.loops)], fd: fd}
+	l := in
+	if l == nil {
+		l = p.loops[p.next%len(p.loops)]
+	}
+	c := &Conn{ID: p.next, pool: p, loop: l, fd: fd}
 	p.conns[c.ID].Store(c)
 	p.next++
 	p.open.Add(1)
@@ -248,7 +273,11 @@ func (p *Pool) add(fd int, rest []byte) (*Conn, error) {
 		return nil, ErrPoolClosed
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.ID)}
-	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	op := unix.EPOLL_CTL_ADD
+	if in != nil {
+		op = unix.EPOLL_CTL_MOD
+	}
+	if err := unix.EpollCtl(c.loop.epfd, op, fd, &ev); err != nil {
 		c.finish(&p.dropped, 0, nil)
 		return nil, fmt.Errorf("wsclient: epoll_ctl: %w", err)
 	}
@@ -403,6 +432,8 @@ func (p *Pool) shutdown(timeout time.Duration) {
 	p.closing = true
 	n := p.next
 	p.mu.Unlock()
+	close(p.dialStop)
+	p.dials.Wait() // they use the loops' epoll sets, closed below
 	for i := range n {
 		if c := p.conns[i].Load(); c != nil {
 			c.Close(CloseNormal)
@@ -439,6 +470,17 @@ func (l *loop) run() {
 			return
 		}
 		for i := range n {
+			if events[i].Pad == dialTag {
+				l.dmu.Lock()
+				if d := l.dials[events[i].Fd]; d != nil {
+					select {
+					case d.ready <- struct{}{}:
+					default:
+					}
+				}
+				l.dmu.Unlock()
+				continue
+			}
 			c := l.pool.Conn(int(events[i].Fd))
 			if c == nil || c.state.Load() == stateClosed {
 				continue

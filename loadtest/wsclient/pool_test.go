@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -217,8 +218,28 @@ func TestPoolDialErrors(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	u.Host = ln.Addr().String()
 	ln.Close() // nothing listens there now
-	if _, err := p.Dial(ctx, u, DialOptions{Timeout: time.Second}); err == nil {
-		t.Error("dial to a closed port succeeded")
+	if _, err := p.Dial(ctx, u, DialOptions{Timeout: time.Second}); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("dial to a closed port: %v, want connection refused", err)
+	}
+	// A server that accepts and never answers: the dial times out.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	u.Host = mute.Addr().String()
+	if _, err := p.Dial(ctx, u, DialOptions{Timeout: 200 * time.Millisecond}); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("dial to a mute server: %v, want a timeout", err)
+	}
+	// A host name goes through Go's resolver and dialer instead.
+	lu := ts.url(t, "/echo")
+	lu.Host = "localhost:" + lu.Port()
+	c, err := p.Dial(ctx, lu, DialOptions{})
+	if err != nil {
+		t.Fatalf("dial by host name: %v", err)
+	}
+	if !c.Open() {
+		t.Error("connection dialled by host name is not open")
 	}
 	p.Shutdown(0)
 	if _, err := p.Dial(ctx, ts.url(t, "/echo"), DialOptions{}); !errors.Is(err, ErrPoolClosed) {
