@@ -189,14 +189,16 @@ if [[ $what == crossnode || $what == all ]]; then
 	# Cross-node against local @connections latency (Redis relay), in
 	# REPS alternating pairs so that the machine's drift hits both sides:
 	# clients on node A; posts through A (local) or through B (cross-node),
-	# paced at 2,000/s from 8 clients, then closed-loop from 64 clients.
+	# paced at 2,000/s from 8 clients and at 5,000/s from 32, then
+	# closed-loop from 64 clients.
 	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
 	pids+=($!)
 	sleep 1
 	redis='storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'
 	gateway epoll 18080 19090 "$redis"; a=$GW
 	gateway epoll 18081 19091 "$redis"; b=$GW
-	for load_kind in "paced:--clients 8 --post-rate 2000 --duration 5s" "load:--clients 64 --duration 5s"; do
+	for load_kind in "paced:--clients 8 --post-rate 2000 --duration 5s" "paced5k:--clients 32 --post-rate 5000 --duration 5s" \
+		"load:--clients 64 --duration 5s"; do
 		for r in $(seq "${REPS:-3}"); do
 			for via in local:19090 cross:19091; do
 				# shellcheck disable=SC2086 # the flags are split on purpose
