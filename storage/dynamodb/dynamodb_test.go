@@ -117,22 +117,7 @@ func TestConformanceWithoutIndex(t *testing.T) {
 func TestLeaseRenewal(t *testing.T) {
 	endpoint := storagetest.DynamoEndpoint(t)
 	reg := open(t, Options{EndpointURL: endpoint, CreateTable: true, NodeTTL: time.Second, RecordTTL: 2 * time.Second})
-	ctx := context.Background()
-	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Put(ctx, &storage.Record{ID: "c1", Node: "n1"}); err != nil {
-		t.Fatal(err)
-	}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		time.Sleep(100 * time.Millisecond)
-		if err := reg.Heartbeat(ctx, "n1"); err != nil {
-			t.Fatalf("Heartbeat: %v", err)
-		}
-		if _, err := reg.Get(ctx, "c1"); err != nil {
-			t.Fatalf("Get while heartbeating: %v", err)
-		}
-	}
+	storagetest.HeartbeatKeepsRecord(t, reg, 5*time.Second, 100*time.Millisecond)
 }
 
 // A tombstone blocks late writes only for its period.

@@ -315,28 +315,31 @@ func (r *Registry) itemsOfNode(ctx context.Context, node, filter string, values 
 			KeyConditionExpression: aws.String("#n = :node"), FilterExpression: aws.String(filter),
 			ProjectionExpression: proj, ExpressionAttributeNames: exprNames, ExpressionAttributeValues: vals,
 		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return err
-			}
-			for _, item := range page.Items {
-				fn(item)
-			}
-		}
-		return nil
+		return eachItem(ctx, p, func(o *ddb.QueryOutput) []map[string]types.AttributeValue { return o.Items }, fn)
 	}
 	p := ddb.NewScanPaginator(r.c, &ddb.ScanInput{
 		TableName: &r.table, FilterExpression: aws.String("#n = :node AND " + filter),
 		ProjectionExpression: proj, ExpressionAttributeNames: exprNames, ExpressionAttributeValues: vals,
 		ConsistentRead: aws.Bool(true),
 	})
+	return eachItem(ctx, p, func(o *ddb.ScanOutput) []map[string]types.AttributeValue { return o.Items }, fn)
+}
+
+// paginator is what the SDK's Query and Scan paginators share.
+type paginator[O any] interface {
+	HasMorePages() bool
+	NextPage(ctx context.Context, optFns ...func(*ddb.Options)) (O, error)
+}
+
+// eachItem reads every page of p and calls fn with each item.
+func eachItem[O any](ctx context.Context, p paginator[O], items func(O) []map[string]types.AttributeValue,
+	fn func(map[string]types.AttributeValue)) error {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return err
 		}
-		for _, item := range page.Items {
+		for _, item := range items(page) {
 			fn(item)
 		}
 	}

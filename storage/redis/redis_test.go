@@ -116,22 +116,8 @@ func TestLeaseRenewal(t *testing.T) {
 	addr := storagetest.RedisAddr(t)
 	reg := open(t, Options{Addrs: []string{addr}, NodeTTL: 300 * time.Millisecond, RecordTTL: 600 * time.Millisecond})
 	defer reg.Close()
+	storagetest.HeartbeatKeepsRecord(t, reg, 2*time.Second, 50*time.Millisecond)
 	ctx := context.Background()
-	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Put(ctx, &storage.Record{ID: "c1", Node: "n1"}); err != nil {
-		t.Fatal(err)
-	}
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
-		time.Sleep(50 * time.Millisecond)
-		if err := reg.Heartbeat(ctx, "n1"); err != nil {
-			t.Fatalf("Heartbeat: %v", err)
-		}
-		if _, err := reg.Get(ctx, "c1"); err != nil {
-			t.Fatalf("Get while heartbeating: %v", err)
-		}
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for reg.c.Exists(ctx, reg.recordKey("c1"), reg.connsKey("n1"), reg.nodeKey("n1")).Val() != 0 {
 		if time.Now().After(deadline) {
