@@ -154,16 +154,7 @@ func (c *Client) Endpoint() string { return c.base.String() }
 
 // PostToConnection sends data to the connection as one WebSocket message.
 func (c *Client) PostToConnection(ctx context.Context, connectionID string, data []byte) error {
-	const op = "PostToConnection"
-	resp, err := c.do(ctx, op, http.MethodPost, connectionID, data)
-	if err != nil {
-		return err
-	}
-	defer closeBody(resp)
-	if !success(resp.StatusCode) {
-		return decodeError(resp)
-	}
-	return nil
+	return c.call(ctx, "PostToConnection", http.MethodPost, connectionID, data)
 }
 
 // GetConnection returns information about the connection.
@@ -190,8 +181,12 @@ func (c *Client) GetConnection(ctx context.Context, connectionID string) (*Conne
 
 // DeleteConnection closes the connection.
 func (c *Client) DeleteConnection(ctx context.Context, connectionID string) error {
-	const op = "DeleteConnection"
-	resp, err := c.do(ctx, op, http.MethodDelete, connectionID, nil)
+	return c.call(ctx, "DeleteConnection", http.MethodDelete, connectionID, nil)
+}
+
+// call runs an operation whose success has no body to read.
+func (c *Client) call(ctx context.Context, op, method, connectionID string, data []byte) error {
+	resp, err := c.do(ctx, op, method, connectionID, data)
 	if err != nil {
 		return err
 	}
