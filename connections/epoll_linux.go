@@ -29,9 +29,11 @@ const readChunk = 16 << 10
 // event, so one busy client cannot starve the rest of its shard.
 const maxReadPerEvent = 256 << 10
 
-// EpollServer holds connections on sharded epoll instances: after the
-// upgrade a connection is a raw non-blocking socket registered with one
-// shard; an idle connection owns no goroutine and no buffer. Each shard
+// EpollServer holds connections on sharded epoll instances. The handshake
+// runs in a goroutine of its own (Serve, handshake.go), which reads the
+// upgrade request itself; after the 101 a connection is a raw
+// non-blocking socket registered with one shard, and an idle connection
+// owns no goroutine and no buffer. Each shard
 // runs one goroutine that waits for readiness, reads what is there,
 // reassembles frames (frameParser), calls the Handler, flushes queued
 // writes, and fires the shard's timers (idle timeout, maximum duration,
@@ -352,8 +354,7 @@ func sourceIP(a net.Addr) string {
 
 // detachFD takes the socket away from the Go runtime: it duplicates the
 // descriptor (non-blocking like the original) and closes the original, so the
-// connection's net.Conn, its poll descriptor and gorilla's buffers can all
-// be collected.
+// connection's net.Conn and its poll descriptor can be collected.
 func detachFD(nc net.Conn) (int, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
