@@ -3,11 +3,8 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -111,16 +108,10 @@ func (p *post) run(ctx context.Context) error {
 		return nil
 	}
 
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        o.Clients,
-		MaxIdleConnsPerHost: o.Clients,
-		MaxConnsPerHost:     o.Clients,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+	mu0, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("management URL %q: %w", base, err)
 	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	httpHist := NewHist()
 	var posts, ok200 atomic.Int64
 	var seq atomic.Uint64
@@ -138,6 +129,8 @@ func (p *post) run(ctx context.Context) error {
 			statuses := map[string]int64{}
 			var firstErr string
 			body := make([]byte, 0, 64+o.MessageBytes)
+			client := newKeepAlive(mu0.Host, 10*time.Second)
+			defer client.close()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				if o.PostRate > 0 {
 					// Client k's i-th post is due at (i*Clients+k)/PostRate;
@@ -150,14 +143,8 @@ func (p *post) run(ctx context.Context) error {
 				n := seq.Add(1)
 				id := ids[(n-1)%uint64(len(ids))]
 				body = appendStamp(body[:0], n, p.r.stamp(), o.MessageBytes)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+url.PathEscape(id), bytes.NewReader(body))
-				if err != nil {
-					statuses["error"]++
-					firstErr = err.Error()
-					break
-				}
 				t0 := time.Now()
-				resp, err := hc.Do(req)
+				status, answer, err := client.post(mu0.EscapedPath()+url.PathEscape(id), body)
 				posts.Add(1)
 				if err != nil {
 					if ctx.Err() == nil {
@@ -168,14 +155,12 @@ func (p *post) run(ctx context.Context) error {
 					}
 					continue
 				}
-				answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				resp.Body.Close()
 				httpHist.Record(time.Since(t0))
-				statuses[strconv.Itoa(resp.StatusCode)]++
-				if resp.StatusCode == http.StatusOK {
+				statuses[strconv.Itoa(status)]++
+				if status == http.StatusOK {
 					ok200.Add(1)
 				} else if firstErr == "" {
-					firstErr = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, clip(string(answer), 150))
+					firstErr = fmt.Sprintf("HTTP %d: %s", status, clip(string(answer), 150))
 				}
 			}
 			mu.Lock()
