@@ -69,6 +69,7 @@ type Router struct {
 	selection *expr.Template
 	stages    map[string]*stage
 	reg       storage.Registry
+	deletes   *deleter // nil without a registry
 	m         *metrics.Set
 	log       *slog.Logger
 
@@ -180,6 +181,9 @@ func New(opts Options) (*Router, error) {
 		r.stages[sc.Name] = st
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if r.reg != nil {
+		r.deletes = newDeleter(r)
+	}
 	return r, nil
 }
 
@@ -224,11 +228,17 @@ func (s stageVars) Lookup(name string) (string, bool) {
 }
 
 // Shutdown waits, until ctx ends, for integration calls and $disconnect
-// runs in flight, then aborts whatever is left.
+// runs in flight and for queued registry deletions, then aborts whatever
+// is left. Call it after the connection servers have shut down.
 func (r *Router) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	defer r.cancel()
+	if r.deletes != nil {
+		if err := r.deletes.close(ctx); err != nil {
+			return fmt.Errorf("routing: shutdown: registry deletions: %w", err)
+		}
+	}
 	select {
 	case <-done:
 		return nil
@@ -462,10 +472,8 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	st := s.stage
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
 	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
-	if r.reg != nil {
-		if err := r.reg.Delete(context.Background(), s.connectionID); err != nil {
-			r.log.Warn("registry delete failed", "connectionId", s.connectionID, "err", err)
-		}
+	if r.deletes != nil {
+		r.deletes.delete(s.connectionID)
 	}
 	rt := st.disconnect
 	if rt == nil || rt.integ == nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/dynamodb"
 	"github.com/portico-gateway/portico/storage/redis"
@@ -161,4 +163,48 @@ func waitReadyz(t *testing.T, g *Gateway, status int) {
 		}
 		return nil
 	})
+}
+
+// Disconnect runs on the connection server's loop; the registry deletion
+// it asks for must not hold that loop (and every other connection on it)
+// while the registry is slow.
+func TestSlowRegistryDeleteDoesNotStall(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	g := startGateway(t, "connections: {shards: 1}\nstorage: {type: redis, nodeTTL: 3s, redis: {addrs: ["+addr+"]}}\n"+
+		yamlAPI("", whoamiRoutes))
+	a := dial(t, wsURL(g, "test"), nil)
+	b := dial(t, wsURL(g, "test"), nil)
+	send(t, b, `{"action":"whoami"}`)
+	readText(t, b)
+	open := func() string {
+		_, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", "")
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "portico_connections_open{") {
+				return l[strings.LastIndexByte(l, ' ')+1:]
+			}
+		}
+		return ""
+	}
+	// Redis holds every write for 3 s: a registry deletion takes that long.
+	ctx := context.Background()
+	rc := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rc.Close()
+	if err := rc.Do(ctx, "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Do(ctx, "CLIENT", "UNPAUSE")
+	a.Close()
+	// Disconnect has begun once the open gauge dropped.
+	eventually(t, "a's disconnect", func() error {
+		if got := open(); got != "1" {
+			return fmt.Errorf("portico_connections_open %q, want 1", got)
+		}
+		return nil
+	})
+	start := time.Now()
+	send(t, b, `{"action":"whoami"}`)
+	readText(t, b)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a message waited %v behind another connection's registry deletion", d)
+	}
 }
