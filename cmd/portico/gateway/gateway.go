@@ -121,6 +121,7 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		})
 		if err != nil {
 			g.shutdownServers()
+			_ = router.Shutdown(context.Background()) // nothing queued yet: returns at once
 			return nil, fmt.Errorf("gateway: api %q: %w", api.Name, err)
 		}
 		g.apis = append(g.apis, &apiRuntime{name: api.Name, router: router, server: srv})
@@ -184,6 +185,7 @@ func (g *Gateway) shutdownServers() {
 	defer cancel()
 	for _, a := range g.apis {
 		_ = a.server.Shutdown(ctx)
+		_ = a.router.Shutdown(ctx) // stops its deletion workers
 	}
 }
 
