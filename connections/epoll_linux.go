@@ -57,6 +57,8 @@ type EpollServer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// mu guards closing, listeners and reading. It is never held while
+	// calling the Handler or taking a shard's or a connection's lock.
 	mu         sync.Mutex
 	closing    bool
 	listeners  []net.Listener
