@@ -33,11 +33,11 @@ const maxReadPerEvent = 256 << 10
 // runs in a goroutine of its own (Serve, handshake.go), which reads the
 // upgrade request itself; after the 101 a connection is a raw
 // non-blocking socket registered with one shard, and an idle connection
-// owns no goroutine and no buffer. Each shard
-// runs one goroutine that waits for readiness, reads what is there,
-// reassembles frames (frameParser), calls the Handler, flushes queued
-// writes, and fires the shard's timers (idle timeout, maximum duration,
-// pings, close grace) from a heap. The shards are the bounded worker pool:
+// owns no goroutine and no buffer. Each shard runs one goroutine that
+// waits for readiness, reads what is there, reassembles frames
+// (frameParser), calls the Handler, flushes queued writes, and fires the
+// shard's timers (idle timeout, maximum duration, pings, close grace)
+// from a heap. The shards are the bounded worker pool:
 // GOMAXPROCS of them by default.
 //
 // Writes never block the caller: Send tries a non-blocking write and
@@ -67,7 +67,6 @@ type EpollServer struct {
 	wg         sync.WaitGroup        // shard loops
 	stopShards sync.Once             // a second Shutdown must not wake closed loops
 	open       sync.WaitGroup        // one per connection until Disconnect returned
-	stopped    chan struct{}
 }
 
 // NewEpollServer returns an epoll server with opts.Shards shards
@@ -79,7 +78,6 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 		hub:     opts.Hub,
 		log:     opts.Logger,
 		reading: map[net.Conn]struct{}{},
-		stopped: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.hub == nil {
