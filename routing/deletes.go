@@ -11,28 +11,44 @@ import (
 // connections): a registry round trip there, one per closed connection,
 // stalled every other connection of the shard during mass disconnects,
 // and for seconds when the registry was unreachable.
+//
+// A deletion that fails (the registry is unreachable) is kept and tried
+// again every deleteRetry: the record of a closed connection would
+// otherwise stay, its lease renewed by every heartbeat of its live node.
 const (
-	deleteWorkers = 8               // deletions in flight at once
-	deleteQueue   = 64 << 10        // ids waiting; past this Disconnect waits for room
-	deleteTimeout = 5 * time.Second // bound on one deletion
+	deleteWorkers = 8                // deletions in flight at once
+	deleteQueue   = 64 << 10         // ids waiting; past this Disconnect waits for room
+	deleteTimeout = 5 * time.Second  // bound on one deletion
+	deleteRetry   = 10 * time.Second // how often failed deletions are tried again
+	maxFailed     = 64 << 10         // failed deletions kept for retrying; more are logged and dropped
 )
 
 // deleter deletes registry records in the background.
 type deleter struct {
-	r  *Router
-	ch chan string
+	r     *Router
+	ch    chan string
+	stop  chan struct{} // closed by close: the retry loop ends
+	retry time.Duration
 
-	mu     sync.Mutex // guards closed against sends on a closed channel
-	closed bool
-	wg     sync.WaitGroup
+	// closeMu guards closed: senders hold it for reading while they send
+	// (and may wait for room), close takes it for writing before it
+	// closes ch, so nothing is sent on a closed channel.
+	closeMu sync.RWMutex
+	closed  bool
+
+	failedMu sync.Mutex
+	failed   map[string]struct{}
+
+	wg sync.WaitGroup
 }
 
-func newDeleter(r *Router) *deleter {
-	d := &deleter{r: r, ch: make(chan string, deleteQueue)}
-	d.wg.Add(deleteWorkers)
+func newDeleter(r *Router, retry time.Duration) *deleter {
+	d := &deleter{r: r, ch: make(chan string, deleteQueue), stop: make(chan struct{}), retry: retry, failed: map[string]struct{}{}}
+	d.wg.Add(deleteWorkers + 1)
 	for range deleteWorkers {
 		go d.work()
 	}
+	go d.retryLoop()
 	return d
 }
 
@@ -40,23 +56,67 @@ func (d *deleter) work() {
 	defer d.wg.Done()
 	for id := range d.ch {
 		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		if err := d.r.reg.Delete(ctx, id); err != nil {
-			d.r.log.Warn("registry delete failed", "connectionId", id, "err", err)
-		}
+		err := d.r.reg.Delete(ctx, id)
 		cancel()
+		if err != nil {
+			d.keepFailed(id, err)
+		}
 	}
 }
 
-// delete queues the deletion of id's record. After close it deletes
-// inline, so that nothing is lost.
+// keepFailed remembers id for the next retry.
+func (d *deleter) keepFailed(id string, err error) {
+	d.failedMu.Lock()
+	kept := len(d.failed) < maxFailed
+	if kept {
+		d.failed[id] = struct{}{}
+	}
+	d.failedMu.Unlock()
+	if kept {
+		d.r.log.Warn("registry delete failed; retrying later", "connectionId", id, "err", err)
+	} else {
+		d.r.log.Error("registry delete failed; too many pending retries, record left to its lease", "connectionId", id, "err", err)
+	}
+}
+
+// retryLoop queues the failed deletions again every d.retry.
+func (d *deleter) retryLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		d.closeMu.RLock()
+		if !d.closed {
+			d.failedMu.Lock()
+			for id := range d.failed {
+				select {
+				case d.ch <- id:
+					delete(d.failed, id)
+				default: // the queue is full: the rest wait for the next round
+				}
+			}
+			d.failedMu.Unlock()
+		}
+		d.closeMu.RUnlock()
+	}
+}
+
+// delete queues the deletion of id's record, waiting for room only when
+// deleteQueue ids are already waiting. After close it deletes inline, so
+// that nothing is lost.
 func (d *deleter) delete(id string) {
-	d.mu.Lock()
+	d.closeMu.RLock()
 	if !d.closed {
-		d.ch <- id // waits only when deleteQueue ids are already waiting
-		d.mu.Unlock()
+		d.ch <- id
+		d.closeMu.RUnlock()
 		return
 	}
-	d.mu.Unlock()
+	d.closeMu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 	defer cancel()
 	if err := d.r.reg.Delete(ctx, id); err != nil {
@@ -65,20 +125,27 @@ func (d *deleter) delete(id string) {
 }
 
 // close stops taking ids and waits, until ctx ends, for the queued ones
-// to be deleted.
+// to be deleted. Failed deletions still pending are logged.
 func (d *deleter) close(ctx context.Context) error {
-	d.mu.Lock()
+	d.closeMu.Lock()
 	if !d.closed {
 		d.closed = true
+		close(d.stop)
 		close(d.ch)
 	}
-	d.mu.Unlock()
+	d.closeMu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	d.failedMu.Lock()
+	left := len(d.failed)
+	d.failedMu.Unlock()
+	if left > 0 {
+		d.r.log.Warn("registry deletions still failing at shutdown; their records expire with this node", "count", left)
+	}
+	return nil
 }

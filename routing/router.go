@@ -182,7 +182,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.reg != nil {
-		r.deletes = newDeleter(r)
+		r.deletes = newDeleter(r, deleteRetry)
 	}
 	return r, nil
 }

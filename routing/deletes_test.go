@@ -1,0 +1,80 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/memory"
+)
+
+// flakyRegistry fails Delete while down is set, and reports each failure.
+type flakyRegistry struct {
+	*memory.Registry
+	down     atomic.Bool
+	failures chan string
+}
+
+func (f *flakyRegistry) Delete(ctx context.Context, id string) error {
+	if f.down.Load() {
+		f.failures <- id
+		return storage.ErrUnavailable
+	}
+	return f.Registry.Delete(ctx, id)
+}
+
+// A deletion that fails while the registry is away is tried again once
+// it is back, so a closed connection's record does not outlive it; close
+// waits for the queued deletions.
+func TestDeleterRetriesFailedDeletions(t *testing.T) {
+	ctx := context.Background()
+	reg := &flakyRegistry{Registry: memory.New(), failures: make(chan string, 16)}
+	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if err := reg.Put(ctx, &storage.Record{ID: id, Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d := newDeleter(r, 20*time.Millisecond)
+
+	reg.down.Store(true)
+	d.delete("c1")
+	if got := <-reg.failures; got != "c1" {
+		t.Fatalf("failed deletion of %q, want c1", got)
+	}
+	reg.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := reg.Get(ctx, "c1"); errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed deletion of c1 was not retried")
+		}
+		time.Sleep(10 * time.Millisecond) // the retry runs on its own ticker: poll
+	}
+
+	d.delete("c2")
+	if err := d.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Get(ctx, "c2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("after close, c2's record: %v, want it deleted", err)
+	}
+	// After close a deletion runs inline.
+	if err := reg.Put(ctx, &storage.Record{ID: "c3", Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	d.delete("c3")
+	if _, err := reg.Get(ctx, "c3"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("deletion after close: %v, want it deleted", err)
+	}
+}
