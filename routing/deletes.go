@@ -17,7 +17,7 @@ import (
 // otherwise stay, its lease renewed by every heartbeat of its live node.
 const (
 	deleteWorkers = 8                // deletions in flight at once
-	deleteQueue   = 64 << 10         // ids waiting; past this Disconnect waits for room
+	deleteQueue   = 64 << 10         // ids waiting; past this they wait for the next retry
 	deleteTimeout = 5 * time.Second  // bound on one deletion
 	deleteRetry   = 10 * time.Second // how often failed deletions are tried again
 	maxFailed     = 64 << 10         // failed deletions kept for retrying; more are logged and dropped
@@ -30,9 +30,9 @@ type deleter struct {
 	stop  chan struct{} // closed by close: the retry loop ends
 	retry time.Duration
 
-	// closeMu guards closed: senders hold it for reading while they send
-	// (and may wait for room), close takes it for writing before it
-	// closes ch, so nothing is sent on a closed channel.
+	// closeMu guards closed: senders hold it for reading while they
+	// send, close takes it for writing before it closes ch, so nothing
+	// is sent on a closed channel.
 	closeMu sync.RWMutex
 	closed  bool
 
@@ -42,8 +42,8 @@ type deleter struct {
 	wg sync.WaitGroup
 }
 
-func newDeleter(r *Router, retry time.Duration) *deleter {
-	d := &deleter{r: r, ch: make(chan string, deleteQueue), stop: make(chan struct{}), retry: retry, failed: map[string]struct{}{}}
+func newDeleter(r *Router, retry time.Duration, queue int) *deleter {
+	d := &deleter{r: r, ch: make(chan string, queue), stop: make(chan struct{}), retry: retry, failed: map[string]struct{}{}}
 	d.wg.Add(deleteWorkers + 1)
 	for range deleteWorkers {
 		go d.work()
@@ -59,24 +59,25 @@ func (d *deleter) work() {
 		err := d.r.reg.Delete(ctx, id)
 		cancel()
 		if err != nil {
-			d.keepFailed(id, err)
+			if d.keepForRetry(id) {
+				d.r.log.Warn("registry delete failed; retrying later", "connectionId", id, "err", err)
+			} else {
+				d.r.log.Error("registry delete failed; too many pending retries, the record stays", "connectionId", id, "err", err)
+			}
 		}
 	}
 }
 
-// keepFailed remembers id for the next retry.
-func (d *deleter) keepFailed(id string, err error) {
+// keepForRetry remembers id for the next retry round; false when
+// maxFailed ids are waiting already.
+func (d *deleter) keepForRetry(id string) bool {
 	d.failedMu.Lock()
-	kept := len(d.failed) < maxFailed
-	if kept {
-		d.failed[id] = struct{}{}
+	defer d.failedMu.Unlock()
+	if len(d.failed) >= maxFailed {
+		return false
 	}
-	d.failedMu.Unlock()
-	if kept {
-		d.r.log.Warn("registry delete failed; retrying later", "connectionId", id, "err", err)
-	} else {
-		d.r.log.Error("registry delete failed; too many pending retries, record left to its lease", "connectionId", id, "err", err)
-	}
+	d.failed[id] = struct{}{}
+	return true
 }
 
 // retryLoop queues the failed deletions again every d.retry.
@@ -106,13 +107,19 @@ func (d *deleter) retryLoop() {
 	}
 }
 
-// delete queues the deletion of id's record, waiting for room only when
-// deleteQueue ids are already waiting. After close it deletes inline, so
-// that nothing is lost.
+// delete queues the deletion of id's record and returns at once: when
+// the queue is full the id waits for the next retry round instead. After
+// close it deletes inline, so that nothing is lost.
 func (d *deleter) delete(id string) {
 	d.closeMu.RLock()
 	if !d.closed {
-		d.ch <- id
+		select {
+		case d.ch <- id:
+		default:
+			if !d.keepForRetry(id) {
+				d.r.log.Error("registry delete queue and retries full; the record stays", "connectionId", id)
+			}
+		}
 		d.closeMu.RUnlock()
 		return
 	}

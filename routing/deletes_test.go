@@ -43,7 +43,7 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 		}
 	}
 	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d := newDeleter(r, 20*time.Millisecond)
+	d := newDeleter(r, 20*time.Millisecond, deleteQueue)
 
 	reg.down.Store(true)
 	d.delete("c1")
@@ -76,5 +76,71 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 	d.delete("c3")
 	if _, err := reg.Get(ctx, "c3"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("deletion after close: %v, want it deleted", err)
+	}
+}
+
+// blockingRegistry holds every Delete until release is closed.
+type blockingRegistry struct {
+	*memory.Registry
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingRegistry) Delete(ctx context.Context, id string) error {
+	b.started <- struct{}{}
+	<-b.release
+	return b.Registry.Delete(ctx, id)
+}
+
+// delete never waits (it runs on a connection server's loop): with every
+// worker stuck and the queue full, the ids wait for a retry round, and
+// all are deleted once the registry answers again.
+func TestDeleterNeverBlocks(t *testing.T) {
+	ctx := context.Background()
+	reg := &blockingRegistry{Registry: memory.New(), started: make(chan struct{}, 64), release: make(chan struct{})}
+	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = deleteWorkers + 2 + 10 // the workers, a queue of 2, and ten more
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "c" + string(rune('a'+i))
+		if err := reg.Put(ctx, &storage.Record{ID: ids[i], Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d := newDeleter(r, 20*time.Millisecond, 2)
+	for i := range deleteWorkers {
+		d.delete(ids[i])
+		<-reg.started // every worker is now stuck in Delete
+	}
+	returned := make(chan struct{})
+	go func() {
+		for _, id := range ids[deleteWorkers:] {
+			d.delete(id)
+		}
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("delete blocked on a full queue")
+	}
+	close(reg.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for {
+			if _, err := reg.Get(ctx, id); errors.Is(err, storage.ErrNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was never deleted", id)
+			}
+			time.Sleep(10 * time.Millisecond) // retries run on their own ticker: poll
+		}
+	}
+	if err := d.close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -182,7 +182,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.reg != nil {
-		r.deletes = newDeleter(r, deleteRetry)
+		r.deletes = newDeleter(r, deleteRetry, deleteQueue)
 	}
 	return r, nil
 }
