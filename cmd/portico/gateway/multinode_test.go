@@ -79,13 +79,7 @@ func TestCrossNodeOverHTTP(t *testing.T) {
 	c := dial(t, wsURL(owner, "test"), nil)
 	send(t, c, `{"action":"whoami"}`)
 	id := readText(t, c)
-	eventually(t, "cross-node POST", func() error {
-		resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "over http")
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	eventuallyPosts(t, "cross-node POST", other, id, "over http")
 	if got := readText(t, c); got != "over http" {
 		t.Errorf("client got %q", got)
 	}
@@ -127,14 +121,21 @@ func TestCrossNodeAfterRedisRestart(t *testing.T) {
 		t.Errorf("cross-node POST during the outage: %d, want 503", resp.StatusCode)
 	}
 	restart()
-	eventually(t, "cross-node POST after the restart", func() error {
-		resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "after")
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
+	eventuallyPosts(t, "cross-node POST after the restart", other, id, "after")
 	if got := readText(t, c); got != "after" {
 		t.Errorf("client got %q", got)
 	}
+}
+
+// eventuallyPosts posts body to connection id through via's management
+// API until it is answered 200 (a node may still be registering).
+func eventuallyPosts(t *testing.T, what string, via *Gateway, id, body string) {
+	t.Helper()
+	eventually(t, what, func() error {
+		resp, answer := doHTTP(t, "POST", mgmtURL(via, "test")+"/@connections/"+id, body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%d %s", resp.StatusCode, answer)
+		}
+		return nil
+	})
 }
