@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/portico-gateway/portico/storage/storagetest"
 )
 
@@ -16,12 +17,7 @@ import (
 func TestCrossNodeConnections(t *testing.T) {
 	addr := storagetest.RedisAddr(t)
 	storageYAML := "storage: {type: redis, nodeTTL: 3s, redis: {addrs: [" + addr + "]}}\n"
-	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-
-	c := dial(t, wsURL(owner, "test"), nil)
-	send(t, c, `{"action":"whoami"}`)
-	id := readText(t, c)
+	owner, other, c, id := twoNodes(t, storageYAML)
 
 	resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "via the other node")
 	if resp.StatusCode != 200 {
@@ -74,11 +70,7 @@ func TestCrossNodeOverHTTP(t *testing.T) {
 	endpoint := storagetest.DynamoEndpoint(t)
 	table := fmt.Sprintf("relay_%d", time.Now().UnixNano())
 	storageYAML := fmt.Sprintf("storage: {type: dynamodb, nodeTTL: 3s, relaySecret: s3cret, dynamodb: {table: %s, endpoint: %q, region: us-east-1, createTable: true}}\n", table, endpoint)
-	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-	c := dial(t, wsURL(owner, "test"), nil)
-	send(t, c, `{"action":"whoami"}`)
-	id := readText(t, c)
+	owner, other, c, id := twoNodes(t, storageYAML)
 	eventuallyPosts(t, "cross-node POST", other, id, "over http")
 	if got := readText(t, c); got != "over http" {
 		t.Errorf("client got %q", got)
@@ -105,11 +97,7 @@ func TestCrossNodeOverHTTP(t *testing.T) {
 func TestCrossNodeAfterRedisRestart(t *testing.T) {
 	addr := storagetest.RedisAddr(t)
 	storageYAML := "storage: {type: redis, nodeTTL: 1500ms, redis: {addrs: [" + addr + "]}}\n"
-	owner := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-	other := startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
-	c := dial(t, wsURL(owner, "test"), nil)
-	send(t, c, `{"action":"whoami"}`)
-	id := readText(t, c)
+	_, other, c, id := twoNodes(t, storageYAML)
 	if resp, body := doHTTP(t, "POST", mgmtURL(other, "test")+"/@connections/"+id, "before"); resp.StatusCode != 200 {
 		t.Fatalf("cross-node POST: %d %s", resp.StatusCode, body)
 	}
@@ -138,4 +126,16 @@ func eventuallyPosts(t *testing.T, what string, via *Gateway, id, body string) {
 		}
 		return nil
 	})
+}
+
+// twoNodes starts two gateways sharing storageYAML's registry and
+// connects a client to the first; it returns both gateways, the client
+// and its connection id.
+func twoNodes(t *testing.T, storageYAML string) (owner, other *Gateway, c *websocket.Conn, id string) {
+	t.Helper()
+	owner = startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	other = startGateway(t, storageYAML+yamlAPI("", whoamiRoutes))
+	c = dial(t, wsURL(owner, "test"), nil)
+	send(t, c, `{"action":"whoami"}`)
+	return owner, other, c, readText(t, c)
 }
