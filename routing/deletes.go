@@ -55,10 +55,7 @@ func newDeleter(r *Router, retry time.Duration, queue int) *deleter {
 func (d *deleter) work() {
 	defer d.wg.Done()
 	for id := range d.ch {
-		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		err := d.r.reg.Delete(ctx, id)
-		cancel()
-		if err != nil {
+		if err := d.deleteNow(id); err != nil {
 			if d.keepForRetry(id) {
 				d.r.log.Warn("registry delete failed; retrying later", "connectionId", id, "err", err)
 			} else {
@@ -66,6 +63,13 @@ func (d *deleter) work() {
 			}
 		}
 	}
+}
+
+// deleteNow deletes id's record, within deleteTimeout.
+func (d *deleter) deleteNow(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+	defer cancel()
+	return d.r.reg.Delete(ctx, id)
 }
 
 // keepForRetry remembers id for the next retry round; false when
@@ -94,11 +98,13 @@ func (d *deleter) retryLoop() {
 		d.closeMu.RLock()
 		if !d.closed {
 			d.failedMu.Lock()
+		requeue:
 			for id := range d.failed {
 				select {
 				case d.ch <- id:
 					delete(d.failed, id)
 				default: // the queue is full: the rest wait for the next round
+					break requeue
 				}
 			}
 			d.failedMu.Unlock()
@@ -124,9 +130,7 @@ func (d *deleter) delete(id string) {
 		return
 	}
 	d.closeMu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-	defer cancel()
-	if err := d.r.reg.Delete(ctx, id); err != nil {
+	if err := d.deleteNow(id); err != nil {
 		d.r.log.Warn("registry delete failed", "connectionId", id, "err", err)
 	}
 }
