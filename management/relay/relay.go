@@ -21,7 +21,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,15 +96,6 @@ func (r *Relay) publish(ctx context.Context, channel string, payload []byte) (in
 	return p.receivers, p.err
 }
 
-// envelope is what travels on a node's channel: a request (Op set) or a
-// reply (Result set).
-type envelope struct {
-	Seq    uint64             `json:"seq"`
-	From   string             `json:"from"`
-	Op     *management.Op     `json:"op,omitempty"`
-	Result *management.Result `json:"result,omitempty"`
-}
-
 func (r *Relay) channel(node string) string { return r.o.Prefix + "relay:" + node }
 
 // New subscribes to this node's channel and starts serving requests.
@@ -145,9 +135,9 @@ func (r *Relay) Close() error {
 func (r *Relay) serve() {
 	defer close(r.done)
 	for msg := range r.sub.Channel() {
-		var env envelope
-		if err := json.Unmarshal([]byte(msg.Payload), &env); err != nil {
-			r.o.Logger.Warn("relay: malformed message", "err", err)
+		env, err := decodeEnvelope([]byte(msg.Payload))
+		if err != nil {
+			r.o.Logger.Warn("relay: dropping a message", "err", err)
 			continue
 		}
 		switch {
@@ -168,7 +158,7 @@ func (r *Relay) serve() {
 // answer runs a request from another node and publishes the result.
 func (r *Relay) answer(req envelope) {
 	res := r.o.Local(req.Op)
-	out, _ := json.Marshal(envelope{Seq: req.Seq, From: r.o.Node, Result: &res})
+	out := appendEnvelope(nil, &envelope{Seq: req.Seq, From: r.o.Node, Result: &res})
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.Timeout)
 	defer cancel()
 	if _, err := r.publish(ctx, r.channel(req.From), out); err != nil {
@@ -193,7 +183,7 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 		delete(r.pending, seq)
 		r.mu.Unlock()
 	}()
-	payload, _ := json.Marshal(envelope{Seq: seq, From: r.o.Node, Op: o})
+	payload := appendEnvelope(nil, &envelope{Seq: seq, From: r.o.Node, Op: o})
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
 	receivers, err := r.publish(ctx, r.channel(owner), payload)
