@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,22 @@ type Options struct {
 	Logger  *slog.Logger  // nil: slog.Default()
 }
 
+// Requests from other nodes are run by answer workers: goroutines that
+// outlive one request (a goroutine started per request spent 6% of the
+// owner node's time growing its stack). A request goes to an idle worker;
+// when none is idle a new one starts, up to maxAnswerers; beyond that the
+// subscription is not read until a worker is free (Redis holds the
+// messages meanwhile). A worker idle for answererIdle ends.
+const (
+	maxAnswerers = 1024
+	answererIdle = 10 * time.Second
+)
+
+// healthInterval is how long the subscription may stay silent before the
+// relay pings Redis through it; a ping that cannot be written makes
+// go-redis reconnect and subscribe again.
+const healthInterval = 3 * time.Second
+
 // Relay forwards operations between nodes.
 type Relay struct {
 	o       Options
@@ -59,7 +76,18 @@ type Relay struct {
 	seq     atomic.Uint64
 	mu      sync.Mutex
 	pending map[uint64]chan management.Result
-	done    chan struct{}
+	// ctx is cancelled by Close; it stops the serve loop and idle answer
+	// workers.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when serve returns
+
+	closeOnce sync.Once
+	closeErr  error
+
+	requests  chan envelope // to an idle answer worker; unbuffered
+	answerers atomic.Int32  // answer workers running
+	workers   sync.WaitGroup
 	// publishes shares pipelines between concurrent PUBLISHes: under
 	// load, forwards and answers go out many per round trip instead of
 	// each waiting for a pooled connection of its own.
@@ -112,29 +140,62 @@ func New(ctx context.Context, o Options) (*Relay, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan management.Result{}, done: make(chan struct{})}
+	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan management.Result{},
+		done: make(chan struct{}), requests: make(chan envelope)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.publishes.Send = r.sendPublishes
 	r.sub = o.Client.Subscribe(ctx, r.channel(o.Node))
 	if _, err := r.sub.Receive(ctx); err != nil { // the subscription confirmation
 		_ = r.sub.Close()
+		r.cancel()
 		return nil, fmt.Errorf("relay: subscribing to %s: %w", r.channel(o.Node), err)
 	}
 	go r.serve()
 	return r, nil
 }
 
-// Close stops serving; operations in flight end with their timeout.
+// Close stops serving and waits for the answer workers; forwards in
+// flight end with their timeout.
+// A second Close returns the first one's result.
 func (r *Relay) Close() error {
-	err := r.sub.Close()
-	<-r.done
-	return err
+	r.closeOnce.Do(func() {
+		r.cancel()
+		r.closeErr = r.sub.Close()
+		<-r.done
+		r.workers.Wait()
+	})
+	return r.closeErr
 }
 
-// serve handles requests and replies arriving on this node's channel.
-// go-redis re-subscribes by itself after a Redis outage.
+// serve reads this node's channel: requests go to answer workers, replies
+// to the Forward call waiting for them. It reads the subscription itself
+// (not through go-redis's Channel, which adds a goroutine and a hand-off
+// per message). go-redis subscribes again by itself after an outage.
 func (r *Relay) serve() {
 	defer close(r.done)
-	for msg := range r.sub.Channel() {
+	for {
+		m, err := r.sub.ReceiveTimeout(r.ctx, healthInterval)
+		if err != nil {
+			var ne net.Error
+			switch {
+			case r.ctx.Err() != nil || errors.Is(err, goredis.ErrClosed):
+				return
+			case errors.As(err, &ne) && ne.Timeout():
+				_ = r.sub.Ping(r.ctx)
+				continue
+			}
+			// Redis is unreachable; go-redis reconnects on the next read.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-r.ctx.Done():
+				return
+			}
+			continue
+		}
+		msg, ok := m.(*goredis.Message)
+		if !ok { // a subscription confirmation or a pong
+			continue
+		}
 		env, err := decodeEnvelope([]byte(msg.Payload))
 		if err != nil {
 			r.o.Logger.Warn("relay: dropping a message", "err", err)
@@ -142,7 +203,7 @@ func (r *Relay) serve() {
 		}
 		switch {
 		case env.Op != nil:
-			go r.answer(env)
+			r.dispatch(env)
 		case env.Result != nil:
 			r.mu.Lock()
 			ch := r.pending[env.Seq]
@@ -155,10 +216,51 @@ func (r *Relay) serve() {
 	}
 }
 
+// dispatch hands a request to an idle answer worker, or starts one.
+func (r *Relay) dispatch(req envelope) {
+	select {
+	case r.requests <- req:
+		return
+	default:
+	}
+	if r.answerers.Load() < maxAnswerers {
+		r.answerers.Add(1)
+		r.workers.Add(1)
+		go r.answerLoop(req)
+		return
+	}
+	select {
+	case r.requests <- req:
+	case <-r.ctx.Done():
+	}
+}
+
+// answerLoop is an answer worker: it answers first, then whatever
+// dispatch hands it, until it has been idle for answererIdle.
+func (r *Relay) answerLoop(first envelope) {
+	defer r.workers.Done()
+	defer r.answerers.Add(-1)
+	r.answer(first)
+	idle := time.NewTimer(answererIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case req := <-r.requests:
+			r.answer(req)
+			idle.Reset(answererIdle)
+		case <-idle.C:
+			return
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
 // answer runs a request from another node and publishes the result.
 func (r *Relay) answer(req envelope) {
 	res := r.o.Local(req.Op)
 	out := appendEnvelope(nil, &envelope{Seq: req.Seq, From: r.o.Node, Result: &res})
+	// Not r.ctx: an answer being sent when Close is called still goes out.
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.Timeout)
 	defer cancel()
 	if _, err := r.publish(ctx, r.channel(req.From), out); err != nil {
