@@ -190,13 +190,18 @@ if [[ $what == crossnode || $what == all ]]; then
 	# REPS alternating pairs so that the machine's drift hits both sides:
 	# clients on node A; posts through A (local) or through B (cross-node),
 	# paced at 2,000/s from 8 clients and at 5,000/s from 32, then
-	# closed-loop from 64 clients.
+	# closed-loop from 64 clients. At the paced rates, redis-echo also
+	# measures the relay's two Redis hops alone (no gateway work).
 	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
 	pids+=($!)
 	sleep 1
 	redis='storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'
 	gateway epoll 18080 19090 "$redis"; a=$GW
 	gateway epoll 18081 19091 "$redis"; b=$GW
+	# The relay's two Redis hops alone, at the paced rates: the floor
+	# under what a cross-node post adds to a local one.
+	"$load" redis-echo --serve --redis 127.0.0.1:16379 --duration 30m 2>/dev/null &
+	pids+=($!)
 	for load_kind in "paced:--clients 8 --post-rate 2000 --duration 5s" "paced5k:--clients 32 --post-rate 5000 --duration 5s" \
 		"load:--clients 64 --duration 5s"; do
 		for r in $(seq "${REPS:-3}"); do
@@ -205,7 +210,15 @@ if [[ $what == crossnode || $what == all ]]; then
 				"$load" post --url ws://127.0.0.1:18080/dev --management "http://127.0.0.1:${via#*:}/dev" --connections 500 \
 					${load_kind#*:} --gateway-pid "$a,$b" --json "$OUT/crossnode-${load_kind%%:*}-${via%%:*}-$r.json" >/dev/null
 			done
+			rate=$(sed -n 's/.*--post-rate \([0-9]*\).*/\1/p' <<<"${load_kind#*:}")
+			if [[ -n $rate ]]; then
+				"$load" redis-echo --redis 127.0.0.1:16379 --rate "$rate" --duration 5s >"$OUT/crossnode-${load_kind%%:*}-redisecho-$r.json"
+			fi
 			if command -v jq >/dev/null; then
+				if [[ -n $rate ]]; then
+					jq -r --arg k "${load_kind%%:*} $r" '"\($k) redis-echo: round trip p50 \(.redisEcho.p50Ms) ms at \(.perSecond|floor)/s"' \
+						"$OUT/crossnode-${load_kind%%:*}-redisecho-$r.json"
+				fi
 				for v in local cross; do
 					jq -r --arg k "${load_kind%%:*} $r $v" '.post | "\($k): \(.perSecond|floor) posts/s, HTTP p50 \(.http.p50Ms) ms, delivery p50 \(.delivery.p50Ms) ms, \(.statuses)"' \
 						"$OUT/crossnode-${load_kind%%:*}-$v-$r.json"

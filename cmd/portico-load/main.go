@@ -9,6 +9,7 @@
 //	portico-load http-integration --connections 200 --backend-listen 127.0.0.1:8000 --duration 10s
 //	portico-load plain-echo --listen 127.0.0.1:8090   # reference goroutine-per-connection echo server
 //	portico-load backend --listen 127.0.0.1:8000      # the Lambda-proxy backend, as its own process
+//	portico-load redis-echo --serve --redis 127.0.0.1:6379 & portico-load redis-echo --redis 127.0.0.1:6379 --rate 2000 --duration 5s
 //
 // A JSON summary goes to stdout (and to --json FILE), a table to stderr.
 // The scenarios live in package loadtest; see loadtest/README.md for the
@@ -45,6 +46,8 @@ func main() {
 		err = plainEcho(ctx, os.Args[2:])
 	case "backend":
 		err = backend(ctx, os.Args[2:])
+	case "redis-echo":
+		err = redisEcho(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -69,6 +72,9 @@ scenarios (loopback targets only; every run bounded by --connections and --durat
 servers:
   plain-echo        the reference goroutine-per-connection gorilla/websocket echo server
   backend           the http-integration backend as its own process
+
+other:
+  redis-echo        the Redis relay's two hops alone: PUBLISH a request, another process (--serve) PUBLISHes it back
 `)
 	os.Exit(2)
 }
@@ -213,4 +219,26 @@ func backend(ctx context.Context, args []string) error {
 	s.Close()
 	fmt.Fprintf(os.Stderr, "backend: served %d events\n", b.Calls())
 	return nil
+}
+
+// redisEcho runs either side of the redis-echo pair (loadtest.RedisEcho).
+func redisEcho(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("redis-echo", flag.ExitOnError)
+	addr := fs.String("redis", "127.0.0.1:6379", "loopback address of the Redis server")
+	prefix := fs.String("prefix", "portico-load:", "channel prefix")
+	serve := fs.Bool("serve", false, "answer requests (the owner node's part) instead of sending them")
+	rate := fs.Float64("rate", 2000, "requests a second, one in flight at a time")
+	duration := fs.Duration("duration", 0, "required: how long to send (max 10m), or to serve (max 1h)")
+	_ = fs.Parse(args)
+	if *serve {
+		return loadtest.ServeRedisEcho(ctx, *addr, *prefix, *duration, func() {
+			fmt.Fprintf(os.Stderr, "redis-echo: answering on %s (stops in %v)\n", *addr, *duration)
+		})
+	}
+	lat, err := loadtest.RedisEcho(ctx, *addr, *prefix, *rate, *duration)
+	if lat.Count > 0 {
+		out, _ := json.Marshal(map[string]any{"redisEcho": lat, "rate": *rate, "perSecond": float64(lat.Count) / duration.Seconds()})
+		fmt.Println(string(out))
+	}
+	return err
 }
