@@ -13,9 +13,11 @@
 # Bounded: the ramp stops after RAMP_MAX seconds, the generators after 10
 # minutes of holding, and the whole run is stopped (every process it
 # started) when MemAvailable falls under MIN_FREE_MB. Results go to
-# $OUT/scale-summary.txt and the generators' JSON files. The exit status
-# is 0 only when every connection was held and every post delivered; CI
-# runs it at NODES=3 PER=100.
+# $OUT/scale-summary.txt, the generators' JSON files and $OUT/logs (every
+# process's log; the summary counts the gateways' warnings). The exit
+# status is 0 only when every connection was held, every post delivered
+# and every connection closed cleanly at the end; CI runs it at NODES=3
+# PER=100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-11}
@@ -164,11 +166,26 @@ relayed=$(curl -s http://127.0.0.1:29101/metrics | awk '/^portico_relayed_reques
 for g in "${gens[@]}"; do kill -TERM "$g" 2>/dev/null || true; done
 for g in "${gens[@]}"; do wait "$g" || true; done
 grep -h "^connected" "$tmp"/gen*.log | sort | uniq -c | tee -a "$OUT/scale-summary.txt" || true
+# jsum FIELD: FIELD ("serverClosed": 0,) summed over the connect generators' summaries.
+jsum() { cat "$OUT"/scale-gen*.json | awk -v f="\"$1\":" '$1 == f {gsub(/,/, "", $2); s += $2} END {printf "%d", s}'; }
+closes="$(jsum cleanClosed) clean, $(jsum forcedClosed) forced (no close answer in time), $(jsum serverClosed) closed by a gateway, $(jsum dropped) dropped, $(jsum protocolErrors) protocol errors"
+echo "connect generators at teardown: $closes" | tee -a "$OUT/scale-summary.txt"
+# The gateways' warnings and errors (lease renewals retried, Redis
+# outages), most frequent first.
+for level in WARN ERROR; do
+	n=$(cat "$tmp"/node*.log | grep -c "level=$level" || true)
+	echo "gateway log: $n $level lines" | tee -a "$OUT/scale-summary.txt"
+	cat "$tmp"/node*.log | grep "level=$level" | sed -e 's/^time=[^ ]* //' -e 's/ err=.*//' | sort | uniq -c | sort -rn | head -5 |
+		tee -a "$OUT/scale-summary.txt" || true
+done
 
-# Exit status: 0 only when every connection was held through the hold and
-# every post was answered 200 and delivered, to each of the PER connections.
+# Exit status: 0 only when every connection was held through the hold,
+# every post was answered 200 and delivered, to each of the PER
+# connections, and every connection closed cleanly at the end (the
+# gateways answered each generator's close frame in time).
 ok=1
 [ "$held2" -ge $((NODES * PER)) ] && [ "$((disc1 - disc0))" -eq 0 ] || ok=0
+[ "$(jsum cleanClosed)" -eq $(((NODES - 1) * PER)) ] || ok=0
 grep -q '"lost": 0,' "$OUT/scale-post.json" && grep -q "\"reached\": $PER," "$OUT/scale-post.json" || ok=0
 grep -q '"problems": \[\]' "$OUT/scale-post.json" || ok=0
 if [ "$ok" = 1 ]; then echo "scale: ok" | tee -a "$OUT/scale-summary.txt"; else echo "scale: FAILED" | tee -a "$OUT/scale-summary.txt"; exit 1; fi
