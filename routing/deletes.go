@@ -12,11 +12,16 @@ import (
 // stalled every other connection of the shard during mass disconnects,
 // and for seconds when the registry was unreachable.
 //
+// A worker deletes what is queued in batches of up to deleteBatch ids
+// (Registry.DeleteMany: one pipeline with Redis), so a mass disconnect
+// costs a round trip per batch, not per connection.
+//
 // A deletion that fails (the registry is unreachable) is kept and tried
 // again every deleteRetry: the record of a closed connection would
 // otherwise stay, its lease renewed by every heartbeat of its live node.
 const (
-	deleteWorkers = 8                // deletions in flight at once
+	deleteWorkers = 8                // batches in flight at once
+	deleteBatch   = 256              // ids in one batch at most
 	deleteQueue   = 64 << 10         // ids waiting; past this they wait for the next retry
 	deleteTimeout = 5 * time.Second  // bound on one deletion
 	deleteRetry   = 10 * time.Second // how often failed deletions are tried again
@@ -54,22 +59,47 @@ func newDeleter(r *Router, retry time.Duration, queue int) *deleter {
 
 func (d *deleter) work() {
 	defer d.wg.Done()
+	batch := make([]string, 0, deleteBatch)
 	for id := range d.ch {
-		if err := d.deleteNow(id); err != nil {
-			if d.keepForRetry(id) {
-				d.r.log.Warn("registry delete failed; retrying later", "connectionId", id, "err", err)
-			} else {
-				d.r.log.Error("registry delete failed; too many pending retries, the record stays", "connectionId", id, "err", err)
+		// Take whatever else is queued, without waiting for more.
+		batch = append(batch[:0], id)
+	fill:
+		for len(batch) < deleteBatch {
+			select {
+			case id, ok := <-d.ch:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, id)
+			default:
+				break fill
+			}
+		}
+		if err := d.deleteNow(batch...); err != nil {
+			kept := 0
+			for _, id := range batch {
+				if d.keepForRetry(id) {
+					kept++
+				}
+			}
+			d.r.log.Warn("registry delete failed; retrying later", "connections", len(batch),
+				"connectionId", batch[0], "err", err)
+			if kept < len(batch) {
+				d.r.log.Error("registry delete failed; too many pending retries, the records stay",
+					"connections", len(batch)-kept, "err", err)
 			}
 		}
 	}
 }
 
-// deleteNow deletes id's record, within deleteTimeout.
-func (d *deleter) deleteNow(id string) error {
+// deleteNow deletes the records of ids, within deleteTimeout.
+func (d *deleter) deleteNow(ids ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 	defer cancel()
-	return d.r.reg.Delete(ctx, id)
+	if len(ids) == 1 {
+		return d.r.reg.Delete(ctx, ids[0])
+	}
+	return d.r.reg.DeleteMany(ctx, ids)
 }
 
 // keepForRetry remembers id for the next retry round; false when

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -21,11 +22,17 @@ type flakyRegistry struct {
 }
 
 func (f *flakyRegistry) Delete(ctx context.Context, id string) error {
+	return f.DeleteMany(ctx, []string{id})
+}
+
+func (f *flakyRegistry) DeleteMany(ctx context.Context, ids []string) error {
 	if f.down.Load() {
-		f.failures <- id
+		for _, id := range ids {
+			f.failures <- id
+		}
 		return storage.ErrUnavailable
 	}
-	return f.Registry.Delete(ctx, id)
+	return f.Registry.DeleteMany(ctx, ids)
 }
 
 // A deletion that fails while the registry is away is tried again once
@@ -79,17 +86,24 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 	}
 }
 
-// blockingRegistry holds every Delete until release is closed.
+// blockingRegistry holds every deletion until release is closed, and
+// counts the calls.
 type blockingRegistry struct {
 	*memory.Registry
 	started chan struct{}
 	release chan struct{}
+	calls   atomic.Int32
 }
 
 func (b *blockingRegistry) Delete(ctx context.Context, id string) error {
+	return b.DeleteMany(ctx, []string{id})
+}
+
+func (b *blockingRegistry) DeleteMany(ctx context.Context, ids []string) error {
+	b.calls.Add(1)
 	b.started <- struct{}{}
 	<-b.release
-	return b.Registry.Delete(ctx, id)
+	return b.Registry.DeleteMany(ctx, ids)
 }
 
 // delete never waits (it runs on a connection server's loop): with every
@@ -142,5 +156,46 @@ func TestDeleterNeverBlocks(t *testing.T) {
 	}
 	if err := d.close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A burst of closes is deleted in batches: with the workers busy, the ids
+// that queue up meanwhile go out a batch at a time, not one call each.
+func TestDeleterBatchesBursts(t *testing.T) {
+	ctx := context.Background()
+	reg := &blockingRegistry{Registry: memory.New(), started: make(chan struct{}, 1024), release: make(chan struct{})}
+	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%d", i)
+		if err := reg.Put(ctx, &storage.Record{ID: ids[i], Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d := newDeleter(r, time.Hour, deleteQueue)
+	for i := range deleteWorkers {
+		d.delete(ids[i])
+		<-reg.started // every worker is now stuck with one id
+	}
+	for _, id := range ids[deleteWorkers:] {
+		d.delete(id)
+	}
+	close(reg.release)
+	if err := d.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := reg.Get(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: %v, want it deleted", id, err)
+		}
+	}
+	// 8 single-id calls, then 992 ids in batches of at most 256: at
+	// least 4 calls, and a few more when workers split the queue.
+	if got, most := reg.calls.Load(), int32(deleteWorkers+(n-deleteWorkers)/deleteBatch+deleteWorkers); got > most {
+		t.Errorf("%d registry calls for %d deletions, want at most %d", got, n, most)
 	}
 }

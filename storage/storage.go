@@ -133,6 +133,11 @@ type Registry interface {
 	// Delete removes the record of id and blocks late writes of it;
 	// deleting a missing id is not an error.
 	Delete(ctx context.Context, id string) error
+	// DeleteMany is Delete for many ids in one batch: one pipeline (or
+	// a bounded fan-out where the backend has no batch write). After an
+	// error some of ids may be deleted and some not; deleting them again
+	// is harmless.
+	DeleteMany(ctx context.Context, ids []string) error
 	// Touch raises LastActiveAt of id to at (never lowers it); a missing
 	// or deleted id is not an error and is not created. Callers batch
 	// touches: the hot path must not pay a round trip per message.

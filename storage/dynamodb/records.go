@@ -226,6 +226,13 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	return wrap(fmt.Sprintf("delete %q", id), err)
 }
 
+// DeleteMany deletes ids with at most r.concurrency requests in flight
+// (a batch write cannot carry the tombstones' expiry per item with a
+// condition, so each id is its own PutItem).
+func (r *Registry) DeleteMany(ctx context.Context, ids []string) error {
+	return r.each(ctx, ids, r.Delete)
+}
+
 // Touch raises LastActiveAt of id to at.
 func (r *Registry) Touch(ctx context.Context, id string, at time.Time) error {
 	if checkID(id) != nil || at.IsZero() {

@@ -149,6 +149,16 @@ func (r *Registry) Get(_ context.Context, id string) (*storage.Record, error) {
 	return c, nil
 }
 
+// DeleteMany deletes each of ids.
+func (r *Registry) DeleteMany(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if err := r.Delete(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Delete removes the record of id and leaves a tombstone.
 func (r *Registry) Delete(_ context.Context, id string) error {
 	s := r.shard(id)

@@ -225,6 +225,12 @@ func BenchmarkPut(b *testing.B) {
 	storagetest.BenchmarkPut(b, reg)
 }
 
+func BenchmarkDeleteMany(b *testing.B) {
+	reg := open(b, Options{Addrs: []string{storagetest.RedisAddr(b)}})
+	b.Cleanup(func() { reg.Close() })
+	storagetest.BenchmarkDeleteMany(b, reg)
+}
+
 func BenchmarkGet(b *testing.B) {
 	reg := open(b, Options{Addrs: []string{storagetest.RedisAddr(b)}})
 	b.Cleanup(func() { reg.Close() })

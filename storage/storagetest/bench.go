@@ -24,6 +24,34 @@ func BenchmarkPut(b *testing.B, reg storage.Registry) {
 	}
 }
 
+// BenchmarkDeleteMany measures deleting records in batches of 256 (the
+// background deleter's batch when connections close en masse), reported
+// per record.
+func BenchmarkDeleteMany(b *testing.B, reg storage.Registry) {
+	ctx := benchNode(b, reg)
+	const batch = 256
+	ids := make([]string, 0, batch)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		ids = ids[:0]
+		for range batch {
+			id := "d" + strconv.Itoa(i)
+			i++
+			if err := reg.Put(ctx, benchRecord(id)); err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		b.StartTimer()
+		if err := reg.DeleteMany(ctx, ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+}
+
 // BenchmarkGet measures Get of one record.
 func BenchmarkGet(b *testing.B, reg storage.Registry) {
 	ctx := benchNode(b, reg)

@@ -156,6 +156,46 @@ func testDeleteIsFinal(h *harness) {
 	}
 }
 
+// DeleteMany deletes records of several nodes at once, skips missing
+// ids, and its deletes are as final as Delete's.
+func testDeleteMany(h *harness) {
+	a, b := h.node("a"), h.node("b")
+	var ids []string
+	for i := range 5 {
+		r := h.record(h.id("a"+strconv.Itoa(i)), a)
+		h.put(r)
+		ids = append(ids, r.ID)
+	}
+	other := h.record(h.id("b0"), b)
+	h.put(other)
+	kept := h.record(h.id("b1"), b)
+	h.put(kept)
+	if err := h.reg.DeleteMany(h.ctx, nil); err != nil {
+		h.Fatalf("DeleteMany(nil): %v", err)
+	}
+	del := append(slices.Clone(ids[:4]), other.ID, h.id("never-put"))
+	if err := h.reg.DeleteMany(h.ctx, del); err != nil {
+		h.Fatalf("DeleteMany: %v", err)
+	}
+	for _, id := range del {
+		h.wantMissing(id)
+	}
+	if got := h.listIDs(a); !slices.Equal(got, ids[4:]) {
+		h.Fatalf("ListByNode(a) after DeleteMany = %v, want %v", got, ids[4:])
+	}
+	if got := h.listIDs(b); !slices.Equal(got, []string{kept.ID}) {
+		h.Fatalf("ListByNode(b) after DeleteMany = %v, want [%s]", got, kept.ID)
+	}
+	// Late Puts of the deleted ids, and of the never-put one, are ignored.
+	for _, id := range del {
+		h.put(h.record(id, a))
+		h.wantMissing(id)
+	}
+	if err := h.reg.DeleteMany(h.ctx, del); err != nil {
+		h.Fatalf("second DeleteMany: %v", err)
+	}
+}
+
 func testListByNode(h *harness) {
 	a, b := h.node("a"), h.node("b")
 	var wantA, wantB []string

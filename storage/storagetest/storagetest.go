@@ -51,6 +51,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T, nodeTTL time.Duration) sto
 		{"TouchMany", longTTL, testTouchMany},
 		{"TouchMissingDoesNotCreate", longTTL, testTouchMissing},
 		{"DeleteIsFinal", longTTL, testDeleteIsFinal},
+		{"DeleteMany", longTTL, testDeleteMany},
 		{"ListByNode", longTTL, testListByNode},
 		{"AuthorizerRoundTrip", longTTL, testAuthorizer},
 		{"Nodes", longTTL, testNodes},
