@@ -14,14 +14,19 @@ import (
 //
 // A worker deletes what is queued in batches of up to deleteBatch ids
 // (Registry.DeleteMany: one pipeline with Redis), so a mass disconnect
-// costs a round trip per batch, not per connection.
+// costs a round trip per batch, not per connection. Workers times batch
+// bounds what one node has in flight at the registry: at 8 x 256, 56
+// nodes closing a million connections at once queued 114,000 scripts at
+// one Redis, pipelines waited past go-redis's 3 s read timeout, and the
+// retries and reconnections took Redis down for every node. 4 x 64 keeps
+// the queue short while a batch still replaces 64 round trips.
 //
 // A deletion that fails (the registry is unreachable) is kept and tried
 // again every deleteRetry: the record of a closed connection would
 // otherwise stay, its lease renewed by every heartbeat of its live node.
 const (
-	deleteWorkers = 8                // batches in flight at once
-	deleteBatch   = 256              // ids in one batch at most
+	deleteWorkers = 4                // batches in flight at once
+	deleteBatch   = 64               // ids in one batch at most
 	deleteQueue   = 64 << 10         // ids waiting; past this they wait for the next retry
 	deleteTimeout = 5 * time.Second  // bound on one deletion
 	deleteRetry   = 10 * time.Second // how often failed deletions are tried again
