@@ -18,15 +18,17 @@ import (
 // bounds what one node has in flight at the registry: at 8 x 256, 56
 // nodes closing a million connections at once queued 114,000 scripts at
 // one Redis, pipelines waited past go-redis's 3 s read timeout, and the
-// retries and reconnections took Redis down for every node. 4 x 64 keeps
-// the queue short while a batch still replaces 64 round trips.
+// retries and reconnections took Redis down for every node; at 4 x 64
+// every node still saw its heartbeats time out for a minute. 2 x 16
+// queues 32 deletions per node (the unbatched deleter had 8 in flight)
+// while one round trip still carries 16.
 //
 // A deletion that fails (the registry is unreachable) is kept and tried
 // again every deleteRetry: the record of a closed connection would
 // otherwise stay, its lease renewed by every heartbeat of its live node.
 const (
-	deleteWorkers = 4                // batches in flight at once
-	deleteBatch   = 64               // ids in one batch at most
+	deleteWorkers = 2                // batches in flight at once
+	deleteBatch   = 16               // ids in one batch at most
 	deleteQueue   = 64 << 10         // ids waiting; past this they wait for the next retry
 	deleteTimeout = 5 * time.Second  // bound on one deletion
 	deleteRetry   = 10 * time.Second // how often failed deletions are tried again
