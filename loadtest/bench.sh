@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -227,5 +227,32 @@ if [[ $what == crossnode || $what == all ]]; then
 		done
 	done
 	stop "$a"; stop "$b"
+fi
+if [[ $what == disconnect || $what == all ]]; then
+	# A mass disconnect with the Redis registry: 18,000 connections close
+	# at once (the generator's end of hold); how long until the gateway
+	# has deleted all their records (its node set in Redis is empty).
+	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+	pids+=($!)
+	sleep 1
+	for r in $(seq "${REPS:-3}"); do
+		redis-cli -p 16379 flushall >/dev/null
+		gateway epoll 18080 19090 'storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 18000 --concurrency 256 --hold 2s --drain 30s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/disconnect-$r.json" >/dev/null 2>&1 &
+		gen=$!
+		set_key=""
+		until [[ -n $set_key ]] && (($(redis-cli -p 16379 scard "$set_key") >= 18000)); do
+			set_key=$(redis-cli -p 16379 --scan --pattern '*:conns' | head -1)
+			sleep 0.1
+		done
+		while (($(redis-cli -p 16379 scard "$set_key") >= 18000)); do sleep 0.02; done
+		t0=$(date +%s.%N)
+		while (($(redis-cli -p 16379 scard "$set_key") > 0)); do sleep 0.02; done
+		t1=$(date +%s.%N)
+		wait "$gen" || true
+		echo "disconnect $r: 18000 records deleted $(echo "$t1 - $t0" | bc) s after the first deletion" | tee -a "$OUT/disconnect.txt"
+		stop "$gw"
+	done
 fi
 echo "results in $OUT"
