@@ -89,12 +89,7 @@ func testTouch(h *harness) {
 
 func testTouchMany(h *harness) {
 	node := h.node("n1")
-	var ids []string
-	for i := range 5 {
-		r := h.record(h.id("c"+strconv.Itoa(i)), node)
-		h.put(r)
-		ids = append(ids, r.ID)
-	}
+	ids := h.putMany("c", node, 5)
 	ahead := h.record(h.id("ahead"), node)
 	ahead.LastActiveAt = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	h.put(ahead)
@@ -160,12 +155,7 @@ func testDeleteIsFinal(h *harness) {
 // ids, and its deletes are as final as Delete's.
 func testDeleteMany(h *harness) {
 	a, b := h.node("a"), h.node("b")
-	var ids []string
-	for i := range 5 {
-		r := h.record(h.id("a"+strconv.Itoa(i)), a)
-		h.put(r)
-		ids = append(ids, r.ID)
-	}
+	ids := h.putMany("a", a, 5)
 	other := h.record(h.id("b0"), b)
 	h.put(other)
 	kept := h.record(h.id("b1"), b)
@@ -198,17 +188,8 @@ func testDeleteMany(h *harness) {
 
 func testListByNode(h *harness) {
 	a, b := h.node("a"), h.node("b")
-	var wantA, wantB []string
-	for i := range 3 {
-		r := h.record(h.id("a"+strconv.Itoa(i)), a)
-		h.put(r)
-		wantA = append(wantA, r.ID)
-	}
-	for i := range 2 {
-		r := h.record(h.id("b"+strconv.Itoa(i)), b)
-		h.put(r)
-		wantB = append(wantB, r.ID)
-	}
+	wantA := h.putMany("a", a, 3)
+	wantB := h.putMany("b", b, 2)
 	if got := h.listIDs(a); !slices.Equal(got, wantA) {
 		h.Fatalf("ListByNode(a) = %v, want %v", got, wantA)
 	}

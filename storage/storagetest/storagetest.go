@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -122,6 +123,18 @@ func (h *harness) put(r *storage.Record) {
 	if err := h.reg.Put(h.ctx, r); err != nil {
 		h.Fatalf("Put(%s): %v", r.ID, err)
 	}
+}
+
+// putMany puts n records on node, with ids prefix0 ... prefix<n-1>
+// (under the harness's prefix), and returns their ids in that order.
+func (h *harness) putMany(prefix, node string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		r := h.record(h.id(prefix+strconv.Itoa(i)), node)
+		h.put(r)
+		ids[i] = r.ID
+	}
+	return ids
 }
 
 func (h *harness) get(id string) *storage.Record {
