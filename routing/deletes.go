@@ -103,9 +103,6 @@ func (d *deleter) work() {
 func (d *deleter) deleteNow(ids ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 	defer cancel()
-	if len(ids) == 1 {
-		return d.r.reg.Delete(ctx, ids[0])
-	}
 	return d.r.reg.DeleteMany(ctx, ids)
 }
 
