@@ -58,6 +58,11 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
 	HTTPClient *http.Client
+	// PutFailed is told the id of each connection whose registry record
+	// could not be written when it connected (the connection stays open
+	// and is served locally), so that its owner can write the record
+	// again later. nil: the failure is only logged.
+	PutFailed func(connectionID string)
 }
 
 // Router serves one API. It is a connections.Handler.
@@ -69,7 +74,8 @@ type Router struct {
 	selection *expr.Template
 	stages    map[string]*stage
 	reg       storage.Registry
-	deletes   *deleter // nil without a registry
+	putFailed func(connectionID string) // nil: only logged
+	deletes   *deleter                  // nil without a registry
 	m         *metrics.Set
 	log       *slog.Logger
 
@@ -126,7 +132,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, domain: api.DomainName, node: opts.Node,
-		selection: sel, stages: make(map[string]*stage), reg: opts.Registry,
+		selection: sel, stages: make(map[string]*stage), reg: opts.Registry, putFailed: opts.PutFailed,
 		m: opts.Metrics, log: opts.Logger,
 	}
 	if r.node == "" {
@@ -287,7 +293,10 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	}
 	if r.reg != nil {
 		if err := r.reg.Put(ctx, r.record(s, info.ConnectedAt)); err != nil {
-			r.log.Warn("registry put failed", "connectionId", info.ID, "err", err)
+			r.log.Warn("registry put failed; the record is written again later", "connectionId", info.ID, "err", err)
+			if r.putFailed != nil {
+				r.putFailed(info.ID)
+			}
 		}
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()

@@ -86,8 +86,9 @@ type Storage struct {
 	// nothing to install), "redis" or "dynamodb".
 	Type string `yaml:"type"`
 	// NodeTTL is how long this node's records stay visible to other nodes
-	// after its last heartbeat (it heartbeats every NodeTTL/3). Default
-	// 30s. Used by redis and dynamodb.
+	// after its last heartbeat (it heartbeats every NodeTTL/3, and
+	// declares a registry outage after NodeTTL/2 without a successful
+	// beat). Default 30s. Used by redis and dynamodb.
 	NodeTTL Duration `yaml:"nodeTTL"`
 	// TouchInterval is how often lastActiveAt of active connections is
 	// written to the registry, in one batch. Default 10s.

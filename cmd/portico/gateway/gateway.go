@@ -95,6 +95,8 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		api := &cfg.APIs[i]
 		router, err := routing.New(routing.Options{
 			API: api, Node: g.node, Registry: connReg, Metrics: g.metrics, Logger: log,
+			// g.keeper is set below, before anything listens.
+			PutFailed: func(id string) { g.keeper.putFailed(id) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing/config"
 	"github.com/portico-gateway/portico/storage"
@@ -50,6 +52,29 @@ func openRegistry(ctx context.Context, c config.Storage, log *slog.Logger) (stor
 // keeps serving its own connections; readiness reports the outage, and
 // when the registry answers again the node registers anew and puts its
 // open connections back.
+//
+// # Missed beats and outages
+//
+// The keeper beats every nodeTTL/3. A beat that fails is tried again
+// after retryInterval, and an outage (readiness 503, portico_registry_up
+// 0) is declared only once no beat has succeeded for outageAfter
+// (nodeTTL/2): until then the node's liveness still has more than half
+// its TTL left, and a registry that missed a beat because it was busy
+// (a million connections closing at once behind one Redis) is slow, not
+// gone. Declaring every node out on one slow beat took the whole fleet
+// out of the load balancer and, on recovery, had every node put all of
+// its connections back into the registry that was already swamped.
+//
+// # Writing records again
+//
+// A record the router could not write when its connection opened is
+// reported to putFailed and written again after the next beat that
+// succeeds (its connection is dropped from the list once it closes).
+// After a declared outage, or when the registry has forgotten the node
+// (it lapsed, or an empty Redis came back), every open connection is put
+// again, putsInFlight at a time so that the Redis registry's Puts share
+// pipelines. Neither can resurrect a closed connection's record: its
+// Delete leaves a tombstone that the late Put respects.
 type registryKeeper struct {
 	reg      storage.Registry
 	hub      *connections.Hub
@@ -60,10 +85,32 @@ type registryKeeper struct {
 	log      *slog.Logger
 	up       prometheus.Gauge // portico_registry_up
 	shared   bool             // connections are recorded in reg (not with the memory registry)
+	now      func() time.Time // nil: time.Now (tests set a clock)
 
-	mu     sync.Mutex
-	outage error // nil when the registry answered last time
+	mu      sync.Mutex
+	outage  error               // nil unless an outage is declared
+	lastOK  time.Time           // the latest successful beat (or the start)
+	pending map[string]struct{} // connections whose record must be written again
 }
+
+// putsInFlight bounds the Puts a full re-registration has in flight.
+const putsInFlight = 64
+
+func (k *registryKeeper) clock() time.Time {
+	if k.now != nil {
+		return k.now()
+	}
+	return time.Now()
+}
+
+// beatInterval is the rhythm of heartbeats, retryInterval the wait
+// after a failed one, outageAfter how long beats may fail before an
+// outage is declared.
+func (k *registryKeeper) beatInterval() time.Duration { return max(k.nodeTTL/3, 10*time.Millisecond) }
+func (k *registryKeeper) retryInterval() time.Duration {
+	return min(max(k.nodeTTL/10, 10*time.Millisecond), time.Second)
+}
+func (k *registryKeeper) outageAfter() time.Duration { return k.nodeTTL / 2 }
 
 // ready reports the registry outage, if any, for /readyz.
 func (k *registryKeeper) ready() error {
@@ -75,18 +122,25 @@ func (k *registryKeeper) ready() error {
 	return nil
 }
 
-func (k *registryKeeper) setOutage(err error) (changed bool) {
+// putFailed notes a connection whose record could not be written.
+func (k *registryKeeper) putFailed(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	changed = (k.outage == nil) != (err == nil)
-	k.outage = err
-	return changed
+	if k.pending == nil {
+		k.pending = map[string]struct{}{}
+	}
+	k.pending[id] = struct{}{}
 }
 
-// run heartbeats every nodeTTL/3 and flushes touches every touchInt
-// until ctx ends.
+// run heartbeats every beatInterval (retryInterval after a failed beat)
+// and flushes touches every touchInt until ctx ends.
 func (k *registryKeeper) run(ctx context.Context) {
-	hb := time.NewTicker(max(k.nodeTTL/3, 10*time.Millisecond))
+	k.mu.Lock()
+	if k.lastOK.IsZero() {
+		k.lastOK = k.clock() // the node registered just before
+	}
+	k.mu.Unlock()
+	hb := time.NewTimer(k.beatInterval())
 	defer hb.Stop()
 	touch := time.NewTicker(k.touchInt)
 	defer touch.Stop()
@@ -96,7 +150,11 @@ func (k *registryKeeper) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
-			k.heartbeat(ctx)
+			if k.heartbeat(ctx) {
+				hb.Reset(k.beatInterval())
+			} else {
+				hb.Reset(k.retryInterval())
+			}
 		case now := <-touch.C:
 			if k.shared {
 				k.flushTouches(ctx, lastTouch, now)
@@ -106,7 +164,9 @@ func (k *registryKeeper) run(ctx context.Context) {
 	}
 }
 
-func (k *registryKeeper) heartbeat(ctx context.Context) {
+// heartbeat beats once, writes again what needs writing, and declares
+// or ends an outage. It reports whether the beat succeeded.
+func (k *registryKeeper) heartbeat(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, max(k.nodeTTL/3, time.Second))
 	defer cancel()
 	err := k.reg.Heartbeat(cctx, k.node.ID)
@@ -116,22 +176,46 @@ func (k *registryKeeper) heartbeat(ctx context.Context) {
 		k.log.Warn("renewing connection record leases failed; retrying on the next heartbeat", "err", err)
 		err = nil
 	}
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && k.ready() != nil) {
+	lapsed := errors.Is(err, storage.ErrNotFound)
+	switch {
+	case lapsed || (err == nil && k.ready() != nil):
 		// The registry forgot this node (it lapsed, or the registry
-		// restarted): register again and put every open connection back.
+		// restarted), or it was out long enough for anything to have
+		// happened to it: register again and put every open connection
+		// back.
 		err = k.reregister(cctx)
+	case err == nil:
+		err = k.writePending(cctx)
 	}
-	if k.setOutage(err) {
-		if err != nil {
-			k.up.Set(0)
-			k.log.Error("connection registry unreachable; serving local connections only", "err", err)
-		} else {
-			k.up.Set(1)
-			k.log.Info("connection registry reachable again; node and connections registered")
-		}
+	now := k.clock()
+	k.mu.Lock()
+	if err == nil {
+		k.lastOK = now
 	}
+	failingFor := now.Sub(k.lastOK)
+	declare := err != nil && (lapsed || failingFor >= k.outageAfter())
+	wasOut := k.outage != nil
+	switch {
+	case err == nil:
+		k.outage = nil
+	case declare:
+		k.outage = err
+	}
+	k.mu.Unlock()
+	switch {
+	case err == nil && wasOut:
+		k.up.Set(1)
+		k.log.Info("connection registry reachable again; node and connections registered")
+	case declare && !wasOut:
+		k.up.Set(0)
+		k.log.Error("connection registry unreachable; serving local connections only", "failingFor", failingFor, "err", err)
+	case err != nil && !declare:
+		k.log.Warn("registry heartbeat failed; retrying", "failingFor", failingFor, "outageAfter", k.outageAfter(), "err", err)
+	}
+	return err == nil
 }
 
+// reregister registers the node again and puts every open connection.
 func (k *registryKeeper) reregister(ctx context.Context) error {
 	if err := k.reg.RegisterNode(ctx, k.node); err != nil {
 		return err
@@ -139,16 +223,66 @@ func (k *registryKeeper) reregister(ctx context.Context) error {
 	if !k.shared {
 		return nil
 	}
+	// Everything pending is covered by this pass; a failure leaves the
+	// outage declared, and the next pass puts everything again.
+	k.mu.Lock()
+	k.pending = nil
+	k.mu.Unlock()
 	var conns []connections.Conn
 	k.hub.Range(func(c connections.Conn) bool { conns = append(conns, c); return true })
-	for _, c := range conns {
-		if rec := k.records(c); rec != nil {
-			if err := k.reg.Put(ctx, rec); err != nil {
-				return err
-			}
-		}
+	start := time.Now()
+	if err := k.putAll(ctx, conns); err != nil {
+		return err
+	}
+	if len(conns) > 0 {
+		k.log.Info("connections registered again", "connections", len(conns), "duration", time.Since(start))
 	}
 	return nil
+}
+
+// writePending writes the records that failed to be written, of the
+// connections still open. The ones that fail again stay pending.
+func (k *registryKeeper) writePending(ctx context.Context) error {
+	k.mu.Lock()
+	ids := k.pending
+	k.pending = nil
+	k.mu.Unlock()
+	if len(ids) == 0 || !k.shared {
+		return nil
+	}
+	var conns []connections.Conn
+	for id := range ids {
+		if c, ok := k.hub.Get(id); ok {
+			conns = append(conns, c)
+		}
+	}
+	err := k.putAll(ctx, conns)
+	if err != nil {
+		// Keep them all: a Put that succeeded is harmless to repeat.
+		for _, c := range conns {
+			k.putFailed(c.Info().ID)
+		}
+		return fmt.Errorf("writing %d connection records again: %w", len(conns), err)
+	}
+	if len(conns) > 0 {
+		k.log.Info("connection records written again after failed puts", "connections", len(conns))
+	}
+	return nil
+}
+
+// putAll puts the records of conns, putsInFlight at a time, and returns
+// the first error.
+func (k *registryKeeper) putAll(ctx context.Context, conns []connections.Conn) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(putsInFlight)
+	for _, c := range conns {
+		rec := k.records(c)
+		if rec == nil {
+			continue
+		}
+		g.Go(func() error { return k.reg.Put(gctx, rec) })
+	}
+	return g.Wait()
 }
 
 // flushTouches writes lastActiveAt of every connection active since the

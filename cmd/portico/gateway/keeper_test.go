@@ -1,0 +1,232 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/redis"
+	"github.com/portico-gateway/portico/storage/storagetest"
+)
+
+// faultyRegistry is a real registry whose Heartbeat and Put fail on
+// demand, and which counts the Puts that reached it.
+type faultyRegistry struct {
+	storage.Registry
+	failBeats atomic.Int32 // the next failBeats heartbeats fail
+	failPuts  atomic.Bool
+	puts      atomic.Int32
+}
+
+var errInjected = fmt.Errorf("injected: %w", storage.ErrUnavailable)
+
+func (f *faultyRegistry) Heartbeat(ctx context.Context, node string) error {
+	if f.failBeats.Add(-1) >= 0 {
+		return errInjected
+	}
+	return f.Registry.Heartbeat(ctx, node)
+}
+
+func (f *faultyRegistry) Put(ctx context.Context, r *storage.Record) error {
+	if f.failPuts.Load() {
+		return errInjected
+	}
+	f.puts.Add(1)
+	return f.Registry.Put(ctx, r)
+}
+
+// keeperConn is an open connection as the keeper sees it.
+type keeperConn struct{ info connections.Info }
+
+func (c *keeperConn) Info() *connections.Info { return &c.info }
+func (c *keeperConn) State() any              { return nil }
+func (c *keeperConn) Send([]byte, bool) error { return nil }
+func (c *keeperConn) Close(int, string) error { return nil }
+func (c *keeperConn) LastActive() time.Time   { return c.info.ConnectedAt }
+func (c *keeperConn) String() string          { return c.info.ID }
+func (c *keeperConn) record(node string) *storage.Record {
+	return &storage.Record{ID: c.info.ID, Node: node, API: "a", Stage: "s", ConnectedAt: c.info.ConnectedAt}
+}
+
+// testClock is a clock the test moves by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newTestKeeper is a keeper of a registered node with n open connections
+// whose records are in a real Redis, driven by the test's clock.
+func newTestKeeper(t *testing.T, n int) (*registryKeeper, *faultyRegistry, *testClock) {
+	t.Helper()
+	reg, err := redis.New(context.Background(), redis.Options{Addrs: []string{storagetest.RedisAddr(t)}, NodeTTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	f := &faultyRegistry{Registry: reg}
+	clock := &testClock{t: time.Now()}
+	node := &storage.Node{ID: connections.NewID(), Address: "127.0.0.1:1", StartedAt: clock.t}
+	hub := connections.NewHub()
+	k := &registryKeeper{
+		reg: f, hub: hub, node: node, nodeTTL: 30 * time.Second, touchInt: time.Second,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), shared: true, now: clock.now,
+		up:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_up"}),
+		records: func(c connections.Conn) *storage.Record { return c.(*keeperConn).record(node.ID) },
+		lastOK:  clock.t,
+	}
+	k.up.Set(1)
+	ctx := context.Background()
+	if err := reg.RegisterNode(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		c := &keeperConn{info: connections.Info{ID: fmt.Sprintf("%s-%d", node.ID, i), ConnectedAt: clock.t}}
+		hub.Add(c)
+		if err := reg.Put(ctx, c.record(node.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k, f, clock
+}
+
+func TestKeeperRidesOutMissedBeats(t *testing.T) {
+	k, f, clock := newTestKeeper(t, 10)
+	ctx := context.Background()
+	if got := k.outageAfter(); got != 15*time.Second {
+		t.Fatalf("outageAfter = %v with a 30 s node TTL", got)
+	}
+	// Two beats fail, the second 14 s after the last good one: slow, not out.
+	f.failBeats.Store(2)
+	clock.add(10 * time.Second)
+	if k.heartbeat(ctx) {
+		t.Fatal("a failing beat reported success")
+	}
+	clock.add(4 * time.Second)
+	k.heartbeat(ctx)
+	if err := k.ready(); err != nil {
+		t.Fatalf("outage declared %v after the last good beat: %v", 14*time.Second, err)
+	}
+	if v := testutil.ToFloat64(k.up); v != 1 {
+		t.Errorf("portico_registry_up = %v during missed beats", v)
+	}
+	clock.add(time.Second)
+	if !k.heartbeat(ctx) {
+		t.Fatal("the beat after the missed ones failed")
+	}
+	if n := f.puts.Load(); n != 0 {
+		t.Errorf("missed beats without an outage put %d records again, want none", n)
+	}
+
+	// Beats failing for outageAfter declare the outage...
+	f.failBeats.Store(1 << 20)
+	clock.add(10 * time.Second)
+	k.heartbeat(ctx)
+	if err := k.ready(); err != nil {
+		t.Fatalf("outage declared after one failed beat: %v", err)
+	}
+	clock.add(5 * time.Second)
+	k.heartbeat(ctx)
+	if err := k.ready(); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("ready() = %v after 15 s of failed beats, want an outage", err)
+	}
+	if v := testutil.ToFloat64(k.up); v != 0 {
+		t.Errorf("portico_registry_up = %v during the outage", v)
+	}
+	// ...and the first good beat after it puts every connection back.
+	f.failBeats.Store(0)
+	clock.add(time.Second)
+	if !k.heartbeat(ctx) {
+		t.Fatal("beat after the outage failed")
+	}
+	if err := k.ready(); err != nil {
+		t.Errorf("ready() = %v after recovery", err)
+	}
+	if v := testutil.ToFloat64(k.up); v != 1 {
+		t.Errorf("portico_registry_up = %v after recovery", v)
+	}
+	if n := f.puts.Load(); n != 10 {
+		t.Errorf("recovery put %d records, want the 10 open connections", n)
+	}
+}
+
+func TestKeeperDeclaresLapseAtOnce(t *testing.T) {
+	k, f, clock := newTestKeeper(t, 3)
+	ctx := context.Background()
+	// The registry forgot the node (an empty Redis came back) and writes fail.
+	if err := f.Registry.(*redis.Registry).Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.failPuts.Store(true)
+	clock.add(10 * time.Second)
+	k.heartbeat(ctx)
+	if err := k.ready(); err == nil {
+		t.Fatal("a node the registry forgot, unable to put its records back, is still ready")
+	}
+	f.failPuts.Store(false)
+	clock.add(time.Second)
+	if !k.heartbeat(ctx) {
+		t.Fatal("beat after the writes came back failed")
+	}
+	for i := range 3 {
+		if _, err := f.Get(ctx, fmt.Sprintf("%s-%d", k.node.ID, i)); err != nil {
+			t.Errorf("connection %d after re-registration: %v", i, err)
+		}
+	}
+}
+
+func TestKeeperWritesFailedPutsAgain(t *testing.T) {
+	k, f, clock := newTestKeeper(t, 0)
+	ctx := context.Background()
+	open := &keeperConn{info: connections.Info{ID: k.node.ID + "-open", ConnectedAt: clock.t}}
+	k.hub.Add(open)
+	// The router could not write either record; one connection closed since.
+	k.putFailed(open.info.ID)
+	k.putFailed(k.node.ID + "-closed")
+
+	// While writes still fail, the beat fails and both stay pending.
+	f.failPuts.Store(true)
+	clock.add(10 * time.Second)
+	if k.heartbeat(ctx) {
+		t.Error("a beat whose pending writes failed reported success")
+	}
+	if err := k.ready(); err != nil {
+		t.Errorf("one failed beat declared an outage: %v", err)
+	}
+	if _, err := f.Get(ctx, open.info.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get before the repair = %v, want ErrNotFound", err)
+	}
+	f.failPuts.Store(false)
+	clock.add(time.Second)
+	if !k.heartbeat(ctx) {
+		t.Fatal("beat failed")
+	}
+	if _, err := f.Get(ctx, open.info.ID); err != nil {
+		t.Errorf("the open connection's record after the repair: %v", err)
+	}
+	if n := f.puts.Load(); n != 1 {
+		t.Errorf("%d puts, want 1 (the closed connection is dropped)", n)
+	}
+	clock.add(10 * time.Second)
+	k.heartbeat(ctx)
+	if n := f.puts.Load(); n != 1 {
+		t.Errorf("%d puts after the next beat, want still 1", n)
+	}
+}
