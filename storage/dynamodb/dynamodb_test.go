@@ -257,6 +257,10 @@ func BenchmarkPut(b *testing.B) {
 	storagetest.BenchmarkPut(b, open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true}))
 }
 
+func BenchmarkDeleteMany(b *testing.B) {
+	storagetest.BenchmarkDeleteMany(b, open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true}))
+}
+
 func BenchmarkGet(b *testing.B) {
 	storagetest.BenchmarkGet(b, open(b, Options{EndpointURL: storagetest.DynamoEndpoint(b), CreateTable: true}))
 }

@@ -151,11 +151,12 @@ func testDeleteIsFinal(h *harness) {
 	}
 }
 
-// DeleteMany deletes records of several nodes at once, skips missing
-// ids, and its deletes are as final as Delete's.
+// DeleteMany deletes records of several nodes at once, more than one
+// backend batch of them (DynamoDB's BatchWriteItem takes 25), skips
+// missing and repeated ids, and its deletes are as final as Delete's.
 func testDeleteMany(h *harness) {
 	a, b := h.node("a"), h.node("b")
-	ids := h.putMany("a", a, 5)
+	ids := h.putMany("a", a, 60)
 	other := h.record(h.id("b0"), b)
 	h.put(other)
 	kept := h.record(h.id("b1"), b)
@@ -163,15 +164,15 @@ func testDeleteMany(h *harness) {
 	if err := h.reg.DeleteMany(h.ctx, nil); err != nil {
 		h.Fatalf("DeleteMany(nil): %v", err)
 	}
-	del := append(slices.Clone(ids[:4]), other.ID, h.id("never-put"))
+	del := append(slices.Clone(ids[:58]), other.ID, h.id("never-put"), ids[3])
 	if err := h.reg.DeleteMany(h.ctx, del); err != nil {
 		h.Fatalf("DeleteMany: %v", err)
 	}
 	for _, id := range del {
 		h.wantMissing(id)
 	}
-	if got := h.listIDs(a); !slices.Equal(got, ids[4:]) {
-		h.Fatalf("ListByNode(a) after DeleteMany = %v, want %v", got, ids[4:])
+	if got := h.listIDs(a); !slices.Equal(got, ids[58:]) {
+		h.Fatalf("ListByNode(a) after DeleteMany = %v, want %v", got, ids[58:])
 	}
 	if got := h.listIDs(b); !slices.Equal(got, []string{kept.ID}) {
 		h.Fatalf("ListByNode(b) after DeleteMany = %v, want [%s]", got, kept.ID)
