@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -253,6 +253,49 @@ if [[ $what == disconnect || $what == all ]]; then
 		wait "$gen" || true
 		echo "disconnect $r: 18000 records deleted $(echo "$t1 - $t0" | bc) s after the first deletion" | tee -a "$OUT/disconnect.txt"
 		stop "$gw"
+	done
+fi
+if [[ $what == reregister || $what == all ]]; then
+	# A Redis outage under 18,000 open connections: Redis stops (nothing
+	# saved) and an empty one starts on the same port; how long until the
+	# gateway has put every open connection back (its node set holds
+	# 18,000 ids again), counted from the new Redis answering.
+	redis_up() {
+		redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+		REDIS=$!
+		pids+=("$REDIS")
+		until redis-cli -p 16379 ping >/dev/null 2>&1; do sleep 0.02; done
+	}
+	conns_of_node() {
+		local k
+		k=$(redis-cli -p 16379 --scan --pattern '*:conns' | head -1)
+		if [[ -n $k ]]; then redis-cli -p 16379 scard "$k"; else echo 0; fi
+	}
+	for r in $(seq "${REPS:-3}"); do
+		redis_up
+		gateway epoll 18080 19090 'storage: {type: redis, nodeTTL: 6s, redis: {addrs: ["127.0.0.1:16379"]}}'; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 18000 --concurrency 256 --hold 30s --drain 30s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/reregister-$r.json" >/dev/null 2>&1 &
+		gen=$!
+		until (($(conns_of_node) >= 18000)); do sleep 0.1; done
+		redis-cli -p 16379 shutdown nosave >/dev/null 2>&1 || true
+		wait "$REDIS" 2>/dev/null || true
+		until curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19090/readyz | grep -q 503; do sleep 0.1; done
+		redis_up
+		t0=$(date +%s.%N)
+		n=0
+		# The generator holds its connections 30 s: give up after 20.
+		until ((n >= 18000)) || (($(echo "$(date +%s.%N) - $t0 > 20" | bc))); do sleep 0.02; n=$(conns_of_node); done
+		t1=$(date +%s.%N)
+		if ((n >= 18000)); then
+			echo "reregister $r: 18000 connections registered again $(echo "$t1 - $t0" | bc) s after Redis came back" | tee -a "$OUT/reregister.txt"
+		else
+			echo "reregister $r: only $n of 18000 connections registered again 20 s after Redis came back" | tee -a "$OUT/reregister.txt"
+		fi
+		grep -h 'written again\|reachable again' "$tmp"/gw-18080-19090.log | tail -2 >> "$OUT/reregister.txt" || true
+		stop "$gw"
+		wait "$gen" || true
+		stop "$REDIS"
 	done
 fi
 echo "results in $OUT"

@@ -38,6 +38,10 @@ type Set struct {
 	// heartbeats and 0 during an outage (the node then serves its own
 	// connections only; /readyz answers 503).
 	RegistryUp prometheus.Gauge
+	// RegistryPending counts this node's open connections whose registry
+	// record is waiting to be written again (after a failed write, or a
+	// registry that came back empty); other nodes cannot reach them yet.
+	RegistryPending prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -73,11 +77,14 @@ func New(reg prometheus.Registerer) *Set {
 		RegistryUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portico_registry_up", Help: "1 while the connection registry answers, 0 during an outage.",
 		}),
+		RegistryPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portico_registry_pending_records", Help: "Open connections whose registry record waits to be written again.",
+		}),
 	}
 	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.Disconnects, s.Messages,
-			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp)
+			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending)
 	}
 	return s
 }

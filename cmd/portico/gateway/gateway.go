@@ -132,7 +132,8 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.keeper = &registryKeeper{
-		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp, shared: connReg != nil,
+		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp, pendingG: g.metrics.RegistryPending,
+		shared:   connReg != nil,
 		node:     &storage.Node{ID: g.node, StartedAt: time.Now()},
 		nodeTTL:  cfg.Storage.NodeTTL.D(),
 		touchInt: cfg.Storage.TouchInterval.D(),

@@ -24,9 +24,10 @@ import (
 // demand, and which counts the Puts that reached it.
 type faultyRegistry struct {
 	storage.Registry
-	failBeats atomic.Int32 // the next failBeats heartbeats fail
-	failPuts  atomic.Bool
-	puts      atomic.Int32
+	failBeats    atomic.Int32 // the next failBeats heartbeats fail
+	failRegister atomic.Bool
+	failPuts     atomic.Bool
+	puts         atomic.Int32
 }
 
 var errInjected = fmt.Errorf("injected: %w", storage.ErrUnavailable)
@@ -36,6 +37,13 @@ func (f *faultyRegistry) Heartbeat(ctx context.Context, node string) error {
 		return errInjected
 	}
 	return f.Registry.Heartbeat(ctx, node)
+}
+
+func (f *faultyRegistry) RegisterNode(ctx context.Context, n *storage.Node) error {
+	if f.failRegister.Load() {
+		return errInjected
+	}
+	return f.Registry.RegisterNode(ctx, n)
 }
 
 func (f *faultyRegistry) Put(ctx context.Context, r *storage.Record) error {
@@ -88,9 +96,10 @@ func newTestKeeper(t *testing.T, n int) (*registryKeeper, *faultyRegistry, *test
 	k := &registryKeeper{
 		reg: f, hub: hub, node: node, nodeTTL: 30 * time.Second, touchInt: time.Second,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), shared: true, now: clock.now,
-		up:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_up"}),
-		records: func(c connections.Conn) *storage.Record { return c.(*keeperConn).record(node.ID) },
-		lastOK:  clock.t,
+		up:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_up"}),
+		pendingG: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_pending_records"}),
+		records:  func(c connections.Conn) *storage.Record { return c.(*keeperConn).record(node.ID) },
+		lastOK:   clock.t,
 	}
 	k.up.Set(1)
 	ctx := context.Background()
@@ -170,20 +179,26 @@ func TestKeeperRidesOutMissedBeats(t *testing.T) {
 func TestKeeperDeclaresLapseAtOnce(t *testing.T) {
 	k, f, clock := newTestKeeper(t, 3)
 	ctx := context.Background()
-	// The registry forgot the node (an empty Redis came back) and writes fail.
+	// The registry forgot the node (an empty Redis came back), and the
+	// node cannot register again yet.
 	if err := f.Registry.(*redis.Registry).Client().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f.failPuts.Store(true)
+	f.failRegister.Store(true)
 	clock.add(10 * time.Second)
-	k.heartbeat(ctx)
-	if err := k.ready(); err == nil {
-		t.Fatal("a node the registry forgot, unable to put its records back, is still ready")
+	if k.heartbeat(ctx) {
+		t.Fatal("a beat that could not register the forgotten node reported success")
 	}
-	f.failPuts.Store(false)
+	if err := k.ready(); err == nil {
+		t.Fatal("a node the registry forgot, unable to register again, is still ready")
+	}
+	f.failRegister.Store(false)
 	clock.add(time.Second)
 	if !k.heartbeat(ctx) {
-		t.Fatal("beat after the writes came back failed")
+		t.Fatal("beat after registration came back failed")
+	}
+	if err := k.ready(); err != nil {
+		t.Errorf("ready() = %v after registering again", err)
 	}
 	for i := range 3 {
 		if _, err := f.Get(ctx, fmt.Sprintf("%s-%d", k.node.ID, i)); err != nil {
@@ -200,29 +215,37 @@ func TestKeeperWritesFailedPutsAgain(t *testing.T) {
 	// The router could not write either record; one connection closed since.
 	k.putFailed(open.info.ID)
 	k.putFailed(k.node.ID + "-closed")
+	if v := testutil.ToFloat64(k.pendingG); v != 2 {
+		t.Errorf("portico_registry_pending_records = %v, want 2", v)
+	}
 
-	// While writes still fail, the beat fails and both stay pending.
+	// While writes still fail, the beat itself succeeds (no outage) and
+	// the open connection's record stays pending.
 	f.failPuts.Store(true)
 	clock.add(10 * time.Second)
-	if k.heartbeat(ctx) {
-		t.Error("a beat whose pending writes failed reported success")
+	if !k.heartbeat(ctx) {
+		t.Error("a good beat whose pending writes failed reported failure")
 	}
 	if err := k.ready(); err != nil {
-		t.Errorf("one failed beat declared an outage: %v", err)
+		t.Errorf("failed writes declared an outage: %v", err)
 	}
 	if _, err := f.Get(ctx, open.info.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get before the repair = %v, want ErrNotFound", err)
 	}
-	f.failPuts.Store(false)
-	clock.add(time.Second)
-	if !k.heartbeat(ctx) {
-		t.Fatal("beat failed")
+	if v := testutil.ToFloat64(k.pendingG); v != 1 {
+		t.Errorf("portico_registry_pending_records = %v after a failed write, want 1 (the closed one dropped)", v)
 	}
+	f.failPuts.Store(false)
+	clock.add(10 * time.Second)
+	k.heartbeat(ctx)
 	if _, err := f.Get(ctx, open.info.ID); err != nil {
 		t.Errorf("the open connection's record after the repair: %v", err)
 	}
 	if n := f.puts.Load(); n != 1 {
-		t.Errorf("%d puts, want 1 (the closed connection is dropped)", n)
+		t.Errorf("%d puts, want 1", n)
+	}
+	if v := testutil.ToFloat64(k.pendingG); v != 0 {
+		t.Errorf("portico_registry_pending_records = %v after the repair, want 0", v)
 	}
 	clock.add(10 * time.Second)
 	k.heartbeat(ctx)

@@ -63,18 +63,22 @@ func openRegistry(ctx context.Context, c config.Storage, log *slog.Logger) (stor
 // (a million connections closing at once behind one Redis) is slow, not
 // gone. Declaring every node out on one slow beat took the whole fleet
 // out of the load balancer and, on recovery, had every node put all of
-// its connections back into the registry that was already swamped.
+// its connections back into the registry that was already swamped. A
+// node the registry has forgotten (ErrNotFound: it lapsed, or an empty
+// Redis came back) registers again at once, and is out until it has.
 //
 // # Writing records again
 //
-// A record the router could not write when its connection opened is
-// reported to putFailed and written again after the next beat that
-// succeeds (its connection is dropped from the list once it closes).
-// After a declared outage, or when the registry has forgotten the node
-// (it lapsed, or an empty Redis came back), every open connection is put
-// again, putsInFlight at a time so that the Redis registry's Puts share
-// pipelines. Neither can resurrect a closed connection's record: its
-// Delete leaves a tombstone that the late Put respects.
+// Records waiting to be written are kept in pending: the connections
+// whose record the router could not write when they opened (putFailed),
+// and every open connection after a declared outage or a lapse. After
+// each good beat the keeper writes them, putsInFlight at a time (the
+// Redis registry's Puts then share pipelines), for at most a beat
+// interval; what is not written by then, or fails, waits for the next
+// beat, and connections that closed meanwhile are dropped. Readiness
+// does not wait for them; portico_registry_pending_records counts them.
+// A write never resurrects a closed connection's record: its Delete
+// leaves a tombstone that the late Put respects.
 type registryKeeper struct {
 	reg      storage.Registry
 	hub      *connections.Hub
@@ -84,6 +88,7 @@ type registryKeeper struct {
 	touchInt time.Duration
 	log      *slog.Logger
 	up       prometheus.Gauge // portico_registry_up
+	pendingG prometheus.Gauge // portico_registry_pending_records; nil: not exported
 	shared   bool             // connections are recorded in reg (not with the memory registry)
 	now      func() time.Time // nil: time.Now (tests set a clock)
 
@@ -93,7 +98,7 @@ type registryKeeper struct {
 	pending map[string]struct{} // connections whose record must be written again
 }
 
-// putsInFlight bounds the Puts a full re-registration has in flight.
+// putsInFlight bounds the Puts the keeper has in flight.
 const putsInFlight = 64
 
 func (k *registryKeeper) clock() time.Time {
@@ -126,10 +131,19 @@ func (k *registryKeeper) ready() error {
 func (k *registryKeeper) putFailed(id string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.addPendingLocked(id)
+}
+
+func (k *registryKeeper) addPendingLocked(ids ...string) {
 	if k.pending == nil {
 		k.pending = map[string]struct{}{}
 	}
-	k.pending[id] = struct{}{}
+	for _, id := range ids {
+		k.pending[id] = struct{}{}
+	}
+	if k.pendingG != nil {
+		k.pendingG.Set(float64(len(k.pending)))
+	}
 }
 
 // run heartbeats every beatInterval (retryInterval after a failed beat)
@@ -164,11 +178,10 @@ func (k *registryKeeper) run(ctx context.Context) {
 	}
 }
 
-// heartbeat beats once, writes again what needs writing, and declares
-// or ends an outage. It reports whether the beat succeeded.
+// heartbeat beats once, declares or ends an outage, and writes what
+// waits to be written. It reports whether the beat succeeded.
 func (k *registryKeeper) heartbeat(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, max(k.nodeTTL/3, time.Second))
-	defer cancel()
 	err := k.reg.Heartbeat(cctx, k.node.ID)
 	if errors.Is(err, storage.ErrLeaseRenewal) {
 		// The node is live; its records keep their earlier lease, which
@@ -177,16 +190,14 @@ func (k *registryKeeper) heartbeat(ctx context.Context) bool {
 		err = nil
 	}
 	lapsed := errors.Is(err, storage.ErrNotFound)
-	switch {
-	case lapsed || (err == nil && k.ready() != nil):
+	if lapsed || (err == nil && k.ready() != nil) {
 		// The registry forgot this node (it lapsed, or the registry
 		// restarted), or it was out long enough for anything to have
 		// happened to it: register again and put every open connection
 		// back.
 		err = k.reregister(cctx)
-	case err == nil:
-		err = k.writePending(cctx)
 	}
+	cancel()
 	now := k.clock()
 	k.mu.Lock()
 	if err == nil {
@@ -205,17 +216,22 @@ func (k *registryKeeper) heartbeat(ctx context.Context) bool {
 	switch {
 	case err == nil && wasOut:
 		k.up.Set(1)
-		k.log.Info("connection registry reachable again; node and connections registered")
+		k.log.Info("connection registry reachable again; node registered, its connections are put back")
 	case declare && !wasOut:
 		k.up.Set(0)
 		k.log.Error("connection registry unreachable; serving local connections only", "failingFor", failingFor, "err", err)
 	case err != nil && !declare:
 		k.log.Warn("registry heartbeat failed; retrying", "failingFor", failingFor, "outageAfter", k.outageAfter(), "err", err)
 	}
-	return err == nil
+	if err != nil {
+		return false
+	}
+	k.writePending(ctx)
+	return true
 }
 
-// reregister registers the node again and puts every open connection.
+// reregister registers the node again and makes every open connection
+// pending.
 func (k *registryKeeper) reregister(ctx context.Context) error {
 	if err := k.reg.RegisterNode(ctx, k.node); err != nil {
 		return err
@@ -223,66 +239,72 @@ func (k *registryKeeper) reregister(ctx context.Context) error {
 	if !k.shared {
 		return nil
 	}
-	// Everything pending is covered by this pass; a failure leaves the
-	// outage declared, and the next pass puts everything again.
+	var ids []string
+	k.hub.Range(func(c connections.Conn) bool { ids = append(ids, c.Info().ID); return true })
 	k.mu.Lock()
-	k.pending = nil
+	k.addPendingLocked(ids...)
 	k.mu.Unlock()
-	var conns []connections.Conn
-	k.hub.Range(func(c connections.Conn) bool { conns = append(conns, c); return true })
-	start := time.Now()
-	if err := k.putAll(ctx, conns); err != nil {
-		return err
-	}
-	if len(conns) > 0 {
-		k.log.Info("connections registered again", "connections", len(conns), "duration", time.Since(start))
-	}
 	return nil
 }
 
-// writePending writes the records that failed to be written, of the
-// connections still open. The ones that fail again stay pending.
-func (k *registryKeeper) writePending(ctx context.Context) error {
+// writePending writes the pending records of connections still open,
+// for at most a beat interval. What fails or is not reached stays
+// pending.
+func (k *registryKeeper) writePending(ctx context.Context) {
 	k.mu.Lock()
 	ids := k.pending
 	k.pending = nil
 	k.mu.Unlock()
 	if len(ids) == 0 || !k.shared {
-		return nil
+		return
 	}
-	var conns []connections.Conn
-	for id := range ids {
-		if c, ok := k.hub.Get(id); ok {
-			conns = append(conns, c)
-		}
-	}
-	err := k.putAll(ctx, conns)
-	if err != nil {
-		// Keep them all: a Put that succeeded is harmless to repeat.
-		for _, c := range conns {
-			k.putFailed(c.Info().ID)
-		}
-		return fmt.Errorf("writing %d connection records again: %w", len(conns), err)
-	}
-	if len(conns) > 0 {
-		k.log.Info("connection records written again after failed puts", "connections", len(conns))
-	}
-	return nil
-}
-
-// putAll puts the records of conns, putsInFlight at a time, and returns
-// the first error.
-func (k *registryKeeper) putAll(ctx context.Context, conns []connections.Conn) error {
-	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, k.beatInterval())
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		written  int
+		firstErr error
+		failed   []string
+	)
+	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(putsInFlight)
-	for _, c := range conns {
+	for id := range ids {
+		c, ok := k.hub.Get(id)
+		if !ok {
+			continue // closed since
+		}
 		rec := k.records(c)
 		if rec == nil {
 			continue
 		}
-		g.Go(func() error { return k.reg.Put(gctx, rec) })
+		g.Go(func() error {
+			err := k.reg.Put(gctx, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, id)
+				if firstErr == nil {
+					firstErr = err
+				}
+				return err // stops the rest: they fail alike
+			}
+			written++
+			return nil
+		})
 	}
-	return g.Wait()
+	_ = g.Wait()
+	k.mu.Lock()
+	k.addPendingLocked(failed...)
+	left := len(k.pending)
+	k.mu.Unlock()
+	switch {
+	case firstErr != nil:
+		k.log.Warn("writing connection records again failed; retrying on the next heartbeat",
+			"written", written, "left", left, "err", firstErr)
+	case written > 0:
+		k.log.Info("connection records written again", "connections", written, "duration", time.Since(start))
+	}
 }
 
 // flushTouches writes lastActiveAt of every connection active since the
