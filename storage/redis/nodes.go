@@ -59,7 +59,7 @@ func (r *Registry) RegisterNode(ctx context.Context, n *storage.Node) error {
 func (r *Registry) Heartbeat(ctx context.Context, nodeID string) error {
 	op := fmt.Sprintf("heartbeat %q", nodeID)
 	now := time.Now()
-	pipe := r.c.Pipeline()
+	pipe := r.beat.Pipeline()
 	alive := pipe.PExpire(ctx, r.nodeKey(nodeID), r.nodeTTL)
 	pipe.ZAddXX(ctx, r.nodesIndexKey(), goredis.Z{Score: float64(now.Add(r.nodeTTL).UnixMilli()), Member: nodeID})
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -112,7 +112,13 @@ type Options struct {
 
 // Registry is a storage.Registry in Redis.
 type Registry struct {
-	c         goredis.UniversalClient
+	c goredis.UniversalClient
+	// beat carries the node's heartbeats on a connection of their own
+	// (per cluster master), so that a beat never queues for a pooled
+	// connection behind the node's own pipelines of registrations and
+	// deletions: a node whose registry is busy is not taken for one
+	// whose registry is gone. It is c when the caller supplied the client.
+	beat      goredis.UniversalClient
 	ownClient bool
 	prefix    string
 	nodeTTL   time.Duration
@@ -161,6 +167,7 @@ func newRegistry(o Options) (*Registry, error) {
 	}
 	r.puts.Send = r.sendPuts
 	if r.c != nil {
+		r.beat = r.c
 		return r, nil
 	}
 	if len(o.Addrs) == 0 {
@@ -188,6 +195,9 @@ func newRegistry(o Options) (*Registry, error) {
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	r.c, r.ownClient = goredis.NewUniversalClient(uo), true
+	bo := *uo
+	bo.PoolSize, bo.PipelinePoolSize = 1, 1
+	r.beat = goredis.NewUniversalClient(&bo)
 	return r, nil
 }
 
@@ -196,7 +206,7 @@ func (r *Registry) Close() error {
 	if !r.ownClient {
 		return nil
 	}
-	if err := r.c.Close(); err != nil {
+	if err := errors.Join(r.c.Close(), r.beat.Close()); err != nil {
 		return fmt.Errorf("redis: close: %w", err)
 	}
 	return nil

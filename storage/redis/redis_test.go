@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -284,4 +285,69 @@ func TestConcurrentPutsBatch(t *testing.T) {
 	if err := reg.Put(cctx, &storage.Record{ID: "late", Node: "n1"}); err == nil {
 		t.Error("put with a cancelled context succeeded")
 	}
+}
+
+// A heartbeat does not queue for a pooled connection: with every one of
+// them busy (here in pipelines blocked in BLPOP, as they are behind long
+// pipelines when many nodes close connections at once), the beat still
+// answers.
+func TestHeartbeatOwnConnection(t *testing.T) {
+	reg := open(t, Options{Addrs: []string{storagetest.RedisAddr(t)}})
+	defer reg.Close()
+	ctx := context.Background()
+	if err := reg.RegisterNode(ctx, &storage.Node{ID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	c := reg.Client().(*goredis.Client)
+	// Pipelines take the client's pipeline pool first and spill over to
+	// its main pool: block both.
+	pipelines := c.Options().PipelinePoolSize
+	if pipelines <= 0 {
+		pipelines = goredis.DefaultPipelinePoolSize
+	}
+	size := c.Options().PoolSize + pipelines
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range size {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				p.BLPop(ctx, 3*time.Second, reg.prefix+"never")
+				return nil
+			})
+		}()
+	}
+	// Every pooled connection is taken once the server sees them blocked.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n, err := reg.beat.Info(ctx, "clients").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blocked := infoField(n, "blocked_clients"); blocked >= size {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d BLPOPs not all blocked: %s", size, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := reg.Heartbeat(bctx, "n1"); err != nil {
+		t.Fatalf("Heartbeat with the pool busy: %v (after %v)", err, time.Since(start))
+	}
+}
+
+// infoField reads an integer field of an INFO answer (-1 if absent).
+func infoField(info, name string) int {
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
