@@ -249,8 +249,7 @@ func (r *Registry) DeleteMany(ctx context.Context, ids []string) error {
 		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: r.tombstone(id, now)}})
 	}
 	if len(reqs) == 1 {
-		_, err := r.c.PutItem(ctx, &ddb.PutItemInput{TableName: &r.table, Item: reqs[0].PutRequest.Item})
-		return wrap("delete 1 record", err)
+		return r.Delete(ctx, getS(reqs[0].PutRequest.Item, aID))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.concurrency)
