@@ -62,7 +62,6 @@ func (c *keeperConn) State() any              { return nil }
 func (c *keeperConn) Send([]byte, bool) error { return nil }
 func (c *keeperConn) Close(int, string) error { return nil }
 func (c *keeperConn) LastActive() time.Time   { return c.info.ConnectedAt }
-func (c *keeperConn) String() string          { return c.info.ID }
 func (c *keeperConn) record(node string) *storage.Record {
 	return &storage.Record{ID: c.info.ID, Node: node, API: "a", Stage: "s", ConnectedAt: c.info.ConnectedAt}
 }
