@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portico-gateway/portico/connections"
-	"github.com/portico-gateway/portico/management/metrics"
+	"github.com/portico-gateway/portico/metrics"
 )
 
 // MaxPayload is the largest @connections POST body, as in AWS (128 KB).

@@ -21,8 +21,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/portico-gateway/portico/connections"
-	"github.com/portico-gateway/portico/management/metrics"
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/metrics"
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/routing/expr"
 	"github.com/portico-gateway/portico/storage"
 )

@@ -18,7 +18,7 @@ import (
 	"syscall"
 
 	"github.com/portico-gateway/portico/cmd/portico/gateway"
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/portico-gateway/portico/cmd/portico/gateway"
 	"github.com/portico-gateway/portico/management/client"
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 )
 
 // TestChat runs the walkthrough of README.md: the gateway on the example

@@ -20,10 +20,10 @@ import (
 
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/management"
-	"github.com/portico-gateway/portico/management/metrics"
+	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/management/relay"
 	"github.com/portico-gateway/portico/routing"
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/storage"
 	redisstore "github.com/portico-gateway/portico/storage/redis"
 )

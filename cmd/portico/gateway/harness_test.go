@@ -15,7 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 )
 
 // testTimeout bounds every wait in these tests; nothing here should take

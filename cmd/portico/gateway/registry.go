@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portico-gateway/portico/connections"
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/dynamodb"
 	"github.com/portico-gateway/portico/storage/memory"

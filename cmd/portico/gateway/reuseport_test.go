@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/portico-gateway/portico/routing/config"
+	"github.com/portico-gateway/portico/config"
 )
 
 // TestReusePortSharesAPort: two gateways with listen.reusePort serve one
