@@ -17,7 +17,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/portico-gateway/portico/cmd/portico/gateway"
+	"github.com/portico-gateway/portico/gateway"
 	"github.com/portico-gateway/portico/config"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/portico-gateway/portico/cmd/portico/gateway"
+	"github.com/portico-gateway/portico/gateway"
 	"github.com/portico-gateway/portico/management/client"
 	"github.com/portico-gateway/portico/config"
 )
