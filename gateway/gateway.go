@@ -1,13 +1,19 @@
-// Package gateway assembles a running Portico from a configuration: one
-// connection server and router per API, the connection registry, the
-// management listener and metrics. cmd/portico runs it; the end-to-end
-// tests start it in-process on random ports.
+// Package gateway assembles a running Portico node from a configuration:
+// one connection server and router per API (wrapped in a cluster.Recorder
+// when the registry is shared), the connection registry and its keeper,
+// the node bus, the management listener and metrics. It holds wiring
+// only: what each part does lives in its own package. cmd/portico runs
+// it; the end-to-end tests beside it start it in-process on random ports.
+//
+// The lock order and goroutine ownership across packages are in
+// LOCKS.md at the root of the module.
 package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,21 +24,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portico-gateway/portico/cluster"
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/metrics"
-	"github.com/portico-gateway/portico/management/relay"
 	"github.com/portico-gateway/portico/routing"
-	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/storage"
-	redisstore "github.com/portico-gateway/portico/storage/redis"
 )
 
 // Gateway is one running Portico node.
 type Gateway struct {
 	cfg     *config.File
 	log     *slog.Logger
-	hub     *connections.Hub
 	reg     storage.Registry
 	promReg *prometheus.Registry
 	metrics *metrics.Set
@@ -41,14 +45,13 @@ type Gateway struct {
 	mgmtLn  net.Listener
 	node    string
 	errc    chan error
-	keeper  *registryKeeper
+	keeper  *cluster.Keeper
+	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
 	mh      *management.Handler
-	relay   *relay.Relay // cross-node @connections over Redis; nil unless storage is redis
-	// forward carries @connections to other nodes (a *relay.Relay or a
-	// *relay.HTTPRelay); nil on a single node.
-	forward interface {
-		Forward(ctx context.Context, o *management.Op) (management.Result, bool)
-	}
+	relay   *cluster.Relay // cross-node @connections over Redis; nil unless the registry carries a bus
+	// forward carries @connections to other nodes (a *cluster.Relay or
+	// a *cluster.HTTPRelay); nil on a single node.
+	forward  cluster.Forwarder
 	bgCancel context.CancelFunc // stops the registry keeper
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
@@ -57,123 +60,109 @@ type Gateway struct {
 
 type apiRuntime struct {
 	name   string
+	hub    *connections.Hub // this API's open connections
 	router *routing.Router
 	server connections.Server
 	ln     net.Listener
 }
 
-// New builds a gateway from a defaulted, validated configuration. Nothing
-// listens until Start.
-func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
-	if log == nil {
-		log = slog.Default()
+// Option changes how New builds a gateway.
+type Option func(*Gateway)
+
+// WithLogger makes the gateway log to log instead of a logger built from
+// the configuration's log section (on standard error).
+func WithLogger(log *slog.Logger) Option { return func(g *Gateway) { g.log = log } }
+
+// NewLogger builds the logger the configuration's log section describes,
+// writing to w.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// New builds a gateway from a defaulted, validated configuration (what
+// config.Load returns). It connects to the registry within ctx; nothing
+// listens until Start.
+func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error) {
 	g := &Gateway{
 		cfg:     cfg,
-		log:     log,
-		hub:     connections.NewHub(),
 		promReg: prometheus.NewRegistry(),
 		node:    connections.NewID(),
 		errc:    make(chan error, len(cfg.APIs)+1),
 	}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.log == nil {
+		g.log = NewLogger(cfg.Log, os.Stderr)
+	}
+	log := g.log
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
-	reg, err := openRegistry(context.Background(), cfg.Storage, log)
+	reg, err := openRegistry(ctx, cfg.Storage, log)
 	if err != nil {
 		return nil, err
 	}
 	g.reg = reg
+	g.keeper = cluster.NewKeeper(cluster.KeeperOptions{
+		Registry: reg, Node: &storage.Node{ID: g.node, StartedAt: time.Now()},
+		NodeTTL: cfg.Storage.NodeTTL.D(), TouchInterval: cfg.Storage.TouchInterval.D(),
+		Metrics: g.metrics, Logger: log,
+	})
 	// With the memory registry this process is the only node, and its
-	// hub already knows every connection: recording each one again would
+	// hubs already know every connection: recording each one again would
 	// cost a map entry and a lock per connect for nothing that reads it.
-	var connReg storage.Registry = reg
-	if cfg.Storage.Type == "memory" {
-		connReg = nil
+	shared := cfg.Storage.Type != "memory"
+	if shared {
+		g.deletes = cluster.NewDeleter(reg.DeleteMany, log)
 	}
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
-		router, err := routing.New(routing.Options{
-			API: api, Node: g.node, Registry: connReg, Metrics: g.metrics, Logger: log,
-			// g.keeper is set below, before anything listens.
-			PutFailed: func(id string) { g.keeper.putFailed(id) },
-		})
-		if err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
-		}
-		l := api.Limits
-		srv, err := connections.NewServer(cfg.Connections.Mode, connections.Options{
-			Handler: router,
-			Hub:     g.hub,
-			Logger:  log.With("api", api.Name),
-			Shards:  cfg.Connections.Shards,
-			Limits: connections.Limits{
-				MaxMessageBytes:  l.MaxMessageBytes,
-				MaxFrameBytes:    l.MaxFrameBytes,
-				IdleTimeout:      l.IdleTimeout.D(),
-				MaxDuration:      l.MaxConnectionDuration.D(),
-				PingInterval:     l.PingInterval.D(),
-				PongTimeout:      l.PongTimeout.D(),
-				HandshakeTimeout: l.HandshakeTimeout.D(),
-				WriteTimeout:     l.WriteTimeout.D(),
-				RejectBinary:     api.BinaryFrames == "reject",
-				SendQueueBytes:   cfg.Connections.SendQueueBytes,
-				CloseOnOverflow:  cfg.Connections.CloseOnOverflow,
-			},
-		})
-		if err != nil {
+		if err := g.addAPI(api, shared); err != nil {
 			g.shutdownServers()
-			_ = router.Shutdown(context.Background()) // nothing queued yet: returns at once
-			return nil, fmt.Errorf("gateway: api %q: %w", api.Name, err)
+			_ = reg.Close()
+			return nil, err
 		}
-		g.apis = append(g.apis, &apiRuntime{name: api.Name, router: router, server: srv})
 		for _, st := range api.Stages {
 			stages[st.Name] = true
 		}
-	}
-	g.keeper = &registryKeeper{
-		reg: g.reg, hub: g.hub, log: log, up: g.metrics.RegistryUp, pendingG: g.metrics.RegistryPending,
-		shared:   connReg != nil,
-		node:     &storage.Node{ID: g.node, StartedAt: time.Now()},
-		nodeTTL:  cfg.Storage.NodeTTL.D(),
-		touchInt: cfg.Storage.TouchInterval.D(),
-		records: func(c connections.Conn) *storage.Record {
-			for _, a := range g.apis {
-				if rec := a.router.Record(c); rec != nil {
-					return rec
-				}
-			}
-			return nil
-		},
 	}
 	handlers := map[string]http.Handler{}
 	secret := cfg.Storage.RelaySecret
 	if secret == "" {
 		secret = os.Getenv("PORTICO_RELAY_SECRET")
 	}
-	if cfg.Storage.Type != "redis" && cfg.Storage.Type != "memory" && secret != "" {
-		hr, err := relay.NewHTTP(relay.HTTPOptions{
+	if _, bus := reg.(cluster.BusCarrier); shared && !bus && secret != "" {
+		hr, err := cluster.NewHTTPRelay(cluster.HTTPRelayOptions{
 			Node: g.node, Secret: secret, Registry: g.reg, Logger: log,
-			Local: func(o *management.Op) management.Result { return g.mh.Local(o) },
+			Local: func(o *cluster.Op) cluster.Result { return g.mh.Local(o) },
 		})
 		if err != nil {
+			g.shutdownServers()
+			_ = reg.Close()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		handlers[relay.Path] = hr
+		handlers[cluster.RelayPath] = hr
 		g.forward = hr
 	}
 	g.mh = management.NewHandler(management.Options{
 		Handlers: handlers,
-		Ready:    g.keeper.ready,
-		Conns:    g.hub,
+		Ready:    g.keeper.Ready,
+		Conns:    g.conns(),
 		Stages:   func(name string) bool { return stages[name] },
 		Gatherer: g.promReg,
 		Metrics:  g.metrics,
 		Logger:   log,
 		Pprof:    cfg.Management.Pprof,
-		Forward: func(ctx context.Context, o *management.Op) (management.Result, bool) {
+		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
-				return management.Result{}, false
+				return cluster.Result{}, false
 			}
 			return g.forward.Forward(ctx, o)
 		},
@@ -182,28 +171,106 @@ func New(cfg *config.File, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// addAPI builds one API's router and connection server; with a shared
+// registry the router is wrapped in a Recorder the keeper tracks.
+func (g *Gateway) addAPI(api *config.API, shared bool) error {
+	router, err := routing.New(routing.Options{API: api, Metrics: g.metrics, Logger: g.log})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	hub := connections.NewHub()
+	var handler connections.Handler = router
+	if shared {
+		rec, err := cluster.NewRecorder(cluster.RecorderOptions{
+			Handler: router, Hub: hub, Registry: g.reg, Deleter: g.deletes,
+			Node: g.node, API: api.Name, PutFailed: g.keeper.PutFailed, Logger: g.log,
+		})
+		if err != nil {
+			return fmt.Errorf("gateway: api %q: %w", api.Name, err)
+		}
+		g.keeper.Track(rec)
+		handler = rec
+	}
+	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
+		Handler: handler,
+		Hub:     hub,
+		Logger:  g.log.With("api", api.Name),
+		Shards:  g.cfg.Connections.Shards,
+		Limits:  connectionLimits(api, g.cfg.Connections),
+	})
+	if err != nil {
+		_ = router.Shutdown(context.Background()) // nothing in flight yet: returns at once
+		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
+	}
+	g.apis = append(g.apis, &apiRuntime{name: api.Name, hub: hub, router: router, server: srv})
+	return nil
+}
+
+// connectionLimits are the connections.Limits of one API.
+func connectionLimits(api *config.API, c config.Connections) connections.Limits {
+	l := api.Limits
+	return connections.Limits{
+		MaxMessageBytes:  l.MaxMessageBytes,
+		MaxFrameBytes:    l.MaxFrameBytes,
+		IdleTimeout:      l.IdleTimeout.D(),
+		MaxDuration:      l.MaxConnectionDuration.D(),
+		PingInterval:     l.PingInterval.D(),
+		PongTimeout:      l.PongTimeout.D(),
+		HandshakeTimeout: l.HandshakeTimeout.D(),
+		WriteTimeout:     l.WriteTimeout.D(),
+		RejectBinary:     api.BinaryFrames == "reject",
+		SendQueueBytes:   c.SendQueueBytes,
+		CloseOnOverflow:  c.CloseOnOverflow,
+	}
+}
+
+// hubs finds a connection in any API's hub.
+type hubs []*connections.Hub
+
+func (h hubs) Get(id string) (connections.Conn, bool) {
+	for _, hub := range h {
+		if c, ok := hub.Get(id); ok {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// conns returns every API's hub, for management.
+func (g *Gateway) conns() hubs {
+	h := make(hubs, len(g.apis))
+	for i, a := range g.apis {
+		h[i] = a.hub
+	}
+	return h
+}
+
 // shutdownServers stops the servers built so far when New fails.
 func (g *Gateway) shutdownServers() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, a := range g.apis {
 		_ = a.server.Shutdown(ctx)
-		_ = a.router.Shutdown(ctx) // stops its deletion workers
+		_ = a.router.Shutdown(ctx)
+	}
+	if g.deletes != nil {
+		_ = g.deletes.Close(ctx)
 	}
 }
 
 // Start binds every listener and serves in the background. A listener
 // that cannot bind fails Start; a listener that fails later is reported by
-// Err.
-func (g *Gateway) Start() error {
+// Err. ctx bounds registering the node and subscribing to the node bus.
+func (g *Gateway) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", g.cfg.Management.Address)
 	if err != nil {
 		return fmt.Errorf("gateway: management listener %s: %w", g.cfg.Management.Address, err)
 	}
 	g.mgmtLn = ln
-	g.keeper.node.Address = ln.Addr().String()
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = g.reg.RegisterNode(rctx, g.keeper.node)
+	node := g.keeper.Node()
+	node.Address = ln.Addr().String()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = g.reg.RegisterNode(rctx, node)
 	cancel()
 	if err != nil {
 		_ = ln.Close()
@@ -211,17 +278,17 @@ func (g *Gateway) Start() error {
 	}
 	for i, a := range g.apis {
 		addr := g.cfg.APIs[i].Listen
-		ln, err := connections.Listen(context.Background(), addr, g.cfg.Listen.ReusePort, g.cfg.Listen.TCPKeepAlive.D())
+		ln, err := connections.Listen(ctx, addr, g.cfg.Listen.ReusePort, g.cfg.Listen.TCPKeepAlive.D())
 		if err != nil {
 			g.closeListeners()
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
 		}
 		a.ln = ln
 	}
-	if rr, ok := g.reg.(*redisstore.Registry); ok {
-		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		g.relay, err = relay.New(rctx, relay.Options{
-			Client: rr.Client(), Node: g.node, Prefix: g.cfg.Storage.Redis.Prefix,
+	if bc, ok := g.reg.(cluster.BusCarrier); ok {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		g.relay, err = cluster.NewRelay(rctx, cluster.RelayOptions{
+			Client: bc.BusClient(), Node: g.node, Prefix: g.cfg.Storage.Redis.Prefix,
 			Registry: g.reg, Local: g.mh.Local, Logger: g.log,
 		})
 		cancel()
@@ -236,7 +303,7 @@ func (g *Gateway) Start() error {
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
-		g.keeper.run(bgctx)
+		g.keeper.Run(bgctx)
 	}()
 	g.serving.Add(1 + len(g.apis))
 	go func() {
@@ -291,12 +358,19 @@ func (g *Gateway) ManagementAddr() string {
 	return g.mgmtLn.Addr().String()
 }
 
-// Hub returns the gateway's connections.
-func (g *Gateway) Hub() *connections.Hub { return g.hub }
+// OpenConnections returns how many connections this node holds.
+func (g *Gateway) OpenConnections() int {
+	n := 0
+	for _, a := range g.apis {
+		n += a.hub.Len()
+	}
+	return n
+}
 
 // Shutdown drains the gateway: stop accepting, close every connection
-// with 1001, run $disconnect for each, then stop the management listener.
-// It returns when all of that is done or ctx ends.
+// with 1001, run $disconnect for each, delete their registry records,
+// then stop the management listener, the keeper and the node bus. It
+// returns when all of that is done or ctx ends.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
 	g.stopOnce.Do(func() {
@@ -315,6 +389,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
+		if g.deletes != nil {
+			if err := g.deletes.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: shutdown: registry deletions: %w", err))
+			}
+		}
 		for _, a := range g.apis {
 			if err := a.router.Shutdown(ctx); err != nil {
 				errs = append(errs, err)

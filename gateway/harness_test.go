@@ -40,11 +40,11 @@ func startGateway(t *testing.T, yml string) *Gateway {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	g, err := New(cfg, log)
+	g, err := New(context.Background(), cfg, WithLogger(log))
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	if err := g.Start(); err != nil {
+	if err := g.Start(context.Background()); err != nil {
 		t.Fatalf("gateway.Start: %v", err)
 	}
 	t.Cleanup(func() {

@@ -35,11 +35,11 @@ func TestReusePortSharesAPort(t *testing.T) {
 		cfg.Connections.Mode = testMode
 		cfg.Management.Address = "127.0.0.1:0"
 		cfg.APIs[0].Listen = addr
-		g, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		g, err := New(context.Background(), cfg, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Start(); err != nil {
+		if err := g.Start(context.Background()); err != nil {
 			t.Fatalf("gateway %d: %v", i, err)
 		}
 		gws = append(gws, g)
@@ -49,7 +49,7 @@ func TestReusePortSharesAPort(t *testing.T) {
 		dial(t, "ws://"+addr+"/test", nil)
 	}
 	for i, g := range gws {
-		if n := g.Hub().Len(); n == 0 {
+		if n := g.OpenConnections(); n == 0 {
 			t.Errorf("gateway %d holds no connection: the port is not shared", i)
 		}
 	}

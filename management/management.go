@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
 )
@@ -58,7 +59,7 @@ type Options struct {
 	// Forward runs an operation on the node that holds the connection
 	// when this node does not; ok false means no other node holds it.
 	// nil: single node, a connection not held here is Gone.
-	Forward func(ctx context.Context, o *Op) (res Result, ok bool)
+	Forward func(ctx context.Context, o *cluster.Op) (res cluster.Result, ok bool)
 	// Handlers serves extra exact paths (the node-to-node relay endpoint).
 	Handlers map[string]http.Handler
 }
@@ -89,19 +90,15 @@ func NewHandler(opts Options) *Handler {
 	return h
 }
 
-// AWS error types, sent in x-amzn-ErrorType.
-const (
-	errGone      = "GoneException"
-	errForbidden = "ForbiddenException"
-	errTooLarge  = "PayloadTooLargeException"
-	errLimit     = "LimitExceededException"
-)
-
-// goneMessage is the message of every 410: the id is unknown, the
-// connection has closed, or its $connect is still running.
-const goneMessage = "Gone"
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, r.URL.Path+" answers GET and HEAD only, not "+r.Method, http.StatusMethodNotAllowed)
+			return
+		}
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -132,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	stage, id, ok := parseConnectionsPath(r.URL.Path)
 	if !ok {
-		writeError(w, http.StatusForbidden, errForbidden, "Missing Authentication Token")
+		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Missing Authentication Token")
 		return
 	}
 	var op string
@@ -144,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		op = "delete"
 	default:
-		writeError(w, http.StatusForbidden, errForbidden, "Missing Authentication Token")
+		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Missing Authentication Token")
 		return
 	}
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -154,19 +151,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Metrics.ManagementRequests.WithLabelValues(op, strconv.Itoa(rw.status)).Inc()
 	}()
 	if h.opts.Stages != nil && !h.opts.Stages(stage) {
-		writeError(w, http.StatusForbidden, errForbidden, "Forbidden")
+		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden")
 		return
 	}
-	o := &Op{Kind: op, Stage: stage, ID: id}
+	o := &cluster.Op{Kind: op, Stage: stage, ID: id}
 	if op == "post" {
 		max := h.opts.MaxPayload
 		data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequestException", "reading request body: "+err.Error())
+			writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, "reading request body: "+err.Error())
 			return
 		}
 		if len(data) > max {
-			writeError(w, http.StatusRequestEntityTooLarge, errTooLarge,
+			writeError(w, http.StatusRequestEntityTooLarge, cluster.ErrTypePayloadTooLarge,
 				fmt.Sprintf("Request payload is over the limit of %d bytes", max))
 			return
 		}
@@ -182,33 +179,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, res)
 }
 
-// Op is one @connections operation: what a POST, GET or DELETE asks.
-// Ops travel between nodes, so the type is plain data.
-type Op struct {
-	Kind  string `json:"op"` // post, get, delete
-	Stage string `json:"stage"`
-	ID    string `json:"id"`
-	Data  []byte `json:"data,omitempty"`
-}
-
-// Result is an operation's answer in HTTP terms.
-type Result struct {
-	Status  int    `json:"status"`
-	ErrType string `json:"errType,omitempty"` // x-amzn-ErrorType when Status is an error
-	Message string `json:"message,omitempty"`
-	Body    []byte `json:"body,omitempty"` // GET's JSON
-}
-
-func goneResult() Result {
-	return Result{Status: http.StatusGone, ErrType: errGone, Message: goneMessage}
-}
-
 // Local runs o on this node's connections. A connection this node does
 // not hold (or holds on another stage) is Gone.
-func (h *Handler) Local(o *Op) Result {
+func (h *Handler) Local(o *cluster.Op) cluster.Result {
 	c, found := h.opts.Conns.Get(o.ID)
 	if !found || c.Info().Stage != o.Stage {
-		return goneResult()
+		return cluster.Gone()
 	}
 	switch o.Kind {
 	case "post":
@@ -217,15 +193,15 @@ func (h *Handler) Local(o *Op) Result {
 		err := c.Send(o.Data, !utf8.Valid(o.Data))
 		switch {
 		case errors.Is(err, connections.ErrTooLarge):
-			return Result{Status: http.StatusRequestEntityTooLarge, ErrType: errTooLarge,
+			return cluster.Result{Status: http.StatusRequestEntityTooLarge, ErrType: cluster.ErrTypePayloadTooLarge,
 				Message: fmt.Sprintf("Request payload is over the connection's message limit (%d bytes)", len(o.Data))}
 		case errors.Is(err, connections.ErrQueueFull):
-			return Result{Status: http.StatusTooManyRequests, ErrType: errLimit,
+			return cluster.Result{Status: http.StatusTooManyRequests, ErrType: cluster.ErrTypeLimitExceeded,
 				Message: "The connection's send queue is full: the client is not reading fast enough"}
 		case err != nil:
-			return goneResult()
+			return cluster.Gone()
 		}
-		return Result{Status: http.StatusOK}
+		return cluster.Result{Status: http.StatusOK}
 	case "get":
 		info := c.Info()
 		body, _ := json.Marshal(connectionJSON{
@@ -233,18 +209,18 @@ func (h *Handler) Local(o *Op) Result {
 			Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
 			LastActiveAt: c.LastActive().UTC().Format(isoMillis),
 		})
-		return Result{Status: http.StatusOK, Body: body}
+		return cluster.Result{Status: http.StatusOK, Body: body}
 	case "delete":
 		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
-			return goneResult()
+			return cluster.Gone()
 		}
-		return Result{Status: http.StatusNoContent}
+		return cluster.Result{Status: http.StatusNoContent}
 	}
-	return Result{Status: http.StatusForbidden, ErrType: errForbidden, Message: "Missing Authentication Token"}
+	return cluster.Result{Status: http.StatusForbidden, ErrType: cluster.ErrTypeForbidden, Message: "Missing Authentication Token"}
 }
 
 // writeResult answers an operation.
-func writeResult(w http.ResponseWriter, res Result) {
+func writeResult(w http.ResponseWriter, res cluster.Result) {
 	switch {
 	case res.ErrType != "":
 		writeError(w, res.Status, res.ErrType, res.Message)

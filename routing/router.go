@@ -20,11 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
-	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/routing/expr"
-	"github.com/portico-gateway/portico/storage"
 )
 
 // Reserved route keys.
@@ -46,23 +45,12 @@ const (
 type Options struct {
 	// API is the API to serve, already defaulted and validated. Required.
 	API *config.API
-	// Node is this gateway node's id, recorded with each connection. "": "local".
-	Node string
-	// Registry records connections for other nodes to find. nil: nothing
-	// is recorded outside this process (a single node, where the
-	// connection hub already knows every connection).
-	Registry storage.Registry
 	// Metrics receives counters. nil: metrics.New(nil) (not exported).
 	Metrics *metrics.Set
 	// Logger. nil: slog.Default().
 	Logger *slog.Logger
 	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
 	HTTPClient *http.Client
-	// PutFailed is told the id of each connection whose registry record
-	// could not be written when it connected (the connection stays open
-	// and is served locally), so that its owner can write the record
-	// again later. nil: the failure is only logged.
-	PutFailed func(connectionID string)
 }
 
 // Router serves one API. It is a connections.Handler.
@@ -70,12 +58,8 @@ type Router struct {
 	apiName   string
 	apiID     string
 	domain    string
-	node      string
 	selection *expr.Template
 	stages    map[string]*stage
-	reg       storage.Registry
-	putFailed func(connectionID string) // nil: only logged
-	deletes   *deleter                  // nil without a registry
 	m         *metrics.Set
 	log       *slog.Logger
 
@@ -131,12 +115,8 @@ func New(opts Options) (*Router, error) {
 		return nil, fmt.Errorf("routing: api %q: routeSelectionExpression: %w", api.Name, err)
 	}
 	r := &Router{
-		apiName: api.Name, apiID: api.ID, domain: api.DomainName, node: opts.Node,
-		selection: sel, stages: make(map[string]*stage), reg: opts.Registry, putFailed: opts.PutFailed,
-		m: opts.Metrics, log: opts.Logger,
-	}
-	if r.node == "" {
-		r.node = "local"
+		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
+		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
 	}
 	if r.m == nil {
 		r.m = metrics.New(nil)
@@ -187,9 +167,6 @@ func New(opts Options) (*Router, error) {
 		r.stages[sc.Name] = st
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if r.reg != nil {
-		r.deletes = newDeleter(r, deleteRetry, deleteQueue)
-	}
 	return r, nil
 }
 
@@ -234,17 +211,12 @@ func (s stageVars) Lookup(name string) (string, bool) {
 }
 
 // Shutdown waits, until ctx ends, for integration calls and $disconnect
-// runs in flight and for queued registry deletions, then aborts whatever
-// is left. Call it after the connection servers have shut down.
+// runs in flight, then aborts whatever is left. Call it after the
+// connection servers have shut down.
 func (r *Router) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	defer r.cancel()
-	if r.deletes != nil {
-		if err := r.deletes.close(ctx); err != nil {
-			return fmt.Errorf("routing: shutdown: registry deletions: %w", err)
-		}
-	}
 	select {
 	case <-done:
 		return nil
@@ -291,37 +263,9 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		}
 		res.Header = upgradeHeaders(resp.Headers)
 	}
-	if r.reg != nil {
-		if err := r.reg.Put(ctx, r.record(s, info.ConnectedAt)); err != nil {
-			r.log.Warn("registry put failed; the record is written again later", "connectionId", info.ID, "err", err)
-			if r.putFailed != nil {
-				r.putFailed(info.ID)
-			}
-		}
-	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 	return res
-}
-
-// record describes a connection for the registry.
-func (r *Router) record(s *session, lastActive time.Time) *storage.Record {
-	return &storage.Record{
-		ID: s.connectionID, Node: r.node, API: r.apiName, Stage: s.stage.name,
-		ConnectedAt: time.UnixMilli(s.connectedAt), LastActiveAt: lastActive,
-		SourceIP: s.identity.SourceIP, UserAgent: s.identity.UserAgent,
-	}
-}
-
-// Record describes c for the registry, or returns nil when c is not a
-// connection of this router. The gateway uses it to put its connections
-// back after a registry outage.
-func (r *Router) Record(c connections.Conn) *storage.Record {
-	s, ok := c.State().(*session)
-	if !ok || s == nil || s.apiID != r.apiID {
-		return nil
-	}
-	return r.record(s, c.LastActive())
 }
 
 // upgradeHeaders keeps the $connect response headers that may go into a
@@ -481,9 +425,6 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	st := s.stage
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
 	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
-	if r.deletes != nil {
-		r.deletes.delete(s.connectionID)
-	}
 	rt := st.disconnect
 	if rt == nil || rt.integ == nil {
 		return

@@ -17,8 +17,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/portico-gateway/portico/gateway"
 	"github.com/portico-gateway/portico/config"
+	"github.com/portico-gateway/portico/gateway"
 )
 
 func main() {
@@ -31,7 +31,16 @@ func main() {
 func run() error {
 	configPath := flag.String("config", "portico.yaml", "path of the YAML configuration file")
 	check := flag.Bool("check", false, "validate the configuration and exit")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("portico", version())
+		return nil
+	}
+	if flag.NArg() > 0 {
+		// A forgotten --config would otherwise start the default file.
+		return fmt.Errorf("unexpected argument %q: give the configuration file with --config %s", flag.Arg(0), flag.Arg(0))
+	}
 
 	cfg, err := config.Load(*configPath)
 	if err != nil {
@@ -41,21 +50,21 @@ func run() error {
 		fmt.Printf("%s: ok\n", *configPath)
 		return nil
 	}
-	log := newLogger(cfg.Log)
+	log := gateway.NewLogger(cfg.Log, os.Stderr)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
 
-	g, err := gateway.New(cfg, log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	g, err := gateway.New(ctx, cfg, gateway.WithLogger(log))
 	if err != nil {
 		return err
 	}
-	if err := g.Start(); err != nil {
+	if err := g.Start(ctx); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -72,12 +81,28 @@ func run() error {
 	return serveErr
 }
 
-func newLogger(c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+// version is the module version the binary was built from ("devel" for
+// a build from a work tree) and, when known, its VCS revision.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			rev := s.Value
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			v += " " + rev
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += "-dirty"
+		}
+	}
+	return v
 }

@@ -39,11 +39,11 @@ func TestChat(t *testing.T) {
 	cfg.Management.Address = "127.0.0.1:0"
 	cfg.APIs[0].Listen = "127.0.0.1:0"
 	cfg.APIs[0].Stages[0].Variables["backend"] = srv.URL
-	g, err := gateway.New(cfg, log)
+	g, err := gateway.New(context.Background(), cfg, gateway.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Start(); err != nil {
+	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())

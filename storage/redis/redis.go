@@ -64,6 +64,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/portico-gateway/portico/internal/coalesce"
 	"github.com/portico-gateway/portico/storage"
 )
 
@@ -125,7 +126,7 @@ type Registry struct {
 	recordTTL time.Duration
 	tombTTL   time.Duration
 
-	puts Coalescer[*pendingPut] // concurrent Puts share pipelines
+	puts coalesce.Coalescer[*pendingPut] // concurrent Puts share pipelines
 
 	leases storage.LeaseSchedule // when each node's record leases are renewed
 }
@@ -294,3 +295,8 @@ func (r *Registry) runScripts(ctx context.Context, calls []*scriptCall, extra fu
 // Client returns the Redis client of the registry, for other users of
 // the same Redis (the cross-node relay of @connections).
 func (r *Registry) Client() goredis.UniversalClient { return r.c }
+
+// BusClient returns the same client: it declares that this registry can
+// carry the node bus (cluster.BusCarrier), relaying @connections between
+// nodes over Redis pub/sub.
+func (r *Registry) BusClient() goredis.UniversalClient { return r.c }

@@ -1,15 +1,10 @@
-package relay
+package cluster
 
 import (
-	"fmt"
-	"net/http"
-
 	"context"
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/portico-gateway/portico/management"
 
 	"github.com/portico-gateway/portico/storage"
 )
@@ -77,19 +72,13 @@ func (o *owners) forget(id string) {
 // false the call is settled without forwarding: res is zero when no
 // other node holds the connection (the caller answers Gone), or the 503
 // to answer when the registry failed.
-func (o *owners) elsewhere(ctx context.Context, id, self string) (owner string, res management.Result, ok bool) {
+func (o *owners) elsewhere(ctx context.Context, id, self string) (owner string, res Result, ok bool) {
 	owner, found, err := o.lookup(ctx, id)
 	switch {
 	case err != nil:
 		return "", unavailable("connection registry unreachable: " + err.Error()), false
 	case !found, owner == self: // ours and not open here: Gone
-		return "", management.Result{}, false
+		return "", Result{}, false
 	}
-	return owner, management.Result{}, true
-}
-
-// timedOut is the answer when the owner did not answer within d.
-func timedOut(d time.Duration) management.Result {
-	return management.Result{Status: http.StatusGatewayTimeout, ErrType: "GatewayTimeoutException",
-		Message: fmt.Sprintf("the node holding the connection did not answer within %v", d)}
+	return owner, Result{}, true
 }

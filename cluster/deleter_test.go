@@ -1,4 +1,4 @@
-package routing
+package cluster
 
 import (
 	"context"
@@ -49,11 +49,10 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d := newDeleter(r, 20*time.Millisecond, deleteQueue)
+	d := newDeleter(reg.DeleteMany, slog.New(slog.NewTextHandler(io.Discard, nil)), 20*time.Millisecond, deleteQueue)
 
 	reg.down.Store(true)
-	d.delete("c1")
+	d.Delete("c1")
 	if got := <-reg.failures; got != "c1" {
 		t.Fatalf("failed deletion of %q, want c1", got)
 	}
@@ -69,8 +68,8 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // the retry runs on its own ticker: poll
 	}
 
-	d.delete("c2")
-	if err := d.close(ctx); err != nil {
+	d.Delete("c2")
+	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.Get(ctx, "c2"); !errors.Is(err, storage.ErrNotFound) {
@@ -80,7 +79,7 @@ func TestDeleterRetriesFailedDeletions(t *testing.T) {
 	if err := reg.Put(ctx, &storage.Record{ID: "c3", Node: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	d.delete("c3")
+	d.Delete("c3")
 	if _, err := reg.Get(ctx, "c3"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("deletion after close: %v, want it deleted", err)
 	}
@@ -123,16 +122,15 @@ func TestDeleterNeverBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d := newDeleter(r, 20*time.Millisecond, 2)
+	d := newDeleter(reg.DeleteMany, slog.New(slog.NewTextHandler(io.Discard, nil)), 20*time.Millisecond, 2)
 	for i := range deleteWorkers {
-		d.delete(ids[i])
+		d.Delete(ids[i])
 		<-reg.started // every worker is now stuck in Delete
 	}
 	returned := make(chan struct{})
 	go func() {
 		for _, id := range ids[deleteWorkers:] {
-			d.delete(id)
+			d.Delete(id)
 		}
 		close(returned)
 	}()
@@ -154,7 +152,7 @@ func TestDeleterNeverBlocks(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // retries run on their own ticker: poll
 		}
 	}
-	if err := d.close(ctx); err != nil {
+	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -175,17 +173,16 @@ func TestDeleterBatchesBursts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Router{reg: reg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d := newDeleter(r, time.Hour, deleteQueue)
+	d := newDeleter(reg.DeleteMany, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour, deleteQueue)
 	for i := range deleteWorkers {
-		d.delete(ids[i])
+		d.Delete(ids[i])
 		<-reg.started // every worker is now stuck with one id
 	}
 	for _, id := range ids[deleteWorkers:] {
-		d.delete(id)
+		d.Delete(id)
 	}
 	close(reg.release)
-	if err := d.close(ctx); err != nil {
+	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {

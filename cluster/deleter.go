@@ -1,7 +1,8 @@
-package routing
+package cluster
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -35,9 +36,12 @@ const (
 	maxFailed     = 64 << 10         // failed deletions kept for retrying; more are logged and dropped
 )
 
-// deleter deletes registry records in the background.
-type deleter struct {
-	r     *Router
+// Deleter deletes registry records in the background, in batches. It
+// takes the delete function (storage.Registry.DeleteMany), not the
+// registry, so the Recorder of every API on a node shares one.
+type Deleter struct {
+	del   func(ctx context.Context, ids []string) error
+	log   *slog.Logger
 	ch    chan string
 	stop  chan struct{} // closed by close: the retry loop ends
 	retry time.Duration
@@ -54,8 +58,17 @@ type deleter struct {
 	wg sync.WaitGroup
 }
 
-func newDeleter(r *Router, retry time.Duration, queue int) *deleter {
-	d := &deleter{r: r, ch: make(chan string, queue), stop: make(chan struct{}), retry: retry, failed: map[string]struct{}{}}
+// NewDeleter starts a deleter calling del (a registry's DeleteMany);
+// Close stops it. log nil: slog.Default().
+func NewDeleter(del func(ctx context.Context, ids []string) error, log *slog.Logger) *Deleter {
+	return newDeleter(del, log, deleteRetry, deleteQueue)
+}
+
+func newDeleter(del func(ctx context.Context, ids []string) error, log *slog.Logger, retry time.Duration, queue int) *Deleter {
+	if log == nil {
+		log = slog.Default()
+	}
+	d := &Deleter{del: del, log: log, ch: make(chan string, queue), stop: make(chan struct{}), retry: retry, failed: map[string]struct{}{}}
 	d.wg.Add(deleteWorkers + 1)
 	for range deleteWorkers {
 		go d.work()
@@ -64,7 +77,7 @@ func newDeleter(r *Router, retry time.Duration, queue int) *deleter {
 	return d
 }
 
-func (d *deleter) work() {
+func (d *Deleter) work() {
 	defer d.wg.Done()
 	batch := make([]string, 0, deleteBatch)
 	for id := range d.ch {
@@ -89,10 +102,10 @@ func (d *deleter) work() {
 					kept++
 				}
 			}
-			d.r.log.Warn("registry delete failed; retrying later", "connections", len(batch),
+			d.log.Warn("registry delete failed; retrying later", "connections", len(batch),
 				"connectionId", batch[0], "err", err)
 			if kept < len(batch) {
-				d.r.log.Error("registry delete failed; too many pending retries, the records stay",
+				d.log.Error("registry delete failed; too many pending retries, the records stay",
 					"connections", len(batch)-kept, "err", err)
 			}
 		}
@@ -100,15 +113,15 @@ func (d *deleter) work() {
 }
 
 // deleteNow deletes the records of ids, within deleteTimeout.
-func (d *deleter) deleteNow(ids ...string) error {
+func (d *Deleter) deleteNow(ids ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 	defer cancel()
-	return d.r.reg.DeleteMany(ctx, ids)
+	return d.del(ctx, ids)
 }
 
 // keepForRetry remembers id for the next retry round; false when
 // maxFailed ids are waiting already.
-func (d *deleter) keepForRetry(id string) bool {
+func (d *Deleter) keepForRetry(id string) bool {
 	d.failedMu.Lock()
 	defer d.failedMu.Unlock()
 	if len(d.failed) >= maxFailed {
@@ -119,7 +132,7 @@ func (d *deleter) keepForRetry(id string) bool {
 }
 
 // retryLoop queues the failed deletions again every d.retry.
-func (d *deleter) retryLoop() {
+func (d *Deleter) retryLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(d.retry)
 	defer t.Stop()
@@ -147,17 +160,17 @@ func (d *deleter) retryLoop() {
 	}
 }
 
-// delete queues the deletion of id's record and returns at once: when
+// Delete queues the deletion of id's record and returns at once: when
 // the queue is full the id waits for the next retry round instead. After
 // close it deletes inline, so that nothing is lost.
-func (d *deleter) delete(id string) {
+func (d *Deleter) Delete(id string) {
 	d.closeMu.RLock()
 	if !d.closed {
 		select {
 		case d.ch <- id:
 		default:
 			if !d.keepForRetry(id) {
-				d.r.log.Error("registry delete queue and retries full; the record stays", "connectionId", id)
+				d.log.Error("registry delete queue and retries full; the record stays", "connectionId", id)
 			}
 		}
 		d.closeMu.RUnlock()
@@ -165,13 +178,13 @@ func (d *deleter) delete(id string) {
 	}
 	d.closeMu.RUnlock()
 	if err := d.deleteNow(id); err != nil {
-		d.r.log.Warn("registry delete failed", "connectionId", id, "err", err)
+		d.log.Warn("registry delete failed", "connectionId", id, "err", err)
 	}
 }
 
-// close stops taking ids and waits, until ctx ends, for the queued ones
+// Close stops taking ids and waits, until ctx ends, for the queued ones
 // to be deleted. Failed deletions still pending are logged.
-func (d *deleter) close(ctx context.Context) error {
+func (d *Deleter) Close(ctx context.Context) error {
 	d.closeMu.Lock()
 	if !d.closed {
 		d.closed = true
@@ -190,7 +203,7 @@ func (d *deleter) close(ctx context.Context) error {
 	left := len(d.failed)
 	d.failedMu.Unlock()
 	if left > 0 {
-		d.r.log.Warn("registry deletions still failing at shutdown; their records expire with this node", "count", left)
+		d.log.Warn("registry deletions still failing at shutdown; their records expire with this node", "count", left)
 	}
 	return nil
 }

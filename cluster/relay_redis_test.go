@@ -1,4 +1,4 @@
-package relay
+package cluster
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/memory"
 	"github.com/portico-gateway/portico/storage/storagetest"
@@ -31,7 +30,7 @@ type pair struct {
 	prefix      string
 }
 
-func newPair(t *testing.T, local func(*management.Op) management.Result) *pair {
+func newPair(t *testing.T, local func(*Op) Result) *pair {
 	t.Helper()
 	client := goredis.NewClient(&goredis.Options{Addr: storagetest.RedisAddr(t)})
 	t.Cleanup(func() { _ = client.Close() })
@@ -44,12 +43,12 @@ func newPair(t *testing.T, local func(*management.Op) management.Result) *pair {
 	}
 	p := &pair{client: client, prefix: fmt.Sprintf("test%d:", time.Now().UnixNano())}
 	var err error
-	p.owner, err = New(ctx, Options{Client: client, Node: "owner", Prefix: p.prefix, Registry: reg, Local: local, Timeout: 2 * time.Second})
+	p.owner, err = NewRelay(ctx, RelayOptions{Client: client, Node: "owner", Prefix: p.prefix, Registry: reg, Local: local, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.from, err = New(ctx, Options{Client: client, Node: "from", Prefix: p.prefix, Registry: reg, Timeout: 2 * time.Second,
-		Local: func(*management.Op) management.Result { return management.Result{Status: http.StatusGone} }})
+	p.from, err = NewRelay(ctx, RelayOptions{Client: client, Node: "from", Prefix: p.prefix, Registry: reg, Timeout: 2 * time.Second,
+		Local: func(*Op) Result { return Result{Status: http.StatusGone} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +63,10 @@ func newPair(t *testing.T, local func(*management.Op) management.Result) *pair {
 	return p
 }
 
-func (p *pair) post(id string) management.Result {
-	res, ok := p.from.Forward(context.Background(), &management.Op{Kind: "post", Stage: "dev", ID: id, Data: []byte("hi " + id)})
+func (p *pair) post(id string) Result {
+	res, ok := p.from.Forward(context.Background(), &Op{Kind: "post", Stage: "dev", ID: id, Data: []byte("hi " + id)})
 	if !ok {
-		return management.Result{Status: -1}
+		return Result{Status: -1}
 	}
 	return res
 }
@@ -78,13 +77,13 @@ func TestRelayAnswersConcurrently(t *testing.T) {
 	const n = 20
 	entered := make(chan string, n)
 	release := make(chan struct{})
-	p := newPair(t, func(o *management.Op) management.Result {
+	p := newPair(t, func(o *Op) Result {
 		entered <- o.ID
 		<-release
-		return management.Result{Status: http.StatusOK}
+		return Result{Status: http.StatusOK}
 	})
 	var wg sync.WaitGroup
-	results := make([]management.Result, n)
+	results := make([]Result, n)
 	for i := range n {
 		wg.Go(func() { results[i] = p.post(fmt.Sprintf("c%d", i)) })
 	}
@@ -121,7 +120,7 @@ func TestRelayAnswersConcurrently(t *testing.T) {
 // A message this node cannot read (another envelope version, garbage) is
 // dropped without stopping the relay.
 func TestRelaySurvivesMalformedMessages(t *testing.T) {
-	p := newPair(t, func(*management.Op) management.Result { return management.Result{Status: http.StatusOK} })
+	p := newPair(t, func(*Op) Result { return Result{Status: http.StatusOK} })
 	ctx := context.Background()
 	for _, msg := range []string{"", "{\"seq\":1}", "\x02\x01\x01\x01a"} {
 		if err := p.client.Publish(ctx, p.prefix+"relay:owner", msg).Err(); err != nil {
@@ -141,12 +140,12 @@ func TestRelaySurvivesMalformedMessages(t *testing.T) {
 func TestRelayCloseWaitsForWorkers(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
-	p := newPair(t, func(*management.Op) management.Result {
+	p := newPair(t, func(*Op) Result {
 		entered <- struct{}{}
 		<-release
-		return management.Result{Status: http.StatusOK}
+		return Result{Status: http.StatusOK}
 	})
-	posted := make(chan management.Result)
+	posted := make(chan Result)
 	go func() { posted <- p.post("c1") }()
 	<-entered
 	closed := make(chan error)

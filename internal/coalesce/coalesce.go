@@ -1,4 +1,6 @@
-package redis
+// Package coalesce runs concurrent calls in shared batches: the storage
+// backends and the node bus use it to share Redis pipelines.
+package coalesce
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package gateway
+package cluster
 
 import (
 	"context"
@@ -11,17 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/storage"
-	"github.com/portico-gateway/portico/storage/redis"
-	"github.com/portico-gateway/portico/storage/storagetest"
+	"github.com/portico-gateway/portico/storage/memory"
 )
 
-// faultyRegistry is a real registry whose Heartbeat and Put fail on
-// demand, and which counts the Puts that reached it.
+// faultyRegistry is a real (in-memory) registry whose Heartbeat and Put
+// fail on demand, and which counts the Puts that reached it.
 type faultyRegistry struct {
 	storage.Registry
 	failBeats    atomic.Int32 // the next failBeats heartbeats fail
@@ -62,9 +61,6 @@ func (c *keeperConn) State() any              { return nil }
 func (c *keeperConn) Send([]byte, bool) error { return nil }
 func (c *keeperConn) Close(int, string) error { return nil }
 func (c *keeperConn) LastActive() time.Time   { return c.info.ConnectedAt }
-func (c *keeperConn) record(node string) *storage.Record {
-	return &storage.Record{ID: c.info.ID, Node: node, API: "a", Stage: "s", ConnectedAt: c.info.ConnectedAt}
-}
 
 // testClock is a clock the test moves by hand.
 type testClock struct {
@@ -79,41 +75,58 @@ func (c *testClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// testKeeper is a keeper of a registered node, driven by the test's
+// clock, tracking one API whose open connections are in hub.
+type testKeeper struct {
+	*Keeper
+	hub *connections.Hub
+	rec *Recorder
+	m   *metrics.Set
+}
+
 // newTestKeeper is a keeper of a registered node with n open connections
-// whose records are in a real Redis, driven by the test's clock.
-func newTestKeeper(t *testing.T, n int) (*registryKeeper, *faultyRegistry, *testClock) {
+// whose records are in an in-memory registry.
+func newTestKeeper(t *testing.T, n int) (*testKeeper, *faultyRegistry, *testClock) {
 	t.Helper()
-	reg, err := redis.New(context.Background(), redis.Options{Addrs: []string{storagetest.RedisAddr(t)}, NodeTTL: 30 * time.Second})
+	f := &faultyRegistry{Registry: memory.New()}
+	clock := &testClock{t: time.Now()}
+	node := &storage.Node{ID: connections.NewID(), Address: "127.0.0.1:1", StartedAt: clock.t}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New(nil)
+	k := NewKeeper(KeeperOptions{Registry: f, Node: node, NodeTTL: 30 * time.Second, TouchInterval: time.Second,
+		Metrics: m, Logger: log, Now: clock.now})
+	hub := connections.NewHub()
+	d := NewDeleter(f.DeleteMany, log)
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	rec, err := NewRecorder(RecorderOptions{Handler: nopHandler{}, Hub: hub, Registry: f, Deleter: d,
+		Node: node.ID, API: "a", PutFailed: k.PutFailed, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { reg.Close() })
-	f := &faultyRegistry{Registry: reg}
-	clock := &testClock{t: time.Now()}
-	node := &storage.Node{ID: connections.NewID(), Address: "127.0.0.1:1", StartedAt: clock.t}
-	hub := connections.NewHub()
-	k := &registryKeeper{
-		reg: f, hub: hub, node: node, nodeTTL: 30 * time.Second, touchInt: time.Second,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), shared: true, now: clock.now,
-		up:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_up"}),
-		pendingG: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_registry_pending_records"}),
-		records:  func(c connections.Conn) *storage.Record { return c.(*keeperConn).record(node.ID) },
-		lastOK:   clock.t,
-	}
-	k.up.Set(1)
+	k.Track(rec)
 	ctx := context.Background()
-	if err := reg.RegisterNode(ctx, node); err != nil {
+	if err := f.RegisterNode(ctx, node); err != nil {
 		t.Fatal(err)
 	}
+	k.lastOK = clock.t
 	for i := range n {
-		c := &keeperConn{info: connections.Info{ID: fmt.Sprintf("%s-%d", node.ID, i), ConnectedAt: clock.t}}
+		c := &keeperConn{info: connections.Info{ID: fmt.Sprintf("%s-%d", node.ID, i), ConnectedAt: clock.t, Stage: "s"}}
 		hub.Add(c)
-		if err := reg.Put(ctx, c.record(node.ID)); err != nil {
+		if err := f.Registry.Put(ctx, rec.Record(c)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return k, f, clock
+	return &testKeeper{Keeper: k, hub: hub, rec: rec, m: m}, f, clock
 }
+
+// nopHandler accepts every connection.
+type nopHandler struct{}
+
+func (nopHandler) Connect(context.Context, *connections.ConnectRequest) *connections.ConnectResult {
+	return &connections.ConnectResult{Stage: "s"}
+}
+func (nopHandler) Message(connections.Conn, connections.Message) {}
+func (nopHandler) Disconnect(connections.Conn, int, string)      {}
 
 func TestKeeperRidesOutMissedBeats(t *testing.T) {
 	k, f, clock := newTestKeeper(t, 10)
@@ -129,10 +142,10 @@ func TestKeeperRidesOutMissedBeats(t *testing.T) {
 	}
 	clock.add(4 * time.Second)
 	k.heartbeat(ctx)
-	if err := k.ready(); err != nil {
+	if err := k.Ready(); err != nil {
 		t.Fatalf("outage declared %v after the last good beat: %v", 14*time.Second, err)
 	}
-	if v := testutil.ToFloat64(k.up); v != 1 {
+	if v := testutil.ToFloat64(k.m.RegistryUp); v != 1 {
 		t.Errorf("portico_registry_up = %v during missed beats", v)
 	}
 	clock.add(time.Second)
@@ -147,15 +160,15 @@ func TestKeeperRidesOutMissedBeats(t *testing.T) {
 	f.failBeats.Store(1 << 20)
 	clock.add(10 * time.Second)
 	k.heartbeat(ctx)
-	if err := k.ready(); err != nil {
+	if err := k.Ready(); err != nil {
 		t.Fatalf("outage declared after one failed beat: %v", err)
 	}
 	clock.add(5 * time.Second)
 	k.heartbeat(ctx)
-	if err := k.ready(); !errors.Is(err, storage.ErrUnavailable) {
+	if err := k.Ready(); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("ready() = %v after 15 s of failed beats, want an outage", err)
 	}
-	if v := testutil.ToFloat64(k.up); v != 0 {
+	if v := testutil.ToFloat64(k.m.RegistryUp); v != 0 {
 		t.Errorf("portico_registry_up = %v during the outage", v)
 	}
 	// ...and the first good beat after it puts every connection back.
@@ -164,10 +177,10 @@ func TestKeeperRidesOutMissedBeats(t *testing.T) {
 	if !k.heartbeat(ctx) {
 		t.Fatal("beat after the outage failed")
 	}
-	if err := k.ready(); err != nil {
+	if err := k.Ready(); err != nil {
 		t.Errorf("ready() = %v after recovery", err)
 	}
-	if v := testutil.ToFloat64(k.up); v != 1 {
+	if v := testutil.ToFloat64(k.m.RegistryUp); v != 1 {
 		t.Errorf("portico_registry_up = %v after recovery", v)
 	}
 	if n := f.puts.Load(); n != 10 {
@@ -178,17 +191,15 @@ func TestKeeperRidesOutMissedBeats(t *testing.T) {
 func TestKeeperDeclaresLapseAtOnce(t *testing.T) {
 	k, f, clock := newTestKeeper(t, 3)
 	ctx := context.Background()
-	// The registry forgot the node (an empty Redis came back), and the
-	// node cannot register again yet.
-	if err := f.Registry.(*redis.Registry).Client().FlushAll(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
+	// The registry forgot the node (an empty registry came back), and
+	// the node cannot register again yet.
+	f.Registry = memory.New()
 	f.failRegister.Store(true)
 	clock.add(10 * time.Second)
 	if k.heartbeat(ctx) {
 		t.Fatal("a beat that could not register the forgotten node reported success")
 	}
-	if err := k.ready(); err == nil {
+	if err := k.Ready(); err == nil {
 		t.Fatal("a node the registry forgot, unable to register again, is still ready")
 	}
 	f.failRegister.Store(false)
@@ -196,7 +207,7 @@ func TestKeeperDeclaresLapseAtOnce(t *testing.T) {
 	if !k.heartbeat(ctx) {
 		t.Fatal("beat after registration came back failed")
 	}
-	if err := k.ready(); err != nil {
+	if err := k.Ready(); err != nil {
 		t.Errorf("ready() = %v after registering again", err)
 	}
 	for i := range 3 {
@@ -212,9 +223,9 @@ func TestKeeperWritesFailedPutsAgain(t *testing.T) {
 	open := &keeperConn{info: connections.Info{ID: k.node.ID + "-open", ConnectedAt: clock.t}}
 	k.hub.Add(open)
 	// The router could not write either record; one connection closed since.
-	k.putFailed(open.info.ID)
-	k.putFailed(k.node.ID + "-closed")
-	if v := testutil.ToFloat64(k.pendingG); v != 2 {
+	k.PutFailed(open.info.ID)
+	k.PutFailed(k.node.ID + "-closed")
+	if v := testutil.ToFloat64(k.m.RegistryPending); v != 2 {
 		t.Errorf("portico_registry_pending_records = %v, want 2", v)
 	}
 
@@ -225,13 +236,13 @@ func TestKeeperWritesFailedPutsAgain(t *testing.T) {
 	if !k.heartbeat(ctx) {
 		t.Error("a good beat whose pending writes failed reported failure")
 	}
-	if err := k.ready(); err != nil {
+	if err := k.Ready(); err != nil {
 		t.Errorf("failed writes declared an outage: %v", err)
 	}
 	if _, err := f.Get(ctx, open.info.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get before the repair = %v, want ErrNotFound", err)
 	}
-	if v := testutil.ToFloat64(k.pendingG); v != 1 {
+	if v := testutil.ToFloat64(k.m.RegistryPending); v != 1 {
 		t.Errorf("portico_registry_pending_records = %v after a failed write, want 1 (the closed one dropped)", v)
 	}
 	f.failPuts.Store(false)
@@ -243,7 +254,7 @@ func TestKeeperWritesFailedPutsAgain(t *testing.T) {
 	if n := f.puts.Load(); n != 1 {
 		t.Errorf("%d puts, want 1", n)
 	}
-	if v := testutil.ToFloat64(k.pendingG); v != 0 {
+	if v := testutil.ToFloat64(k.m.RegistryPending); v != 0 {
 		t.Errorf("portico_registry_pending_records = %v after the repair, want 0", v)
 	}
 	clock.add(10 * time.Second)

@@ -1,23 +1,21 @@
-package relay
+package cluster
 
 import (
 	"bytes"
 	"errors"
 	"reflect"
 	"testing"
-
-	"github.com/portico-gateway/portico/management"
 )
 
 func envelopeCases() []envelope {
 	return []envelope{
-		{Seq: 1, From: "node-a", Op: &management.Op{Kind: "post", Stage: "dev", ID: "Ab3=", Data: []byte(`{"hello":"world"}`)}},
-		{Seq: 1 << 40, From: "n", Op: &management.Op{Kind: "get", Stage: "prod", ID: "x"}},
-		{Seq: 7, From: "node-b", Op: &management.Op{Kind: "delete", Stage: "", ID: ""}},
-		{Seq: 2, From: "node-b", Result: &management.Result{Status: 200}},
-		{Seq: 3, From: "node-b", Result: &management.Result{Status: 410, ErrType: "GoneException", Message: "gone"}},
-		{Seq: 4, From: "node-b", Result: &management.Result{Status: 200, Body: []byte(`{"connectedAt":"x"}`)}},
-		{Seq: 5, From: "node-b", Result: &management.Result{Status: 200, Body: []byte{}}},
+		{Seq: 1, From: "node-a", Op: &Op{Kind: "post", Stage: "dev", ID: "Ab3=", Data: []byte(`{"hello":"world"}`)}},
+		{Seq: 1 << 40, From: "n", Op: &Op{Kind: "get", Stage: "prod", ID: "x"}},
+		{Seq: 7, From: "node-b", Op: &Op{Kind: "delete", Stage: "", ID: ""}},
+		{Seq: 2, From: "node-b", Result: &Result{Status: 200}},
+		{Seq: 3, From: "node-b", Result: &Result{Status: 410, ErrType: "GoneException", Message: "gone"}},
+		{Seq: 4, From: "node-b", Result: &Result{Status: 200, Body: []byte(`{"connectedAt":"x"}`)}},
+		{Seq: 5, From: "node-b", Result: &Result{Status: 200, Body: []byte{}}},
 	}
 }
 
@@ -42,8 +40,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func TestEnvelopeRejects(t *testing.T) {
-	good := appendEnvelope(nil, &envelope{Seq: 9, From: "a", Op: &management.Op{Kind: "post", Stage: "dev", ID: "id", Data: []byte("hi")}})
-	reply := appendEnvelope(nil, &envelope{Seq: 9, From: "a", Result: &management.Result{Status: 200, Body: []byte("{}")}})
+	good := appendEnvelope(nil, &envelope{Seq: 9, From: "a", Op: &Op{Kind: "post", Stage: "dev", ID: "id", Data: []byte("hi")}})
+	reply := appendEnvelope(nil, &envelope{Seq: 9, From: "a", Result: &Result{Status: 200, Body: []byte("{}")}})
 	cases := map[string][]byte{
 		"empty":           nil,
 		"other version":   append([]byte{envelopeVersion + 1}, good[1:]...),
@@ -52,7 +50,7 @@ func TestEnvelopeRejects(t *testing.T) {
 		"trailing bytes":  append(append([]byte{}, good...), 0),
 		"unknown op code": bytes.Replace(good, []byte{1, 3, 'd', 'e', 'v'}, []byte{7, 3, 'd', 'e', 'v'}, 1),
 		"bad body flag":   bytes.Replace(reply, []byte{1, 2, '{', '}'}, []byte{2, 2, '{', '}'}, 1),
-		"status too big":  appendEnvelope(nil, &envelope{Seq: 1, From: "a", Result: &management.Result{Status: 1000}}),
+		"status too big":  appendEnvelope(nil, &envelope{Seq: 1, From: "a", Result: &Result{Status: 1000}}),
 		"huge length":     {envelopeVersion, kindRequest, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, b := range cases {

@@ -1,5 +1,7 @@
-// Package relay carries @connections operations to the gateway node that
-// holds the connection, over Redis pub/sub.
+package cluster
+
+// The Redis relay carries @connections operations to the gateway node
+// that holds the connection, over Redis pub/sub.
 //
 // Every node subscribes to one channel of its own, "<prefix>relay:<node>".
 // A node that receives POST, GET or DELETE for a connection it does not
@@ -17,7 +19,6 @@
 // costs trimming and consumer groups. One channel per node also gives a
 // later broadcast feature its shape: fan a message out once per node,
 // each node then delivers to its own connections.
-package relay
 
 import (
 	"context"
@@ -25,30 +26,28 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/portico-gateway/portico/management"
+	"github.com/portico-gateway/portico/internal/coalesce"
 	"github.com/portico-gateway/portico/storage"
-	"github.com/portico-gateway/portico/storage/redis"
 )
 
-// DefaultTimeout bounds how long a forwarded operation waits for the owner.
-const DefaultTimeout = 5 * time.Second
+// DefaultRelayTimeout bounds how long a forwarded operation waits for the owner.
+const DefaultRelayTimeout = 5 * time.Second
 
-// Options configure a Relay.
-type Options struct {
+// RelayOptions configure a Relay.
+type RelayOptions struct {
 	Client   goredis.UniversalClient // required
 	Node     string                  // this node's id; required
 	Prefix   string                  // channel prefix; "": "portico:"
 	Registry storage.Registry        // finds a connection's owner; required
 	// Local runs an operation on this node's connections; required.
-	Local   func(*management.Op) management.Result
-	Timeout time.Duration // 0: DefaultTimeout
+	Local   func(*Op) Result
+	Timeout time.Duration // 0: DefaultRelayTimeout
 	Logger  *slog.Logger  // nil: slog.Default()
 }
 
@@ -70,12 +69,12 @@ const healthInterval = 3 * time.Second
 
 // Relay forwards operations between nodes.
 type Relay struct {
-	o       Options
+	o       RelayOptions
 	owners  *owners
 	sub     *goredis.PubSub
 	seq     atomic.Uint64
 	mu      sync.Mutex
-	pending map[uint64]chan management.Result
+	pending map[uint64]chan Result
 	// ctx is cancelled by Close; it stops the serve loop and idle answer
 	// workers.
 	ctx    context.Context
@@ -91,7 +90,7 @@ type Relay struct {
 	// publishes shares pipelines between concurrent PUBLISHes: under
 	// load, forwards and answers go out many per round trip instead of
 	// each waiting for a pooled connection of its own.
-	publishes redis.Coalescer[*publish]
+	publishes coalesce.Coalescer[*publish]
 }
 
 // publish is one PUBLISH waiting for its pipeline.
@@ -127,7 +126,7 @@ func (r *Relay) publish(ctx context.Context, channel string, payload []byte) (in
 func (r *Relay) channel(node string) string { return r.o.Prefix + "relay:" + node }
 
 // New subscribes to this node's channel and starts serving requests.
-func New(ctx context.Context, o Options) (*Relay, error) {
+func NewRelay(ctx context.Context, o RelayOptions) (*Relay, error) {
 	if o.Client == nil || o.Node == "" || o.Registry == nil || o.Local == nil {
 		return nil, errors.New("relay: Client, Node, Registry and Local are required")
 	}
@@ -135,12 +134,12 @@ func New(ctx context.Context, o Options) (*Relay, error) {
 		o.Prefix = "portico:"
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = DefaultRelayTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan management.Result{},
+	r := &Relay{o: o, owners: newOwners(o.Registry), pending: map[uint64]chan Result{},
 		done: make(chan struct{}), requests: make(chan envelope)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.publishes.Send = r.sendPublishes
@@ -270,13 +269,13 @@ func (r *Relay) answer(req envelope) {
 
 // Forward runs o on the node that holds the connection. ok is false when
 // the registry knows no other live node holding it.
-func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
+func (r *Relay) Forward(ctx context.Context, o *Op) (Result, bool) {
 	owner, res, ok := r.owners.elsewhere(ctx, o.ID, r.o.Node)
 	if !ok {
 		return res, res.Status != 0
 	}
 	seq := r.seq.Add(1)
-	ch := make(chan management.Result, 1)
+	ch := make(chan Result, 1)
 	r.mu.Lock()
 	r.pending[seq] = ch
 	r.mu.Unlock()
@@ -295,7 +294,7 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 	case receivers == 0:
 		// The owner is not listening: it is gone, and so is the connection.
 		r.owners.forget(o.ID)
-		return management.Result{}, false
+		return Result{}, false
 	}
 	select {
 	case res := <-ch:
@@ -303,8 +302,4 @@ func (r *Relay) Forward(ctx context.Context, o *management.Op) (management.Resul
 	case <-ctx.Done():
 		return timedOut(r.o.Timeout), true
 	}
-}
-
-func unavailable(msg string) management.Result {
-	return management.Result{Status: http.StatusServiceUnavailable, ErrType: "ServiceUnavailableException", Message: msg}
 }

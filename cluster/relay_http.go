@@ -1,4 +1,4 @@
-package relay
+package cluster
 
 import (
 	"bytes"
@@ -13,25 +13,24 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/storage"
 )
 
-// Path is where the node-to-node endpoint is served on the management
+// RelayPath is where the node-to-node endpoint is served on the management
 // listener.
-const Path = "/internal/relay"
+const RelayPath = "/internal/relay"
 
 // secretHeader carries the shared secret between nodes.
 const secretHeader = "X-Portico-Relay-Secret"
 
-// HTTPOptions configure an HTTPRelay.
-type HTTPOptions struct {
+// HTTPRelayOptions configure an HTTPRelay.
+type HTTPRelayOptions struct {
 	Node     string           // this node's id; required
 	Secret   string           // shared by every node; required
 	Registry storage.Registry // finds owners and their addresses; required
 	// Local runs an operation on this node's connections; required.
-	Local   func(*management.Op) management.Result
-	Timeout time.Duration // 0: DefaultTimeout
+	Local   func(*Op) Result
+	Timeout time.Duration // 0: DefaultRelayTimeout
 	Client  *http.Client  // nil: a keep-alive client
 	Logger  *slog.Logger  // nil: slog.Default()
 }
@@ -41,7 +40,7 @@ type HTTPOptions struct {
 // without a message bus (DynamoDB): each node's registry entry carries the
 // address of its management listener.
 type HTTPRelay struct {
-	o      HTTPOptions
+	o      HTTPRelayOptions
 	owners *owners
 
 	mu    sync.Mutex
@@ -49,12 +48,12 @@ type HTTPRelay struct {
 }
 
 // NewHTTP returns an HTTP relay.
-func NewHTTP(o HTTPOptions) (*HTTPRelay, error) {
+func NewHTTPRelay(o HTTPRelayOptions) (*HTTPRelay, error) {
 	if o.Node == "" || o.Secret == "" || o.Registry == nil || o.Local == nil {
 		return nil, errors.New("relay: Node, Secret, Registry and Local are required")
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = DefaultRelayTimeout
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
@@ -72,7 +71,7 @@ func (r *HTTPRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	var op management.Op
+	var op Op
 	if err := json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&op); err != nil {
 		http.Error(w, "bad operation: "+err.Error(), http.StatusBadRequest)
 		return
@@ -105,7 +104,7 @@ func (r *HTTPRelay) address(ctx context.Context, node string) (string, error) {
 
 // Forward runs o on the node that holds the connection. ok is false when
 // no other live node holds it.
-func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.Result, bool) {
+func (r *HTTPRelay) Forward(ctx context.Context, o *Op) (Result, bool) {
 	owner, res, ok := r.owners.elsewhere(ctx, o.ID, r.o.Node)
 	if !ok {
 		return res, res.Status != 0
@@ -115,12 +114,12 @@ func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.R
 		return unavailable("connection registry unreachable: " + err.Error()), true
 	}
 	if addr == "" {
-		return management.Result{}, false // the owner is not live: Gone
+		return Result{}, false // the owner is not live: Gone
 	}
 	body, _ := json.Marshal(o)
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+RelayPath, bytes.NewReader(body))
 	if err != nil {
 		return unavailable(err.Error()), true
 	}
@@ -136,14 +135,14 @@ func (r *HTTPRelay) Forward(ctx context.Context, o *management.Op) (management.R
 		delete(r.addrs, owner)
 		r.mu.Unlock()
 		r.owners.forget(o.ID)
-		return management.Result{}, false
+		return Result{}, false
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return unavailable(fmt.Sprintf("the node holding the connection refused the relay: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg))), true
 	}
-	var answer management.Result
+	var answer Result
 	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
 		return unavailable("malformed relay answer: " + err.Error()), true
 	}

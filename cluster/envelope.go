@@ -1,11 +1,9 @@
-package relay
+package cluster
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/portico-gateway/portico/management"
 )
 
 // envelope is what travels on a node's channel: a request (Op set) or a
@@ -13,8 +11,8 @@ import (
 type envelope struct {
 	Seq    uint64
 	From   string
-	Op     *management.Op
-	Result *management.Result
+	Op     *Op
+	Result *Result
 }
 
 // The wire form of an envelope is binary, not JSON: on the owner node the
@@ -69,7 +67,7 @@ func appendEnvelope(b []byte, e *envelope) []byte {
 	}
 	r := e.Result
 	if r == nil {
-		r = &management.Result{}
+		r = &Result{}
 	}
 	b = binary.AppendUvarint(b, uint64(r.Status))
 	b = appendString(b, r.ErrType)
@@ -147,7 +145,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		if d.err == nil && (int(code) >= len(opNames) || opNames[code] == "") {
 			d.fail(fmt.Sprintf("op code %d", code))
 		}
-		o := &management.Op{Stage: d.string("stage"), ID: d.string("id")}
+		o := &Op{Stage: d.string("stage"), ID: d.string("id")}
 		if data := d.bytes("data"); len(data) > 0 {
 			o.Data = append([]byte(nil), data...)
 		}
@@ -156,7 +154,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		}
 		e.Op = o
 	case kind == kindReply:
-		r := &management.Result{}
+		r := &Result{}
 		status := d.uvarint("status")
 		if status > 999 {
 			d.fail(fmt.Sprintf("status %d", status))
