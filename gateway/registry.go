@@ -38,4 +38,3 @@ func openRegistry(ctx context.Context, c config.Storage, log *slog.Logger) (stor
 	}
 	return nil, fmt.Errorf("gateway: storage type %q is not supported", c.Type)
 }
-

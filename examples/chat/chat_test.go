@@ -14,9 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/gateway"
 	"github.com/portico-gateway/portico/management/client"
-	"github.com/portico-gateway/portico/config"
 )
 
 // TestChat runs the walkthrough of README.md: the gateway on the example
