@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 // addAPI builds one API's router and connection server; with a shared
 // registry the router is wrapped in a Recorder the keeper tracks.
 func (g *Gateway) addAPI(api *config.API, shared bool) error {
-	router, err := routing.New(routing.Options{API: api, Metrics: g.metrics, Logger: g.log})
+	router, err := routing.New(routing.Options{API: routingAPI(api), Metrics: g.metrics, Logger: g.log})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -204,24 +204,6 @@ func (g *Gateway) addAPI(api *config.API, shared bool) error {
 	}
 	g.apis = append(g.apis, &apiRuntime{name: api.Name, hub: hub, router: router, server: srv})
 	return nil
-}
-
-// connectionLimits are the connections.Limits of one API.
-func connectionLimits(api *config.API, c config.Connections) connections.Limits {
-	l := api.Limits
-	return connections.Limits{
-		MaxMessageBytes:  l.MaxMessageBytes,
-		MaxFrameBytes:    l.MaxFrameBytes,
-		IdleTimeout:      l.IdleTimeout.D(),
-		MaxDuration:      l.MaxConnectionDuration.D(),
-		PingInterval:     l.PingInterval.D(),
-		PongTimeout:      l.PongTimeout.D(),
-		HandshakeTimeout: l.HandshakeTimeout.D(),
-		WriteTimeout:     l.WriteTimeout.D(),
-		RejectBinary:     api.BinaryFrames == "reject",
-		SendQueueBytes:   c.SendQueueBytes,
-		CloseOnOverflow:  c.CloseOnOverflow,
-	}
 }
 
 // hubs finds a connection in any API's hub.

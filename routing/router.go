@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
-	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/expr"
+	"github.com/portico-gateway/portico/routing/integration"
 )
 
 // Reserved route keys.
@@ -43,8 +43,8 @@ const (
 // Options configure a Router. The zero value of each optional field means
 // the default noted beside it.
 type Options struct {
-	// API is the API to serve, already defaulted and validated. Required.
-	API *config.API
+	// API is the API to serve, with every default applied. Required.
+	API *API
 	// Metrics receives counters. nil: metrics.New(nil) (not exported).
 	Metrics *metrics.Set
 	// Logger. nil: slog.Default().
@@ -84,13 +84,11 @@ type stage struct {
 
 type route struct {
 	key    string
-	integ  Integration
-	mock   bool // answers inline: no goroutine needed
+	integ  *integration.Route // nil: no integration
 	twoWay bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
-	latency prometheus.Observer
 }
 
 // session is the per-connection state kept with the socket.
@@ -127,15 +125,7 @@ func New(opts Options) (*Router, error) {
 	r.log = r.log.With("api", api.Name)
 	client := opts.HTTPClient
 	if client == nil {
-		// Keep as many idle connections to a backend as there may be
-		// calls in flight: a smaller pool closes and reopens TCP
-		// connections under load.
-		client = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConns:        4096,
-			MaxIdleConnsPerHost: 4096,
-			IdleConnTimeout:     90 * time.Second,
-		}}
+		client = integration.NewHTTPClient()
 	}
 	for _, sc := range api.Stages {
 		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route),
@@ -144,14 +134,16 @@ func New(opts Options) (*Router, error) {
 		}
 		for key, rc := range api.Routes {
 			rt := &route{key: key, twoWay: rc.RouteResponse,
-				in:      r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
-				out:     r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
-				latency: r.m.IntegrationLatency.WithLabelValues(api.Name, sc.Name, key),
+				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
+				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
 			}
-			if rc.Integration != nil {
-				if rt.integ, rt.mock, err = newIntegration(rc.Integration, sc.Variables, client); err != nil {
+			if spec := rc.Integration; spec != nil {
+				integ, err := integration.New(spec, sc.Variables, client)
+				if err != nil {
 					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", api.Name, sc.Name, key, err)
 				}
+				rt.integ = integration.NewRoute(integ, spec, integration.RouteOptions{
+					API: api.Name, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log})
 			}
 			switch key {
 			case RouteConnect:
@@ -168,46 +160,6 @@ func New(opts Options) (*Router, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
-}
-
-func newIntegration(ic *config.Integration, vars map[string]string, client *http.Client) (Integration, bool, error) {
-	switch ic.Type {
-	case "http":
-		t, err := expr.Compile(ic.URI)
-		if err != nil {
-			return nil, false, fmt.Errorf("uri: %w", err)
-		}
-		uri := t.Eval(nil, stageVars(vars))
-		return &httpIntegration{uri: uri, headers: ic.Headers, timeout: ic.Timeout.D(), client: client}, false, nil
-	case "mock":
-		m := &mockIntegration{status: 200}
-		if ic.Response != nil {
-			if ic.Response.StatusCode != 0 {
-				m.status = ic.Response.StatusCode
-			}
-			if ic.Response.Body != "" {
-				t, err := expr.Compile(ic.Response.Body)
-				if err != nil {
-					return nil, false, fmt.Errorf("response.body: %w", err)
-				}
-				m.body = t.Partial("stageVariables.", stageVars(vars))
-			}
-		}
-		return m, true, nil
-	}
-	return nil, false, fmt.Errorf("unknown integration type %q", ic.Type)
-}
-
-// stageVars resolves stageVariables.x from a stage's variables.
-type stageVars map[string]string
-
-func (s stageVars) Lookup(name string) (string, bool) {
-	v, ok := strings.CutPrefix(name, "stageVariables.")
-	if !ok {
-		return "", false
-	}
-	val, ok := s[v]
-	return val, ok
 }
 
 // Shutdown waits, until ctx ends, for integration calls and $disconnect
@@ -249,9 +201,9 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
 		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
 		ev.StageVariables = nonEmpty(st.vars)
-		resp, err := r.invoke(ctx, st, rt, &Call{Event: ev, StageVariables: st.vars})
+		resp, err := rt.integ.Invoke(ctx, &newCall(ev, nil, st.vars).Call)
 		switch {
-		case errors.Is(err, ErrTimeout):
+		case errors.Is(err, integration.ErrTimeout):
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
 			return &connections.ConnectResult{Status: http.StatusGatewayTimeout, Body: `{"message": "` + msgTimeout + `"}`}
 		case err != nil:
@@ -314,17 +266,21 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	rt.in.Inc()
 	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
 	ev.RequestContext.MessageID = connections.NewID()
-	call := &Call{Event: ev, StageVariables: st.vars}
 	var body string
+	var raw []byte
 	if m.Binary {
 		body = base64.StdEncoding.EncodeToString(m.Data)
 		ev.IsBase64Encoded = true
 	} else {
 		body = string(m.Data)
-		call.Body = m.Data
+		raw = m.Data
 	}
+	call := newCall(ev, raw, st.vars)
 	ev.Body = &body
-	if rt.mock {
+	if rt.integ == nil {
+		return // a route without an integration: nothing to run
+	}
+	if rt.integ.Mock() {
 		r.run(c, st, rt, call)
 		return
 	}
@@ -336,11 +292,11 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 }
 
 // run invokes the route's integration and answers the client.
-func (r *Router) run(c connections.Conn, st *stage, rt *route, call *Call) {
-	requestID := call.Event.RequestContext.RequestID
-	resp, err := r.invoke(r.ctx, st, rt, call)
+func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
+	requestID := call.RequestID
+	resp, err := rt.integ.Invoke(r.ctx, &call.Call)
 	switch {
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, integration.ErrTimeout):
 		r.sendError(c, st, msgTimeout, requestID)
 		return
 	case err != nil:
@@ -367,32 +323,6 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *Call) {
 		return
 	}
 	rt.out.Inc()
-}
-
-// invoke calls an integration, recording latency, errors and a log line.
-func (r *Router) invoke(ctx context.Context, st *stage, rt *route, call *Call) (*Response, error) {
-	start := time.Now()
-	resp, err := rt.integ.Invoke(ctx, call)
-	d := time.Since(start)
-	if !rt.mock {
-		rt.latency.Observe(d.Seconds())
-	}
-	rc := &call.Event.RequestContext
-	if err != nil {
-		kind := "error"
-		if errors.Is(err, ErrTimeout) {
-			kind = "timeout"
-		}
-		r.m.IntegrationErrors.WithLabelValues(r.apiName, st.name, rt.key, kind).Inc()
-		r.log.Warn("integration failed", "stage", st.name, "route", rt.key,
-			"connectionId", rc.ConnectionID, "requestId", rc.RequestID, "duration", d, "err", err)
-		return nil, err
-	}
-	if r.log.Enabled(ctx, slog.LevelDebug) {
-		r.log.Debug("integration", "stage", st.name, "route", rt.key, "connectionId", rc.ConnectionID,
-			"requestId", rc.RequestID, "status", resp.StatusCode, "duration", d)
-	}
-	return resp, nil
 }
 
 // ErrorFrame formats a gateway error frame byte for byte as Amazon API
@@ -437,6 +367,6 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		_, _ = r.invoke(r.ctx, st, rt, &Call{Event: ev, StageVariables: st.vars})
+		_, _ = rt.integ.Invoke(r.ctx, &newCall(ev, nil, st.vars).Call)
 	}()
 }

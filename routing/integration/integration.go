@@ -1,4 +1,10 @@
-package routing
+// Package integration runs what a route is wired to: an HTTP backend
+// that receives the AWS Lambda-proxy event (type http) or a template
+// answered without a backend (type mock). WebSocket routes use it today,
+// HTTP and REST routes next: a Call carries the event to send, the raw
+// body and a resolver for templates, nothing of sockets or of the API
+// type, and Route adds the route's metrics and log line around it.
+package integration
 
 import (
 	"bytes"
@@ -9,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -20,10 +27,10 @@ import (
 var (
 	// ErrTimeout: the integration did not answer within its timeout. The
 	// client gets "Endpoint request timed out" (504 on $connect).
-	ErrTimeout = errors.New("routing: integration timed out")
+	ErrTimeout = errors.New("integration: timed out")
 	// ErrIntegration: the integration failed (unreachable, 5xx, malformed
 	// answer). The client gets "Internal server error" (502 on $connect).
-	ErrIntegration = errors.New("routing: integration failed")
+	ErrIntegration = errors.New("integration: failed")
 )
 
 // maxResponseBytes caps what is read from an HTTP backend.
@@ -42,26 +49,94 @@ type Integration interface {
 	Invoke(ctx context.Context, call *Call) (*Response, error)
 }
 
-// Call is one event on its way to an integration, with what a mock
-// template may read.
+// Call is one request on its way to an integration.
 type Call struct {
-	Event *Event
-	// Body is the raw message ($request.body); nil for CONNECT/DISCONNECT.
+	// Event is what an HTTP integration POSTs, encoded with
+	// encoding/json (the Lambda-proxy event); a mock never encodes it.
+	Event any
+	// Body is the raw request or message body ($request.body); nil when
+	// there is none (CONNECT, DISCONNECT).
 	Body []byte
-	// StageVariables of the connection's stage.
-	StageVariables map[string]string
+	// Vars resolves the template variables other than $request.body
+	// ($context.x, $stageVariables.x). nil: none resolve.
+	Vars expr.Resolver
+	// RequestID and ConnectionID name the call in log lines
+	// (ConnectionID is empty outside WebSocket APIs).
+	RequestID, ConnectionID string
 }
 
-// Lookup resolves $context.x and $stageVariables.x for templates.
-func (c *Call) Lookup(name string) (string, bool) {
-	switch {
-	case len(name) > 8 && name[:8] == "context.":
-		return c.Event.RequestContext.contextValue(name[8:])
-	case len(name) > 15 && name[:15] == "stageVariables.":
-		v, ok := c.StageVariables[name[15:]]
-		return v, ok
+// Spec describes an integration, as the configuration gives it.
+type Spec struct {
+	// Type is "http" or "mock".
+	Type string
+	// URI is the backend URL of type http; ${stageVariables.x} is
+	// substituted when the integration is built for a stage.
+	URI string
+	// Timeout bounds one call of type http. Required for http.
+	Timeout time.Duration
+	// Headers are added to every request of type http.
+	Headers map[string]string
+	// StatusCode and Body are the answer of type mock; StatusCode 0:
+	// 200. Body is a template; stage variables are substituted when the
+	// integration is built, the rest per call.
+	StatusCode int
+	Body       string
+}
+
+// Mock reports whether the integration answers inline, without I/O: the
+// caller may run it on its own goroutine.
+func (s *Spec) Mock() bool { return s.Type == "mock" }
+
+// New builds the integration s describes for a stage with the given
+// variables. client calls HTTP backends.
+func New(s *Spec, stageVars map[string]string, client *http.Client) (Integration, error) {
+	switch s.Type {
+	case "http":
+		t, err := expr.Compile(s.URI)
+		if err != nil {
+			return nil, fmt.Errorf("uri: %w", err)
+		}
+		uri := t.Eval(nil, stageVariables(stageVars))
+		return &httpIntegration{uri: uri, headers: s.Headers, timeout: s.Timeout, client: client}, nil
+	case "mock":
+		m := &mockIntegration{status: http.StatusOK}
+		if s.StatusCode != 0 {
+			m.status = s.StatusCode
+		}
+		if s.Body != "" {
+			t, err := expr.Compile(s.Body)
+			if err != nil {
+				return nil, fmt.Errorf("response.body: %w", err)
+			}
+			m.body = t.Partial("stageVariables.", stageVariables(stageVars))
+		}
+		return m, nil
 	}
-	return "", false
+	return nil, fmt.Errorf("unknown integration type %q", s.Type)
+}
+
+// stageVariables resolves stageVariables.x from a stage's variables.
+type stageVariables map[string]string
+
+func (s stageVariables) Lookup(name string) (string, bool) {
+	v, ok := strings.CutPrefix(name, "stageVariables.")
+	if !ok {
+		return "", false
+	}
+	val, ok := s[v]
+	return val, ok
+}
+
+// NewHTTPClient returns the client HTTP integrations share: it keeps as
+// many idle connections to a backend as there may be calls in flight (a
+// smaller pool closes and reopens TCP connections under load).
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 4096,
+		IdleConnTimeout:     90 * time.Second,
+	}}
 }
 
 // httpIntegration POSTs the event JSON to a backend URL.
@@ -178,7 +253,7 @@ type mockIntegration struct {
 func (m *mockIntegration) Invoke(_ context.Context, call *Call) (*Response, error) {
 	r := &Response{StatusCode: m.status}
 	if m.body != nil {
-		r.Body = m.body.Eval(call.Body, call)
+		r.Body = m.body.Eval(call.Body, call.Vars)
 	}
 	return r, nil
 }

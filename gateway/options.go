@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"github.com/portico-gateway/portico/config"
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/integration"
+)
+
+// Each package takes Options of its own; the gateway fills them from the
+// configuration file, so that no package below it reads config.
+
+// routingAPI is the routing.API of one configured API.
+func routingAPI(api *config.API) *routing.API {
+	out := &routing.API{
+		Name: api.Name, ID: api.ID, DomainName: api.DomainName,
+		RouteSelectionExpression: api.RouteSelectionExpression,
+		Routes:                   make(map[string]routing.Route, len(api.Routes)),
+	}
+	for _, st := range api.Stages {
+		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
+	}
+	for key, rc := range api.Routes {
+		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse}
+	}
+	return out
+}
+
+// integrationSpec is the integration.Spec of a configured integration;
+// nil for none.
+func integrationSpec(ic *config.Integration) *integration.Spec {
+	if ic == nil {
+		return nil
+	}
+	s := &integration.Spec{Type: ic.Type, URI: ic.URI, Timeout: ic.Timeout.D(), Headers: ic.Headers}
+	if ic.Response != nil {
+		s.StatusCode, s.Body = ic.Response.StatusCode, ic.Response.Body
+	}
+	return s
+}
+
+// connectionLimits are the connections.Limits of one API.
+func connectionLimits(api *config.API, c config.Connections) connections.Limits {
+	l := api.Limits
+	return connections.Limits{
+		MaxMessageBytes:  l.MaxMessageBytes,
+		MaxFrameBytes:    l.MaxFrameBytes,
+		IdleTimeout:      l.IdleTimeout.D(),
+		MaxDuration:      l.MaxConnectionDuration.D(),
+		PingInterval:     l.PingInterval.D(),
+		PongTimeout:      l.PongTimeout.D(),
+		HandshakeTimeout: l.HandshakeTimeout.D(),
+		WriteTimeout:     l.WriteTimeout.D(),
+		RejectBinary:     api.BinaryFrames == "reject",
+		SendQueueBytes:   c.SendQueueBytes,
+		CloseOnOverflow:  c.CloseOnOverflow,
+	}
+}

@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-gateway/portico/metrics"
+)
+
+// Route is an integration as one route of one stage uses it, with the
+// route's metrics and log line around every call: latency, errors by
+// kind, a warning naming the route when a call fails.
+type Route struct {
+	integ Integration
+	mock  bool
+	stage string
+	key   string
+	// Resolved once: a label lookup per call costs more than the rest of
+	// the bookkeeping.
+	latency          prometheus.Observer
+	errors, timeouts prometheus.Counter
+	log              *slog.Logger
+}
+
+// RouteOptions name the route a Route serves, for its metrics and logs.
+type RouteOptions struct {
+	API, Stage, Key string
+	// Metrics receives the route's latency and errors. nil: not exported.
+	Metrics *metrics.Set
+	// Logger. nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// NewRoute wraps integ, built from spec, for the route o names.
+func NewRoute(integ Integration, spec *Spec, o RouteOptions) *Route {
+	m := o.Metrics
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Route{
+		integ: integ, mock: spec.Mock(), stage: o.Stage, key: o.Key,
+		latency:  m.IntegrationLatency.WithLabelValues(o.API, o.Stage, o.Key),
+		errors:   m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "error"),
+		timeouts: m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "timeout"),
+		log:      log,
+	}
+}
+
+// Mock reports whether the route's integration answers inline.
+func (r *Route) Mock() bool { return r.mock }
+
+// Invoke calls the integration, recording latency (of calls that leave
+// the process), errors and a log line.
+func (r *Route) Invoke(ctx context.Context, call *Call) (*Response, error) {
+	start := time.Now()
+	resp, err := r.integ.Invoke(ctx, call)
+	d := time.Since(start)
+	if !r.mock {
+		r.latency.Observe(d.Seconds())
+	}
+	if err != nil {
+		if errors.Is(err, ErrTimeout) {
+			r.timeouts.Inc()
+		} else {
+			r.errors.Inc()
+		}
+		r.log.Warn("integration failed", "stage", r.stage, "route", r.key,
+			"connectionId", call.ConnectionID, "requestId", call.RequestID, "duration", d, "err", err)
+		return nil, err
+	}
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.Debug("integration", "stage", r.stage, "route", r.key, "connectionId", call.ConnectionID,
+			"requestId", call.RequestID, "status", resp.StatusCode, "duration", d)
+	}
+	return resp, nil
+}
