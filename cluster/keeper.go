@@ -74,7 +74,8 @@ type KeeperOptions struct {
 	Node *storage.Node
 	// NodeTTL is the registry's node TTL. 0: storage.DefaultNodeTTL.
 	NodeTTL time.Duration
-	// TouchInterval is how often lastActiveAt is written. 0: 10s.
+	// TouchInterval is how often lastActiveAt is written. 0:
+	// DefaultTouchInterval.
 	TouchInterval time.Duration
 	// Metrics receives portico_registry_up and
 	// portico_registry_pending_records. nil: not exported.
@@ -93,7 +94,7 @@ func NewKeeper(o KeeperOptions) *Keeper {
 		k.nodeTTL = storage.DefaultNodeTTL
 	}
 	if k.touchInt <= 0 {
-		k.touchInt = 10 * time.Second
+		k.touchInt = DefaultTouchInterval
 	}
 	if k.log == nil {
 		k.log = slog.Default()
@@ -115,6 +116,10 @@ func (k *Keeper) Track(r *Recorder) { k.sources = append(k.sources, r) }
 
 // Node returns the node the keeper keeps alive.
 func (k *Keeper) Node() *storage.Node { return k.node }
+
+// DefaultTouchInterval is how often the keeper writes lastActiveAt by
+// default.
+const DefaultTouchInterval = 10 * time.Second
 
 // putsInFlight bounds the Puts the keeper has in flight.
 const putsInFlight = 64

@@ -34,6 +34,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/coalesce"
 	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/redis"
 )
 
 // DefaultRelayTimeout bounds how long a forwarded operation waits for the owner.
@@ -43,7 +44,7 @@ const DefaultRelayTimeout = 5 * time.Second
 type RelayOptions struct {
 	Client   goredis.UniversalClient // required
 	Node     string                  // this node's id; required
-	Prefix   string                  // channel prefix; "": "portico:"
+	Prefix   string                  // channel prefix; "": redis.DefaultPrefix
 	Registry storage.Registry        // finds a connection's owner; required
 	// Local runs an operation on this node's connections; required.
 	Local   func(*Op) Result
@@ -131,7 +132,7 @@ func NewRelay(ctx context.Context, o RelayOptions) (*Relay, error) {
 		return nil, errors.New("relay: Client, Node, Registry and Local are required")
 	}
 	if o.Prefix == "" {
-		o.Prefix = "portico:"
+		o.Prefix = redis.DefaultPrefix
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRelayTimeout

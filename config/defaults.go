@@ -5,29 +5,28 @@ import (
 	"encoding/base32"
 	"strings"
 	"time"
+
+	"github.com/portico-gateway/portico/cluster"
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/storage/dynamodb"
+	"github.com/portico-gateway/portico/storage/redis"
 )
 
-// The documented defaults, in one place.
+// The documented defaults, in one place: those of the configuration
+// file itself, and those of the packages the gateway fills from it
+// (connections.DefaultLimits, storage.DefaultNodeTTL, the backends'
+// defaults), taken from those packages rather than written again.
 const (
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultManagementAddress = "127.0.0.1:9090"
 	defaultStorageType       = "memory"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
-	defaultSendQueueBytes    = 1 << 20 // 1 MiB
 
 	defaultListen                   = ":8080" // only when there is one API
 	defaultRouteSelectionExpression = "$request.body.action"
 	defaultBinaryFrames             = "accept"
-
-	// Limits: Amazon API Gateway's values.
-	defaultMaxMessageBytes       = 128 << 10 // 131072
-	defaultMaxFrameBytes         = 32 << 10  // 32768
-	defaultIdleTimeout           = 10 * time.Minute
-	defaultMaxConnectionDuration = 2 * time.Hour
-	defaultPongTimeout           = 30 * time.Second
-	defaultHandshakeTimeout      = 10 * time.Second
-	defaultWriteTimeout          = 10 * time.Second
 
 	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
 	defaultMockStatusCode     = 200
@@ -45,13 +44,13 @@ func (f *File) ApplyDefaults() {
 	setString(&f.Management.Address, defaultManagementAddress)
 	setString(&f.Storage.Type, defaultStorageType)
 	setInt(&f.GCPercent, 50)
-	setDuration(&f.Storage.NodeTTL, 30*time.Second)
-	setDuration(&f.Storage.TouchInterval, 10*time.Second)
-	setString(&f.Storage.Redis.Prefix, "portico:")
-	setString(&f.Storage.DynamoDB.Table, "portico_connections")
+	setDuration(&f.Storage.NodeTTL, storage.DefaultNodeTTL)
+	setDuration(&f.Storage.TouchInterval, cluster.DefaultTouchInterval)
+	setString(&f.Storage.Redis.Prefix, redis.DefaultPrefix)
+	setString(&f.Storage.DynamoDB.Table, dynamodb.DefaultTable)
 	setString(&f.Log.Level, defaultLogLevel)
 	setString(&f.Log.Format, defaultLogFormat)
-	setInt(&f.Connections.SendQueueBytes, defaultSendQueueBytes)
+	setInt(&f.Connections.SendQueueBytes, connections.DefaultLimits.SendQueueBytes)
 
 	for i := range f.APIs {
 		a := &f.APIs[i]
@@ -77,13 +76,14 @@ func (f *File) ApplyDefaults() {
 }
 
 func (l *Limits) applyDefaults() {
-	setInt(&l.MaxMessageBytes, defaultMaxMessageBytes)
-	setInt(&l.MaxFrameBytes, defaultMaxFrameBytes)
-	setDuration(&l.IdleTimeout, defaultIdleTimeout)
-	setDuration(&l.MaxConnectionDuration, defaultMaxConnectionDuration)
-	setDuration(&l.PongTimeout, defaultPongTimeout)
-	setDuration(&l.HandshakeTimeout, defaultHandshakeTimeout)
-	setDuration(&l.WriteTimeout, defaultWriteTimeout)
+	d := connections.DefaultLimits
+	setInt(&l.MaxMessageBytes, d.MaxMessageBytes)
+	setInt(&l.MaxFrameBytes, d.MaxFrameBytes)
+	setDuration(&l.IdleTimeout, d.IdleTimeout)
+	setDuration(&l.MaxConnectionDuration, d.MaxDuration)
+	setDuration(&l.PongTimeout, d.PongTimeout)
+	setDuration(&l.HandshakeTimeout, d.HandshakeTimeout)
+	setDuration(&l.WriteTimeout, d.WriteTimeout)
 }
 
 func (ic *Integration) applyDefaults() {

@@ -147,27 +147,40 @@ type Limits struct {
 	CloseOnOverflow bool
 }
 
-// WithDefaults returns l with zero fields set to their defaults.
+// DefaultLimits are the defaults of Limits: Amazon API Gateway's values
+// where it has one. The configuration file's defaults are these.
+var DefaultLimits = Limits{
+	MaxMessageBytes:  128 << 10,
+	MaxFrameBytes:    32 << 10,
+	IdleTimeout:      10 * time.Minute,
+	MaxDuration:      2 * time.Hour,
+	PongTimeout:      30 * time.Second,
+	HandshakeTimeout: 10 * time.Second,
+	WriteTimeout:     10 * time.Second,
+	SendQueueBytes:   1 << 20,
+}
+
+// WithDefaults returns l with zero fields set to DefaultLimits.
 func (l Limits) WithDefaults() Limits {
-	def := func(v *time.Duration, d time.Duration) {
+	d := DefaultLimits
+	setInt := func(v *int, def int) {
 		if *v <= 0 {
-			*v = d
+			*v = def
 		}
 	}
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = 128 << 10
+	setDuration := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	if l.MaxFrameBytes <= 0 {
-		l.MaxFrameBytes = 32 << 10
-	}
-	if l.SendQueueBytes <= 0 {
-		l.SendQueueBytes = 1 << 20
-	}
-	def(&l.IdleTimeout, 10*time.Minute)
-	def(&l.MaxDuration, 2*time.Hour)
-	def(&l.PongTimeout, 30*time.Second)
-	def(&l.HandshakeTimeout, 10*time.Second)
-	def(&l.WriteTimeout, 10*time.Second)
+	setInt(&l.MaxMessageBytes, d.MaxMessageBytes)
+	setInt(&l.MaxFrameBytes, d.MaxFrameBytes)
+	setInt(&l.SendQueueBytes, d.SendQueueBytes)
+	setDuration(&l.IdleTimeout, d.IdleTimeout)
+	setDuration(&l.MaxDuration, d.MaxDuration)
+	setDuration(&l.PongTimeout, d.PongTimeout)
+	setDuration(&l.HandshakeTimeout, d.HandshakeTimeout)
+	setDuration(&l.WriteTimeout, d.WriteTimeout)
 	return l
 }
 
