@@ -197,7 +197,7 @@ func TestChat(t *testing.T) {
 		}
 	}
 	send(dave, map[string]string{"action": "sendmessage", "message": "let me in", "id": "d1"})
-	if m := next(dave, "error"); !strings.HasPrefix(m.Message, "join first") || m.ID != "d1" {
+	if m := next(dave, "error"); !strings.HasPrefix(m.Message, "join first") || m.Code != "notJoined" || m.ID != "d1" {
 		t.Errorf("send before join: %+v", m)
 	}
 

@@ -51,7 +51,9 @@ type event struct {
 //	leave    someone left: name, members
 //	rename   someone changed name: from (old), name (new), members
 //	message  a chat message: from, text, id (the sender's id for it)
-//	error    your last action failed: message, id (of the failed sendmessage)
+//	error    your last action failed: message, id (of the failed sendmessage),
+//	         code "notJoined" when the connection is not in the room (it
+//	         never joined, or the backend restarted and forgot it)
 //
 // join, leave and rename carry a text to show as well, for clients that
 // only print text.
@@ -62,6 +64,7 @@ type outgoing struct {
 	Text    string   `json:"text,omitempty"`
 	Members []string `json:"members,omitempty"`
 	Message string   `json:"message,omitempty"`
+	Code    string   `json:"code,omitempty"`
 	ID      string   `json:"id,omitempty"`
 	At      string   `json:"at,omitempty"`
 }
@@ -230,6 +233,13 @@ func fail(id, format string, args ...any) (int, string) {
 	return 400, frame(outgoing{Type: "error", Message: fmt.Sprintf(format, args...), ID: id})
 }
 
+// notJoined is the answer to an action that needs the connection in the
+// room when it is not.
+func notJoined(id string) (int, string) {
+	return 400, frame(outgoing{Type: "error", Code: "notJoined", ID: id,
+		Message: `join first: send {"action":"join","name":"..."}`})
+}
+
 // handle is the "Lambda": one function for every route.
 func (b *backend) handle(ctx context.Context, ev *event) (int, string) {
 	id := ev.RequestContext.ConnectionID
@@ -273,7 +283,7 @@ func (b *backend) handle(ctx context.Context, ev *event) (int, string) {
 			return fail("", "%v", err)
 		}
 		if b.room.name(id) == "" {
-			return fail("", `join first: send {"action":"join","name":"..."}`)
+			return notJoined("")
 		}
 		return b.setName(ctx, id, name)
 	case "sendmessage":
@@ -289,7 +299,7 @@ func (b *backend) handle(ctx context.Context, ev *event) (int, string) {
 		}
 		from := b.room.name(id)
 		if from == "" {
-			return fail(msg.ID, `join first: send {"action":"join","name":"..."}`)
+			return notJoined(msg.ID)
 		}
 		text := strings.TrimSpace(msg.Message)
 		if text == "" {
