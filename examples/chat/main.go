@@ -1,7 +1,9 @@
 // Command chat is a small chat backend for Portico, written the way a chat
 // Lambda for Amazon API Gateway is written: one handler receives every
 // event (CONNECT, MESSAGE, DISCONNECT) and switches on the route key;
-// it broadcasts by calling @connections for every connection it knows.
+// it broadcasts by calling @connections for every connection in the room,
+// and answers the sender alone (its welcome, or an error) in the route
+// response of the two-way routes join, setname and sendmessage.
 //
 //	go run ./cmd/portico --config examples/chat/portico.yaml
 //	go run ./examples/chat
