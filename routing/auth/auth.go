@@ -1,0 +1,104 @@
+// Package auth decides who may get in: the authorizers of Amazon API
+// Gateway (REQUEST and TOKEN Lambda authorizers called over HTTP, JWT,
+// Cognito user pools) and IAM (SigV4, in routing/auth/sigv4). Every
+// transport maps its request onto one Request — a WebSocket $connect, an
+// @connections call on the management listener, an HTTP or REST API
+// request — so one authorizer serves all of them.
+//
+// An Authorizer answers with the Identity the request was authorized as,
+// or with an error wrapping one of the sentinels below; the transport
+// turns that into its own answer (HTTP 401/403/500 on a handshake or an
+// HTTP request, AWS's error body and x-amzn-ErrorType on @connections).
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+)
+
+// Sentinel errors of authorization; callers branch on them with errors.Is.
+var (
+	// ErrUnauthorized: the identity source is missing or empty, fails the
+	// identityValidationExpression, the token is invalid or expired, or
+	// the authorizer answered "Unauthorized". HTTP 401
+	// {"message":"Unauthorized"}.
+	ErrUnauthorized = errors.New("auth: unauthorized")
+	// ErrForbidden: the authorizer denied the request (a Deny statement,
+	// no Allow matching the method ARN, isAuthorized false, a missing
+	// scope). HTTP 403 {"message":"Forbidden"}.
+	ErrForbidden = errors.New("auth: forbidden")
+	// ErrAuthorizerFailure: the authorizer failed (unreachable, timed
+	// out, answered garbage). HTTP 500; never a pass.
+	ErrAuthorizerFailure = errors.New("auth: authorizer failed")
+)
+
+// Request is one request to authorize, whatever its transport.
+type Request struct {
+	// Method is the HTTP method ("GET" for a WebSocket handshake).
+	Method string
+	// Path is the request path as received (percent-decoded).
+	Path string
+	// RawPath is the path as sent on the wire, when it differs from Path
+	// ("" otherwise); SigV4 signs this form.
+	RawPath string
+	// Host is the Host header.
+	Host string
+	// Header holds the request headers (canonical keys: Get is
+	// case-insensitive, as AWS's header identity sources are).
+	Header http.Header
+	// Query holds the query string parameters (case-sensitive names).
+	Query url.Values
+	// RawQuery is the query string as sent, for SigV4.
+	RawQuery string
+	// Body is the request body where a check needs it (SigV4's payload
+	// hash); nil otherwise.
+	Body []byte
+	// SourceIP is the client's address.
+	SourceIP string
+
+	// API and APIID name the API ("" for the management listener's own
+	// calls), Stage its stage and RouteKey the route: "$connect", a
+	// WebSocket route key, "GET /pets/{id}" for HTTP and REST APIs,
+	// "@connections" for management calls.
+	API, APIID, Stage, RouteKey string
+	// StageVariables of the stage, for stageVariables.x identity sources.
+	StageVariables map[string]string
+	// Context resolves $context.x identity sources (context.requestId,
+	// ...); nil: none resolve.
+	Context func(name string) (string, bool)
+}
+
+// Identity is who a request was authorized as. It stays with a WebSocket
+// connection and reaches every later event of it as
+// requestContext.authorizer.
+type Identity struct {
+	// PrincipalID is the authorizer's principalId ("" for the simple
+	// {"isAuthorized": ...} answer and for JWT).
+	PrincipalID string
+	// Context is the authorizer's context: string, number or boolean
+	// values (AWS refuses objects and arrays from policy answers).
+	Context map[string]any
+	// Claims are a JWT's claims (JWT and Cognito authorizers); they reach
+	// events as requestContext.authorizer.jwt.claims (claims for Cognito).
+	Claims map[string]any
+	// Scopes are the JWT's scopes.
+	Scopes []string
+	// UsageIdentifierKey is the API key an authorizer chose for the
+	// request (usage plans meter it).
+	UsageIdentifierKey string
+	// AccessKeyID is the IAM key a SigV4 signature was made with.
+	AccessKeyID string
+	// IntegrationLatency is how long the authorizer took, in
+	// milliseconds (0 when it was not called: a cache hit, JWT).
+	IntegrationLatency int64
+}
+
+// Authorizer authorizes requests. Implementations are safe for
+// concurrent use.
+type Authorizer interface {
+	// Authorize returns the identity r is authorized as, or an error
+	// wrapping ErrUnauthorized, ErrForbidden or ErrAuthorizerFailure.
+	Authorize(ctx context.Context, r *Request) (*Identity, error)
+}
