@@ -216,7 +216,7 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 // socket is closed.
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	defer s.handshakes.Done()
-	req, key, ref := s.readUpgrade(nc)
+	req, key, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
 	s.mu.Lock()
 	delete(s.reading, nc)
 	closing := s.closing
@@ -305,44 +305,8 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	}
 }
 
-// readUpgrade reads the request head from nc, within the handshake
-// timeout, into a pooled buffer and parses it. It returns the request and
-// its key, or the refusal to answer, or neither when the client went away
-// or timed out (the socket is then just closed).
-func (s *EpollServer) readUpgrade(nc net.Conn) (*http.Request, string, *refusal) {
-	bp := headBuffers.Get().(*[maxHandshakeBytes]byte)
-	defer headBuffers.Put(bp)
-	_ = nc.SetReadDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	n := 0
-	for {
-		m, err := nc.Read(bp[n:])
-		searched := n
-		n += m
-		if end := headerEnd(bp[:n], searched); end >= 0 {
-			if end < n {
-				// The client sent frames before it saw the 101.
-				return nil, "", refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
-			}
-			return parseUpgrade(bp[:end])
-		}
-		if n == len(bp) {
-			return nil, "", refuse(http.StatusRequestHeaderFieldsTooLarge,
-				fmt.Sprintf("the upgrade request is over %d bytes", maxHandshakeBytes))
-		}
-		if err != nil {
-			return nil, "", nil
-		}
-	}
-}
-
-var headBuffers = sync.Pool{New: func() any { return new([maxHandshakeBytes]byte) }}
-
 // refuse answers a handshake with an HTTP error and closes the socket.
-func (s *EpollServer) refuse(nc net.Conn, r *refusal) {
-	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	_, _ = nc.Write(appendRefusal(nil, r))
-	_ = nc.Close()
-}
+func (s *EpollServer) refuse(nc net.Conn, r *refusal) { writeRefusal(nc, r, s.limits.HandshakeTimeout) }
 
 // sourceIP is the client's address without the port.
 func sourceIP(a net.Addr) string {

@@ -5,17 +5,22 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// The epoll server reads and answers the upgrade request itself, without
-// net/http's per-connection machinery or gorilla's Upgrade (whose
-// connection would be dropped right after): what this file holds.
-// Parsing is still net/http's (http.ReadRequest), on the bytes read.
+// Both server modes read the upgrade request head themselves, with the
+// same limits and the same refusals (readUpgrade, parseUpgrade), without
+// net/http's per-connection machinery: what this file holds. The epoll
+// server also writes the 101 itself (appendSwitching), the goroutine
+// server lets gorilla's Upgrade write it. Parsing is still net/http's
+// (http.ReadRequest), on the bytes read.
 
 // maxHandshakeBytes bounds the upgrade request: request line and headers.
 // A longer request is answered 431.
@@ -43,6 +48,38 @@ func headerEnd(b []byte, from int) int {
 	}
 	return -1
 }
+
+// readUpgrade reads the request head from nc, within timeout, into a
+// pooled buffer and parses it. It returns the request and its key, or the
+// refusal to answer, or neither when the client went away or timed out
+// (the socket is then just closed).
+func readUpgrade(nc net.Conn, timeout time.Duration) (*http.Request, string, *refusal) {
+	bp := headBuffers.Get().(*[maxHandshakeBytes]byte)
+	defer headBuffers.Put(bp)
+	_ = nc.SetReadDeadline(time.Now().Add(timeout))
+	n := 0
+	for {
+		m, err := nc.Read(bp[n:])
+		searched := n
+		n += m
+		if end := headerEnd(bp[:n], searched); end >= 0 {
+			if end < n {
+				// The client sent frames before it saw the 101.
+				return nil, "", refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
+			}
+			return parseUpgrade(bp[:end])
+		}
+		if n == len(bp) {
+			return nil, "", refuse(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the upgrade request is over %d bytes", maxHandshakeBytes))
+		}
+		if err != nil {
+			return nil, "", nil
+		}
+	}
+}
+
+var headBuffers = sync.Pool{New: func() any { return new([maxHandshakeBytes]byte) }}
 
 // headReader parses a request head from bytes; pooled.
 type headReader struct {
@@ -140,4 +177,12 @@ func appendRefusal(dst []byte, r *refusal) []byte {
 	dst = strconv.AppendInt(dst, int64(len(r.body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, r.body...)
+}
+
+// writeRefusal answers a handshake with an HTTP error, within timeout, and
+// closes the socket.
+func writeRefusal(nc net.Conn, r *refusal, timeout time.Duration) {
+	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+	_, _ = nc.Write(appendRefusal(nil, r))
+	_ = nc.Close()
 }
