@@ -199,18 +199,6 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// waitCtx waits for wg until ctx ends.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // handshake reads the upgrade request from nc, runs Handler.Connect and
 // answers: 101 and the socket goes to a shard, or an HTTP error and the
 // socket is closed.
@@ -307,14 +295,6 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 
 // refuse answers a handshake with an HTTP error and closes the socket.
 func (s *EpollServer) refuse(nc net.Conn, r *refusal) { writeRefusal(nc, r, s.limits.HandshakeTimeout) }
-
-// sourceIP is the client's address without the port.
-func sourceIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	return remoteIP(a.String())
-}
 
 // detachFD takes the socket away from the Go runtime: it duplicates the
 // descriptor (non-blocking like the original) and closes the original, so the
