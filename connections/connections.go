@@ -17,6 +17,13 @@ import (
 )
 
 // Close codes used by the servers (RFC 6455 section 7.4.1).
+//
+// A client's close frame is answered, in every mode, with a close frame
+// carrying the client's code and no reason; a close frame without a code
+// is answered with an empty close frame (RFC 6455 section 5.5.1: the
+// answer echoes the status received, and 1005 is never sent on the wire).
+// Disconnect then gets the client's code and reason, or 1005 and
+// ReasonNoStatus.
 const (
 	CloseNormal          = 1000 // DELETE @connections
 	CloseGoingAway       = 1001 // idle timeout, max duration, shutdown, missed pong
