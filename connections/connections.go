@@ -75,9 +75,13 @@ type Conn interface {
 	// State returns the value the Handler returned from Connect.
 	State() any
 	// Send hands one message to the socket, as a binary frame if binary
-	// is true, else as text. It returns once the frame is written (or
-	// queued, in modes with a send queue), ErrClosed if the connection is
-	// closed, ErrTooLarge if data exceeds the message limit.
+	// is true, else as text. It never waits for a slow client: it returns
+	// once the frame is written or queued (every mode has a send queue,
+	// bounded by Limits.SendQueueBytes), ErrQueueFull if the queue has no
+	// room for it (nothing is queued; with Limits.CloseOnOverflow the
+	// connection is also closed with 1008), ErrClosed if the connection
+	// is closed or closing, ErrTooLarge if data exceeds the message limit.
+	// The caller may reuse data once Send returns.
 	Send(data []byte, binary bool) error
 	// Close sends a close frame with code and reason and closes the
 	// connection; the Handler's Disconnect is called with the same code
@@ -124,7 +128,9 @@ type Message struct {
 // a connection Connect accepted has closed.
 type Handler interface {
 	// Connect may block (it runs the $connect integration); ctx ends when
-	// the client goes away or the server shuts down.
+	// the server shuts down. The server reads nothing from the client
+	// while Connect runs, so a client that goes away meanwhile is noticed
+	// once the 101 is written.
 	Connect(ctx context.Context, req *ConnectRequest) *ConnectResult
 	// Message must not block for long: long work belongs in a goroutine
 	// the Handler owns. Messages of one connection arrive in order.
@@ -145,8 +151,9 @@ type Limits struct {
 	HandshakeTimeout time.Duration // 0: 10s
 	WriteTimeout     time.Duration // 0: 10s
 	RejectBinary     bool          // false: binary frames are passed on
-	// SendQueueBytes bounds the bytes queued for a connection whose socket
-	// does not take them (epoll mode). 0: 1 MiB.
+	// SendQueueBytes bounds the bytes (frames as written) queued for a
+	// connection whose socket does not take them, in every mode. Past it
+	// Send fails with ErrQueueFull. 0: 1 MiB.
 	SendQueueBytes int
 	// CloseOnOverflow closes a connection with 1008 when its send queue
 	// overflows; false: the send fails with ErrQueueFull and the
