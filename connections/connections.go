@@ -94,8 +94,24 @@ type Conn interface {
 
 // ConnectRequest is a pending handshake passed to Handler.Connect.
 type ConnectRequest struct {
-	Info    *Info
+	Info *Info
+	// Request is the upgrade request. Its Header has net/http's canonical
+	// names (X-Lower-Case for a client's x-lower-case).
 	Request *http.Request
+	// HeaderNames maps a canonical header name to the name as the client
+	// sent it, for the names (Host included) the client spelled otherwise;
+	// for a name sent in several spellings, the first non-canonical one.
+	// nil when every name was canonical. HeaderNames(Request) returns the
+	// same map.
+	HeaderNames map[string]string
+}
+
+// HeaderNames returns ConnectRequest.HeaderNames for r, the Request of a
+// ConnectRequest: the names the client spelled otherwise than net/http,
+// by canonical name. It is nil for any other request.
+func HeaderNames(r *http.Request) map[string]string {
+	names, _ := r.Context().Value(headerNamesKey{}).(map[string]string)
+	return names
 }
 
 // ConnectResult is the Handler's decision on a handshake.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +40,7 @@ var contractCases = []struct {
 	{"idle timeout closes with 1001", contractIdleTimeout},
 	{"handshake timeout drops half a head", contractHandshakeTimeout},
 	{"send errors", contractSendErrors},
+	{"handler sees header names as sent", contractHeaderNames},
 }
 
 func TestContract(t *testing.T) {
@@ -467,5 +470,49 @@ func contractSendErrors(e *contractEnv) {
 	}
 	if err := c.Close(1000, ""); !errors.Is(err, ErrClosed) {
 		e.errorf("Close after the client closed: %v, want ErrClosed", err)
+	}
+}
+
+// The Handler gets the header names as the client spelled them, beside
+// net/http's canonical Header; nil when the client spelled all canonically.
+func contractHeaderNames(e *contractEnv) {
+	e.start(Limits{})
+	head := "GET /test HTTP/1.1\r\nhost: example.com\r\nUpgrade: websocket\r\nconnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + goodKey + "\r\nx-lower-case: 1\r\nX-Lower-Case: 2\r\nX-Mixed-case: m\r\n\r\n"
+	want := map[string]string{
+		"Host": "host", "Connection": "connection", "X-Lower-Case": "x-lower-case", "X-Mixed-Case": "X-Mixed-case",
+		"Sec-Websocket-Version": "Sec-WebSocket-Version", "Sec-Websocket-Key": "Sec-WebSocket-Key",
+	}
+	if resp, got := e.raw(head); resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		e.fatalf("handshake: %v (read %q)", resp, got)
+	}
+	var req *ConnectRequest
+	select {
+	case req = <-e.h.connects:
+	case <-time.After(5 * time.Second):
+		e.fatalf("no Connect")
+	}
+	if !maps.Equal(req.HeaderNames, want) {
+		e.errorf("HeaderNames %v, want %v", req.HeaderNames, want)
+	}
+	if got := HeaderNames(req.Request); !maps.Equal(got, want) {
+		e.errorf("HeaderNames(Request) %v, want %v", got, want)
+	}
+	if got := req.Request.Header.Values("X-Lower-Case"); !slices.Equal(got, []string{"1", "2"}) {
+		e.errorf("Header[X-Lower-Case] = %q, want both values", got)
+	}
+
+	canonical := "GET /test HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-Websocket-Version: 13\r\nSec-Websocket-Key: " + goodKey + "\r\nX-Lower-Case: 1\r\n\r\n"
+	if resp, got := e.raw(canonical); resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		e.fatalf("canonical handshake: %v (read %q)", resp, got)
+	}
+	select {
+	case req = <-e.h.connects:
+	case <-time.After(5 * time.Second):
+		e.fatalf("no Connect")
+	}
+	if req.HeaderNames != nil || HeaderNames(req.Request) != nil {
+		e.errorf("canonical names: HeaderNames %v and %v, want nil", req.HeaderNames, HeaderNames(req.Request))
 	}
 }

@@ -204,7 +204,7 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 // socket is closed.
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	defer s.handshakes.Done()
-	req, key, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
+	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
 	s.mu.Lock()
 	delete(s.reading, nc)
 	closing := s.closing
@@ -244,7 +244,7 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 		Host:        req.Host,
 	}
 	req.RemoteAddr = nc.RemoteAddr().String()
-	res := s.opts.Handler.Connect(ctx, &ConnectRequest{Info: &info, Request: req.WithContext(ctx)})
+	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, &info, req, names))
 	if !res.Accepted() {
 		s.refuse(nc, &refusal{status: res.Status, body: res.Body})
 		return

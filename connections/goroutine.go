@@ -214,7 +214,7 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 // is then closed).
 func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	defer s.handshakes.Done()
-	req, _, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
+	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
 	s.mu.Lock()
 	delete(s.reading, nc)
 	closing := s.closing
@@ -252,7 +252,7 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 		Host:        req.Host,
 	}
 	req.RemoteAddr = nc.RemoteAddr().String()
-	res := s.opts.Handler.Connect(ctx, &ConnectRequest{Info: info, Request: req.WithContext(ctx)})
+	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, info, req, names))
 	if !res.Accepted() {
 		writeRefusal(nc, &refusal{status: res.Status, body: res.Body}, s.limits.HandshakeTimeout)
 		s.open.Done()
