@@ -11,7 +11,7 @@ type Connections struct {
 	// GOMAXPROCS.
 	Shards int `yaml:"shards"`
 	// SendQueueBytes bounds the bytes waiting for a slow client's socket
-	// (epoll mode). Past it, @connections POST answers 429
+	// (both modes). Past it, @connections POST answers 429
 	// LimitExceededException. Default 1048576 (1 MiB).
 	SendQueueBytes int `yaml:"sendQueueBytes"`
 	// CloseOnOverflow closes a connection with 1008 when its send queue

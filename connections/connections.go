@@ -17,6 +17,13 @@ import (
 )
 
 // Close codes used by the servers (RFC 6455 section 7.4.1).
+//
+// A client's close frame is answered, in every mode, with a close frame
+// carrying the client's code and no reason; a close frame without a code
+// is answered with an empty close frame (RFC 6455 section 5.5.1: the
+// answer echoes the status received, and 1005 is never sent on the wire).
+// Disconnect then gets the client's code and reason, or 1005 and
+// ReasonNoStatus.
 const (
 	CloseNormal          = 1000 // DELETE @connections
 	CloseGoingAway       = 1001 // idle timeout, max duration, shutdown, missed pong
@@ -68,9 +75,13 @@ type Conn interface {
 	// State returns the value the Handler returned from Connect.
 	State() any
 	// Send hands one message to the socket, as a binary frame if binary
-	// is true, else as text. It returns once the frame is written (or
-	// queued, in modes with a send queue), ErrClosed if the connection is
-	// closed, ErrTooLarge if data exceeds the message limit.
+	// is true, else as text. It never waits for a slow client: it returns
+	// once the frame is written or queued (every mode has a send queue,
+	// bounded by Limits.SendQueueBytes), ErrQueueFull if the queue has no
+	// room for it (nothing is queued; with Limits.CloseOnOverflow the
+	// connection is also closed with 1008), ErrClosed if the connection
+	// is closed or closing, ErrTooLarge if data exceeds the message limit.
+	// The caller may reuse data once Send returns.
 	Send(data []byte, binary bool) error
 	// Close sends a close frame with code and reason and closes the
 	// connection; the Handler's Disconnect is called with the same code
@@ -83,8 +94,24 @@ type Conn interface {
 
 // ConnectRequest is a pending handshake passed to Handler.Connect.
 type ConnectRequest struct {
-	Info    *Info
+	Info *Info
+	// Request is the upgrade request. Its Header has net/http's canonical
+	// names (X-Lower-Case for a client's x-lower-case).
 	Request *http.Request
+	// HeaderNames maps a canonical header name to the name as the client
+	// sent it, for the names (Host included) the client spelled otherwise;
+	// for a name sent in several spellings, the first non-canonical one.
+	// nil when every name was canonical. HeaderNames(Request) returns the
+	// same map.
+	HeaderNames map[string]string
+}
+
+// HeaderNames returns ConnectRequest.HeaderNames for r, the Request of a
+// ConnectRequest: the names the client spelled otherwise than net/http,
+// by canonical name. It is nil for any other request.
+func HeaderNames(r *http.Request) map[string]string {
+	names, _ := r.Context().Value(headerNamesKey{}).(map[string]string)
+	return names
 }
 
 // ConnectResult is the Handler's decision on a handshake.
@@ -117,7 +144,9 @@ type Message struct {
 // a connection Connect accepted has closed.
 type Handler interface {
 	// Connect may block (it runs the $connect integration); ctx ends when
-	// the client goes away or the server shuts down.
+	// the server shuts down. The server reads nothing from the client
+	// while Connect runs, so a client that goes away meanwhile is noticed
+	// once the 101 is written.
 	Connect(ctx context.Context, req *ConnectRequest) *ConnectResult
 	// Message must not block for long: long work belongs in a goroutine
 	// the Handler owns. Messages of one connection arrive in order.
@@ -138,8 +167,9 @@ type Limits struct {
 	HandshakeTimeout time.Duration // 0: 10s
 	WriteTimeout     time.Duration // 0: 10s
 	RejectBinary     bool          // false: binary frames are passed on
-	// SendQueueBytes bounds the bytes queued for a connection whose socket
-	// does not take them (epoll mode). 0: 1 MiB.
+	// SendQueueBytes bounds the bytes (frames as written) queued for a
+	// connection whose socket does not take them, in every mode. Past it
+	// Send fails with ErrQueueFull. 0: 1 MiB.
 	SendQueueBytes int
 	// CloseOnOverflow closes a connection with 1008 when its send queue
 	// overflows; false: the send fails with ErrQueueFull and the

@@ -199,24 +199,12 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// waitCtx waits for wg until ctx ends.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // handshake reads the upgrade request from nc, runs Handler.Connect and
 // answers: 101 and the socket goes to a shard, or an HTTP error and the
 // socket is closed.
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	defer s.handshakes.Done()
-	req, key, ref := s.readUpgrade(nc)
+	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
 	s.mu.Lock()
 	delete(s.reading, nc)
 	closing := s.closing
@@ -256,7 +244,7 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 		Host:        req.Host,
 	}
 	req.RemoteAddr = nc.RemoteAddr().String()
-	res := s.opts.Handler.Connect(ctx, &ConnectRequest{Info: &info, Request: req.WithContext(ctx)})
+	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, &info, req, names))
 	if !res.Accepted() {
 		s.refuse(nc, &refusal{status: res.Status, body: res.Body})
 		return
@@ -305,52 +293,8 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	}
 }
 
-// readUpgrade reads the request head from nc, within the handshake
-// timeout, into a pooled buffer and parses it. It returns the request and
-// its key, or the refusal to answer, or neither when the client went away
-// or timed out (the socket is then just closed).
-func (s *EpollServer) readUpgrade(nc net.Conn) (*http.Request, string, *refusal) {
-	bp := headBuffers.Get().(*[maxHandshakeBytes]byte)
-	defer headBuffers.Put(bp)
-	_ = nc.SetReadDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	n := 0
-	for {
-		m, err := nc.Read(bp[n:])
-		searched := n
-		n += m
-		if end := headerEnd(bp[:n], searched); end >= 0 {
-			if end < n {
-				// The client sent frames before it saw the 101.
-				return nil, "", refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
-			}
-			return parseUpgrade(bp[:end])
-		}
-		if n == len(bp) {
-			return nil, "", refuse(http.StatusRequestHeaderFieldsTooLarge,
-				fmt.Sprintf("the upgrade request is over %d bytes", maxHandshakeBytes))
-		}
-		if err != nil {
-			return nil, "", nil
-		}
-	}
-}
-
-var headBuffers = sync.Pool{New: func() any { return new([maxHandshakeBytes]byte) }}
-
 // refuse answers a handshake with an HTTP error and closes the socket.
-func (s *EpollServer) refuse(nc net.Conn, r *refusal) {
-	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	_, _ = nc.Write(appendRefusal(nil, r))
-	_ = nc.Close()
-}
-
-// sourceIP is the client's address without the port.
-func sourceIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	return remoteIP(a.String())
-}
+func (s *EpollServer) refuse(nc net.Conn, r *refusal) { writeRefusal(nc, r, s.limits.HandshakeTimeout) }
 
 // detachFD takes the socket away from the Go runtime: it duplicates the
 // descriptor (non-blocking like the original) and closes the original, so the

@@ -517,15 +517,12 @@ func (c *epConn) onFrame(f frameEvent) error {
 			return err
 		}
 		if !c.isClosing() {
-			// Echo the close as RFC 6455 asks, then finish.
-			echo := code
-			if code == CloseNoStatus {
-				echo = CloseNormal
-			}
+			// Echo the close as RFC 6455 asks (its code, no reason; an
+			// empty close frame for one without a code), then finish.
 			c.mu.Lock()
 			c.closing, c.closeCode, c.closeReason = true, code, reason
 			c.mu.Unlock()
-			_ = c.write(appendFrame(nil, opClose, closePayload(echo, "")), true)
+			_ = c.write(appendFrame(nil, opClose, closePayload(code, "")), true)
 		}
 		c.finish(code, reason)
 		return errStopReading

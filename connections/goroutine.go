@@ -2,7 +2,9 @@ package connections
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,33 +37,49 @@ type Options struct {
 	Shards int
 }
 
-// GoroutineServer is the portable connection server: one goroutine reads
-// each connection, writes go straight to the socket under a per-connection
-// lock, and a per-connection timer enforces idle timeout, maximum duration
-// and pings.
+// GoroutineServer is the portable connection server. It accepts sockets
+// itself and reads each upgrade request head with the same code and
+// limits as the epoll server (handshake.go); gorilla/websocket then
+// writes the 101 and frames the connection. Each connection owns two
+// goroutines: one reads it and calls the Handler, one drains its send
+// queue to the socket (Send never blocks on a slow client: past
+// Limits.SendQueueBytes it fails with ErrQueueFull, or closes the
+// connection with 1008 under Limits.CloseOnOverflow). A per-connection
+// timer enforces idle timeout, maximum duration and pings.
 type GoroutineServer struct {
 	opts     Options
 	limits   Limits
 	hub      *Hub
 	log      *slog.Logger
 	upgrader websocket.Upgrader
-	httpSrv  *http.Server
 
-	mu      sync.Mutex
-	conns   map[*goConn]struct{}
-	closing bool
-	wg      sync.WaitGroup // one per accepted connection, done after Disconnect
+	// ctx is every handshake's context (Handler.Connect); Shutdown
+	// cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards closing, listeners, reading and conns. It is never held
+	// while calling the Handler or taking a connection's lock.
+	mu         sync.Mutex
+	closing    bool
+	listeners  []net.Listener
+	reading    map[net.Conn]struct{} // handshakes still reading their request
+	conns      map[*goConn]struct{}
+	handshakes sync.WaitGroup // one per accepted socket until it is a connection or closed
+	open       sync.WaitGroup // one per connection until Disconnect returned
 }
 
 // NewGoroutineServer returns a server; opts.Handler must be set.
 func NewGoroutineServer(opts Options) *GoroutineServer {
 	s := &GoroutineServer{
-		opts:   opts,
-		limits: opts.Limits.WithDefaults(),
-		hub:    opts.Hub,
-		log:    opts.Logger,
-		conns:  make(map[*goConn]struct{}),
+		opts:    opts,
+		limits:  opts.Limits.WithDefaults(),
+		hub:     opts.Hub,
+		log:     opts.Logger,
+		reading: make(map[net.Conn]struct{}),
+		conns:   make(map[*goConn]struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.hub == nil {
 		s.hub = NewHub()
 	}
@@ -75,33 +93,87 @@ func NewGoroutineServer(opts Options) *GoroutineServer {
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error:       upgradeError,
 	}
-	s.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.limits.HandshakeTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
 	return s
 }
 
 // Hub returns the Hub the server registers connections in.
 func (s *GoroutineServer) Hub() *Hub { return s.hub }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. Each accepted socket
+// gets a goroutine that reads its upgrade request, asks the Handler and,
+// once upgraded, becomes the connection's read loop.
 func (s *GoroutineServer) Serve(ln net.Listener) error {
-	err := s.httpSrv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	return err
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	// The listener's address, for X-Forwarded-Port (as net/http does).
+	ctx := context.WithValue(s.ctx, http.LocalAddrContextKey, ln.Addr())
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of descriptors and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		s.handshakes.Add(1)
+		s.reading[nc] = struct{}{}
+		s.mu.Unlock()
+		go func() {
+			if c := s.handshake(ctx, nc); c != nil {
+				c.run()
+			}
+		}()
+	}
 }
 
-// Shutdown stops accepting, waits for handshakes in progress, closes every
-// connection with 1001 and waits for their Disconnect calls, until ctx ends.
+// Shutdown stops accepting, drops handshakes still reading their request,
+// waits for handshakes in progress, closes every connection with 1001 and
+// waits for their Disconnect calls, until ctx ends.
 func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	lns := s.listeners
+	s.listeners = nil
+	for nc := range s.reading {
+		_ = nc.Close()
+	}
 	s.mu.Unlock()
-	err := s.httpSrv.Shutdown(ctx) // closes listeners, waits for pending $connect
+	s.cancel() // Connect calls in progress end
+	var err error
+	for _, ln := range lns {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+	}
+	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
+	}
 	s.mu.Lock()
 	open := make([]*goConn, 0, len(s.conns))
 	for c := range s.conns {
@@ -111,12 +183,8 @@ func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 	for _, c := range open {
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("connections: shutdown: %w", ctx.Err())
+	if werr := waitCtx(ctx, &s.open); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
 	if err != nil {
 		return fmt.Errorf("connections: shutdown: %w", err)
@@ -124,99 +192,156 @@ func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// waitCtx waits for wg until ctx ends.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-	w.Header().Set("Sec-WebSocket-Version", "13") // the version this server speaks (RFC 6455 4.4)
 	http.Error(w, reason.Error(), status)
 }
 
-// ServeHTTP runs the handshake: Handler.Connect decides, then the upgrade.
-func (s *GoroutineServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsWebSocketUpgrade(r) {
-		http.Error(w, "this endpoint accepts WebSocket connections only", http.StatusUpgradeRequired)
-		return
+// handshake reads the upgrade request from nc, runs Handler.Connect and
+// upgrades. It returns the connection, registered and with its writer
+// running, or nil when the handshake was refused or failed (the socket
+// is then closed).
+func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
+	defer s.handshakes.Done()
+	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
+	s.mu.Lock()
+	delete(s.reading, nc)
+	closing := s.closing
+	s.mu.Unlock()
+	switch {
+	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown
+		_ = nc.Close()
+		return nil
+	case ref == nil && closing:
+		ref = refuse(http.StatusServiceUnavailable, "server is shutting down")
 	}
-	// Count the connection before anything can hijack it, so Shutdown's
-	// Wait never races this Add: closing is set under the same lock.
+	if ref != nil {
+		writeRefusal(nc, ref, s.limits.HandshakeTimeout)
+		return nil
+	}
+	// Count the connection before it can be registered, so Shutdown's
+	// Wait never races this Add: closing is checked under the same lock.
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-		return
+		writeRefusal(nc, refuse(http.StatusServiceUnavailable, "server is shutting down"), s.limits.HandshakeTimeout)
+		return nil
 	}
-	s.wg.Add(1)
+	s.open.Add(1)
 	s.mu.Unlock()
-	handedOff := false // the read loop calls wg.Done
-	defer func() {
-		if !handedOff {
-			s.wg.Done()
-		}
-	}()
+	if tc, ok := nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		req.TLS = &st
+	}
 	info := &Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
-		SourceIP:    remoteIP(r.RemoteAddr),
-		UserAgent:   r.UserAgent(),
-		Host:        r.Host,
+		SourceIP:    sourceIP(nc.RemoteAddr()),
+		UserAgent:   req.UserAgent(),
+		Host:        req.Host,
 	}
-	res := s.opts.Handler.Connect(r.Context(), &ConnectRequest{Info: info, Request: r})
+	req.RemoteAddr = nc.RemoteAddr().String()
+	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, info, req, names))
 	if !res.Accepted() {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(res.Status)
-		_, _ = w.Write([]byte(res.Body))
-		return
+		writeRefusal(nc, &refusal{status: res.Status, body: res.Body}, s.limits.HandshakeTimeout)
+		s.open.Done()
+		return nil
 	}
 	info.Stage = res.Stage
 	c := &goConn{srv: s, info: *info, state: res.State}
-	hw := &limitHijacker{ResponseWriter: w, max: s.limits.MaxFrameBytes}
-	ws, err := s.upgrader.Upgrade(hw, r, res.Header)
+	uw := &upgradeWriter{nc: nc, max: s.limits.MaxFrameBytes}
+	ws, err := s.upgrader.Upgrade(uw, req, res.Header)
 	if err != nil {
 		// $connect succeeded, so the backend may have recorded the id:
 		// tell it the connection is gone.
 		s.log.Debug("upgrade failed", "connectionId", info.ID, "err", err)
+		if uw.fl == nil && uw.status != 0 {
+			writeRefusal(nc, &refusal{status: uw.status, body: uw.body.String()}, s.limits.HandshakeTimeout)
+		} else {
+			_ = nc.Close()
+		}
 		c.markClosing(CloseAbnormal, "")
 		s.opts.Handler.Disconnect(c, CloseAbnormal, "")
-		return
+		s.open.Done()
+		return nil
 	}
 	c.ws = ws
-	c.fl = hw.fl
+	c.fl = uw.fl
+	c.wake = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.writerDone = make(chan struct{})
 	c.touch()
 	ws.SetReadLimit(int64(s.limits.MaxMessageBytes))
 	ws.SetPingHandler(c.onPing)
 	ws.SetPongHandler(c.onPong)
+	ws.SetCloseHandler(c.onClose)
+	go c.writeLoop()
 
-	handedOff = true
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
-		go c.readLoop()
-		return
+		return c
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.hub.Add(c)
 	c.timer = time.AfterFunc(c.nextTick(time.Now()), c.tick)
-	go c.readLoop()
+	return c
 }
 
-// limitHijacker hands gorilla a socket wrapped in the frame size limit.
-type limitHijacker struct {
-	http.ResponseWriter
-	max int
-	fl  *frameLimitConn
+// upgradeWriter is the http.ResponseWriter gorilla's Upgrade writes to:
+// Hijack hands it the socket, wrapped in the frame size limit; an error
+// answered before that is kept, to be sent as a refusal.
+type upgradeWriter struct {
+	nc     net.Conn
+	max    int
+	fl     *frameLimitConn
+	header http.Header
+	status int
+	body   bytes.Buffer
 }
 
-func (h *limitHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := h.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("connections: response writer cannot hijack")
+func (w *upgradeWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
 	}
-	nc, brw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
+	return w.header
+}
+
+func (w *upgradeWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
 	}
-	h.fl = newFrameLimitConn(nc, h.max)
-	return h.fl, brw, nil
+}
+
+func (w *upgradeWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+
+func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.fl = newFrameLimitConn(w.nc, w.max)
+	return w.fl, bufio.NewReadWriter(bufio.NewReaderSize(w.fl, 4096), bufio.NewWriterSize(w.fl, 4096)), nil
+}
+
+// sourceIP is the client's address without the port.
+func sourceIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return remoteIP(a.String())
 }
 
 func remoteIP(addr string) string {
@@ -240,12 +365,37 @@ type goConn struct {
 	pingSent   atomic.Int64 // unix nanos of the unanswered ping, 0 if none
 	lastPing   atomic.Int64 // unix nanos of the last ping sent
 
-	wmu sync.Mutex // serialises data frames
+	wake       chan struct{} // cap 1: the queue has something for writeLoop
+	stop       chan struct{} // closed when the read loop ends: writeLoop returns
+	writerDone chan struct{} // closed when writeLoop has returned
 
-	closeMu     sync.Mutex
+	// mu guards the send queue and the close state.
+	mu          sync.Mutex
+	queue       []outFrame // what writeLoop has not taken yet
+	queued      int        // frame bytes queued or being written, bounded by SendQueueBytes
 	closing     bool
 	closeCode   int
 	closeReason string
+	closeBy     time.Time // when a close we started must be done (zero if none)
+}
+
+// outFrame is one entry of a send queue: a message, or the close frame.
+type outFrame struct {
+	data   []byte
+	binary bool
+	close  bool
+}
+
+// frameBytes is the size on the wire of a server frame carrying n bytes,
+// so the queue bound counts what the epoll server counts.
+func frameBytes(n int) int {
+	switch {
+	case n <= 125:
+		return n + 2
+	case n <= 0xffff:
+		return n + 4
+	}
+	return n + 10
 }
 
 func (c *goConn) Info() *Info { return &c.info }
@@ -256,42 +406,50 @@ func (c *goConn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load(
 func (c *goConn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
 func (c *goConn) isClosing() bool {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.closing
 }
 
-// Send writes one message to the socket.
+// Send queues one message for writeLoop; it never waits for the socket.
 func (c *goConn) Send(data []byte, binary bool) error {
 	if len(data) > c.srv.limits.MaxMessageBytes {
 		return ErrTooLarge
 	}
-	if c.isClosing() {
+	n := frameBytes(len(data))
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	mt := websocket.TextMessage
-	if binary {
-		mt = websocket.BinaryMessage
+	if c.queued+n > c.srv.limits.SendQueueBytes {
+		c.mu.Unlock()
+		if c.srv.limits.CloseOnOverflow {
+			_ = c.Close(ClosePolicyViolation, "Send queue overflow")
+		}
+		return ErrQueueFull
 	}
-	c.wmu.Lock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.limits.WriteTimeout))
-	err := c.ws.WriteMessage(mt, data)
-	c.wmu.Unlock()
-	if err != nil {
-		// A failed write leaves the connection unusable: drop it.
-		c.markClosing(CloseAbnormal, "")
-		_ = c.ws.NetConn().Close()
-		return fmt.Errorf("%w: %v", ErrClosed, err)
-	}
+	// The caller may reuse data once Send returns.
+	c.queue = append(c.queue, outFrame{data: append([]byte(nil), data...), binary: binary})
+	c.queued += n
+	c.mu.Unlock()
+	c.signal()
 	c.touch()
 	return nil
+}
+
+func (c *goConn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // markClosing records the close code once; it reports whether this call
 // started the close.
 func (c *goConn) markClosing(code int, reason string) bool {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
 		return false
 	}
@@ -299,20 +457,92 @@ func (c *goConn) markClosing(code int, reason string) bool {
 	return true
 }
 
-// Close sends a close frame and lets the read loop finish the close.
+// Close queues a close frame behind the messages already queued; the
+// connection ends when the peer answers or after closeGrace. The socket's
+// write deadline moves to closeGrace too, so a write stuck on a client
+// that does not read cannot hold the close longer.
 func (c *goConn) Close(code int, reason string) error {
-	if !c.markClosing(code, reason) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return ErrClosed
 	}
+	by := time.Now().Add(closeGrace)
+	c.closing, c.closeCode, c.closeReason, c.closeBy = true, code, reason, by
+	c.queue = append(c.queue, outFrame{close: true})
+	c.mu.Unlock()
 	c.srv.hub.Remove(c) // a closing connection is gone for @connections
-	deadline := time.Now().Add(closeGrace)
-	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
-		_ = c.ws.NetConn().Close()
-		return nil
-	}
-	// Wait for the peer's close frame at most closeGrace.
-	_ = c.ws.NetConn().SetReadDeadline(deadline)
+	_ = c.ws.NetConn().SetWriteDeadline(by)
+	c.signal()
 	return nil
+}
+
+// writeLoop writes what Send and Close queue, in order, until the read
+// loop ends. A write that fails drops the socket (the read loop then
+// finishes the connection).
+func (c *goConn) writeLoop() {
+	defer close(c.writerDone)
+	var batch []outFrame
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			batch, c.queue = c.queue, batch[:0]
+			c.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i := range batch {
+				if !c.writeOne(&batch[i]) {
+					_ = c.ws.NetConn().Close()
+					c.mu.Lock()
+					c.queue, c.queued = nil, 0
+					c.mu.Unlock()
+					return
+				}
+				batch[i] = outFrame{}
+			}
+		}
+	}
+}
+
+// writeOne writes f and reports whether the socket is still usable.
+func (c *goConn) writeOne(f *outFrame) bool {
+	c.mu.Lock()
+	by, code, reason := c.closeBy, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if f.close {
+		err := c.ws.WriteControl(websocket.CloseMessage, closePayload(code, reason), by)
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return false
+		}
+		// Wait for the peer's close frame until the close is due.
+		_ = c.ws.NetConn().SetReadDeadline(by)
+		return true
+	}
+	deadline := time.Now().Add(c.srv.limits.WriteTimeout)
+	if !by.IsZero() && by.Before(deadline) {
+		deadline = by
+	}
+	mt := websocket.TextMessage
+	if f.binary {
+		mt = websocket.BinaryMessage
+	}
+	_ = c.ws.SetWriteDeadline(deadline)
+	err := c.ws.WriteMessage(mt, f.data)
+	c.mu.Lock()
+	c.queued -= frameBytes(len(f.data))
+	c.mu.Unlock()
+	if err != nil {
+		// A failed write leaves the connection unusable.
+		c.markClosing(CloseAbnormal, "")
+		return false
+	}
+	return true
 }
 
 func (c *goConn) onPing(data string) error {
@@ -333,21 +563,32 @@ func (c *goConn) onPong(string) error {
 	return nil
 }
 
-// readLoop reads messages until the connection ends, then unregisters it
-// and calls Disconnect.
-func (c *goConn) readLoop() {
+// onClose answers the peer's close frame as the epoll server does: with
+// its code and no reason, or with an empty close frame when it had no
+// code (closePayload).
+func (c *goConn) onClose(code int, _ string) error {
+	_ = c.ws.WriteControl(websocket.CloseMessage, closePayload(code, ""), time.Now().Add(closeGrace))
+	return nil
+}
+
+// run is the read loop: it reads messages until the connection ends, then
+// stops the writer, unregisters the connection and calls Disconnect.
+func (c *goConn) run() {
 	s := c.srv
 	code, reason := c.read()
+	c.markClosing(code, reason) // Send and Close now answer ErrClosed
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	_ = c.ws.NetConn().Close()
+	close(c.stop)
+	<-c.writerDone
 	s.hub.Remove(c)
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.opts.Handler.Disconnect(c, code, reason)
-	s.wg.Done()
+	s.open.Done()
 }
 
 // read runs the read loop and returns the close code and reason to report.
@@ -378,9 +619,9 @@ func (c *goConn) closeStatus(err error) (int, string) {
 		// gorilla has already sent the 1009 close frame.
 		c.markClosing(CloseTooBig, "Message too big")
 	}
-	c.closeMu.Lock()
+	c.mu.Lock()
 	closing, code, reason := c.closing, c.closeCode, c.closeReason
-	c.closeMu.Unlock()
+	c.mu.Unlock()
 	if closing {
 		return code, reason
 	}
@@ -396,7 +637,7 @@ func (c *goConn) closeStatus(err error) (int, string) {
 
 func (c *goConn) sendCloseOnce(code int, reason string) {
 	if c.markClosing(code, reason) {
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
+		_ = c.ws.WriteControl(websocket.CloseMessage, closePayload(code, reason), time.Now().Add(closeGrace))
 	}
 }
 

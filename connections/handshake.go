@@ -3,19 +3,26 @@ package connections
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// The epoll server reads and answers the upgrade request itself, without
-// net/http's per-connection machinery or gorilla's Upgrade (whose
-// connection would be dropped right after): what this file holds.
-// Parsing is still net/http's (http.ReadRequest), on the bytes read.
+// Both server modes read the upgrade request head themselves, with the
+// same limits and the same refusals (readUpgrade, parseUpgrade), without
+// net/http's per-connection machinery: what this file holds. The epoll
+// server also writes the 101 itself (appendSwitching), the goroutine
+// server lets gorilla's Upgrade write it. Parsing is still net/http's
+// (http.ReadRequest), on the bytes read.
 
 // maxHandshakeBytes bounds the upgrade request: request line and headers.
 // A longer request is answered 431.
@@ -43,6 +50,137 @@ func headerEnd(b []byte, from int) int {
 	}
 	return -1
 }
+
+// readUpgrade reads the request head from nc, within timeout, into a
+// pooled buffer and parses it. It returns the request, its key and the
+// header names the client spelled otherwise than net/http (headerNames),
+// or the refusal to answer, or neither when the client went away or timed
+// out (the socket is then just closed).
+func readUpgrade(nc net.Conn, timeout time.Duration) (*http.Request, string, map[string]string, *refusal) {
+	bp := headBuffers.Get().(*[maxHandshakeBytes]byte)
+	defer headBuffers.Put(bp)
+	_ = nc.SetReadDeadline(time.Now().Add(timeout))
+	n := 0
+	for {
+		m, err := nc.Read(bp[n:])
+		searched := n
+		n += m
+		if end := headerEnd(bp[:n], searched); end >= 0 {
+			if end < n {
+				// The client sent frames before it saw the 101.
+				return nil, "", nil, refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
+			}
+			req, key, ref := parseUpgrade(bp[:end])
+			if ref != nil {
+				return nil, "", nil, ref
+			}
+			return req, key, headerNames(bp[:end]), nil
+		}
+		if n == len(bp) {
+			return nil, "", nil, refuse(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the upgrade request is over %d bytes", maxHandshakeBytes))
+		}
+		if err != nil {
+			return nil, "", nil, nil
+		}
+	}
+}
+
+var headBuffers = sync.Pool{New: func() any { return new([maxHandshakeBytes]byte) }}
+
+// headerNames returns, by canonical name, the header names of head (a
+// request head http.ReadRequest accepted) that the client spelled
+// otherwise than net/http's canonical form; for a name sent in several
+// spellings, the first non-canonical one. It is nil when every name is
+// canonical, which costs no allocation. Lines that are not "token:" (the
+// request line, folded continuations) are skipped; the first blank line
+// ends the head.
+func headerNames(head []byte) map[string]string {
+	var names map[string]string
+	_, rest, _ := bytes.Cut(head, []byte("\n")) // past the request line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			break // the end of the head, as net/http reads it
+		}
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !isToken(name) || isCanonical(name) {
+			continue
+		}
+		n, ok := commonNames[string(name)]
+		if !ok {
+			n.sent = string(name)
+			n.canon = http.CanonicalHeaderKey(n.sent)
+		}
+		if _, seen := names[n.canon]; seen {
+			continue
+		}
+		if names == nil {
+			names = make(map[string]string, 4)
+		}
+		names[n.canon] = n.sent
+	}
+	return names
+}
+
+// commonNames interns the non-canonical spellings most clients send, so a
+// usual handshake costs the map and no strings.
+var commonNames = func() map[string]struct{ canon, sent string } {
+	m := map[string]struct{ canon, sent string }{}
+	for _, sent := range []string{
+		"Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
+		"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
+		"host", "upgrade", "connection", "origin", "user-agent", "accept-encoding", "accept-language",
+		"cache-control", "pragma", "cookie", "authorization", "x-forwarded-for", "X-Amzn-Trace-Id",
+	} {
+		m[sent] = struct{ canon, sent string }{http.CanonicalHeaderKey(sent), sent}
+	}
+	return m
+}()
+
+// isCanonical reports whether name is in net/http's canonical form: the
+// first letter and every letter after a hyphen upper case, the rest lower
+// case.
+func isCanonical(name []byte) bool {
+	upper := true
+	for _, c := range name {
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
+}
+
+// isToken reports whether b is a non-empty RFC 9110 token; net/http
+// leaves names that are not tokens as they are.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// connectRequest is what Handler.Connect is given: req with ctx, and the
+// header names as the client spelled them, on the request and its context
+// both (HeaderNames reads the context).
+func connectRequest(ctx context.Context, info *Info, req *http.Request, names map[string]string) *ConnectRequest {
+	if names != nil {
+		ctx = context.WithValue(ctx, headerNamesKey{}, names)
+	}
+	return &ConnectRequest{Info: info, Request: req.WithContext(ctx), HeaderNames: names}
+}
+
+type headerNamesKey struct{}
 
 // headReader parses a request head from bytes; pooled.
 type headReader struct {
@@ -140,4 +278,12 @@ func appendRefusal(dst []byte, r *refusal) []byte {
 	dst = strconv.AppendInt(dst, int64(len(r.body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, r.body...)
+}
+
+// writeRefusal answers a handshake with an HTTP error, within timeout, and
+// closes the socket.
+func writeRefusal(nc net.Conn, r *refusal, timeout time.Duration) {
+	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+	_, _ = nc.Write(appendRefusal(nil, r))
+	_ = nc.Close()
 }

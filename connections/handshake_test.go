@@ -140,3 +140,76 @@ func FuzzParseUpgrade(f *testing.F) {
 		}
 	})
 }
+
+func TestHeaderNames(t *testing.T) {
+	canonical := []byte("GET /test HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-Websocket-Version: 13\r\nSec-Websocket-Key: " + goodKey + "\r\nUser-Agent: t\r\nX-Amz-Date: 1\r\n\r\n")
+	if got := headerNames(canonical); got != nil {
+		t.Errorf("canonical head: %v, want nil", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { headerNames(canonical) }); n != 0 {
+		t.Errorf("canonical head: %v allocations, want 0", n)
+	}
+	// A usual handshake: the map, no strings.
+	usual := []byte(upgradeRequest("GET", "13", goodKey, "User-Agent: t\r\n"))
+	if n := testing.AllocsPerRun(100, func() { headerNames(usual) }); n > 2 {
+		t.Errorf("usual head: %v allocations, want at most 2", n)
+	}
+	head := "GET /x HTTP/1.1\r\nhost: example.com\r\nX-Lower-Case: 0\r\nx-lower-case: 1\r\nX-LOWER-CASE: 2\r\n" +
+		"Sec-WebSocket-Key: k\r\nX-Folded: a\r\n  b: c\r\nx_under: u\r\n\r\n"
+	want := map[string]string{"Host": "host", "X-Lower-Case": "x-lower-case", "Sec-Websocket-Key": "Sec-WebSocket-Key", "X_under": "x_under"}
+	got := headerNames([]byte(head))
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// FuzzHeaderNames: for any head net/http parses, headerNames maps only
+// names the request has, each to a spelling the head holds that differs
+// from it and canonicalizes to it; and every name of the request is
+// spelled in the head as headerNames says (or canonically).
+func FuzzHeaderNames(f *testing.F) {
+	f.Add([]byte(upgradeRequest("GET", "13", goodKey, "x-lower-case: 1\r\n")))
+	f.Add([]byte("GET / HTTP/1.1\r\nhost: h\r\nX-A: 1\r\nx-a: 2\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: h\r\nX-Folded: 1\r\n x-b: 2\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end := headerEnd(b, 0)
+		if end < 0 {
+			return
+		}
+		head := b[:end]
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		if err != nil {
+			return
+		}
+		names := headerNames(head)
+		if names != nil && len(names) == 0 {
+			t.Fatal("an empty map instead of nil")
+		}
+		for canon, sent := range names {
+			if sent == canon || http.CanonicalHeaderKey(sent) != canon {
+				t.Fatalf("%q maps to %q", canon, sent)
+			}
+			if _, ok := req.Header[canon]; !ok && canon != "Host" {
+				t.Fatalf("%q (sent as %q) is not a header of the request %v", canon, sent, req.Header)
+			}
+			if !bytes.Contains(head, []byte("\n"+sent+":")) {
+				t.Fatalf("%q is not spelled %q in %q", canon, sent, head)
+			}
+		}
+		for canon := range req.Header {
+			sent, ok := names[canon]
+			if !ok {
+				sent = canon
+			}
+			if !bytes.Contains(head, []byte("\n"+sent+":")) {
+				t.Fatalf("%q: no line %q in %q (names %v)", canon, sent, head, names)
+			}
+		}
+	})
+}

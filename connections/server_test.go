@@ -3,7 +3,6 @@ package connections
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -113,62 +112,6 @@ func TestSlowlorisDoesNotDelayOthers(t *testing.T) {
 				t.Errorf("100 round trips took %v beside %d stalled clients", d, stalled)
 			}
 		})
-	}
-}
-
-// TestSendQueueOverflow: a client that does not read fills its send queue;
-// Send then fails with ErrQueueFull instead of blocking, and what was
-// accepted arrives in order once the client reads.
-func TestSendQueueOverflow(t *testing.T) {
-	if !EpollSupported {
-		t.Skip("the send queue belongs to the epoll server")
-	}
-	h := newEchoHandler()
-	url, hub := startServer(t, ModeEpoll, h, Limits{SendQueueBytes: 256 << 10})
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.ReadMessage(); err != nil {
-		t.Fatal(err)
-	}
-	var conn Conn
-	hub.Range(func(x Conn) bool { conn = x; return false })
-	if conn == nil {
-		t.Fatal("connection not in the hub")
-	}
-	payload := make([]byte, 16<<10)
-	sent := 0
-	start := time.Now()
-	for ; sent < 100000; sent++ {
-		copy(payload, fmt.Sprintf("%08d", sent))
-		err := conn.Send(payload, true)
-		if errors.Is(err, ErrQueueFull) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("send %d: %v", sent, err)
-		}
-	}
-	if sent == 100000 {
-		t.Fatal("the queue never filled")
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("filling the queue took %v: sends blocked", d)
-	}
-	for i := 0; i < sent; i++ {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, got, err := c.ReadMessage()
-		if err != nil {
-			t.Fatalf("read %d of %d: %v", i, sent, err)
-		}
-		if want := fmt.Sprintf("%08d", i); string(got[:8]) != want {
-			t.Fatalf("message %d is %q: out of order", i, got[:8])
-		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/portico-gateway/portico/connections"
 )
 
 // Event is the Lambda-proxy event Amazon API Gateway sends a WebSocket
@@ -80,25 +82,15 @@ func newContext(s *session, routeKey, eventType, requestID string, now time.Time
 	}
 }
 
-// headerNames maps Go's canonical header names to the spelling clients
-// (and AWS events) use where the two differ.
-var headerNames = map[string]string{
-	"Sec-Websocket-Key":        "Sec-WebSocket-Key",
-	"Sec-Websocket-Version":    "Sec-WebSocket-Version",
-	"Sec-Websocket-Extensions": "Sec-WebSocket-Extensions",
-	"Sec-Websocket-Protocol":   "Sec-WebSocket-Protocol",
-	"X-Amzn-Trace-Id":          "X-Amzn-Trace-Id",
-}
-
 // connectHeaders builds headers and multiValueHeaders of a CONNECT event
-// from the upgrade request, adding the X-Forwarded-* headers AWS adds.
+// from the upgrade request, with header names as the client spelled them
+// (connections.HeaderNames), as AWS passes them; Host and the
+// X-Forwarded-* headers AWS adds are spelled as AWS spells them.
 func connectHeaders(r *http.Request, sourceIP string) (map[string]string, map[string][]string) {
 	single := make(map[string]string, len(r.Header)+4)
 	multi := make(map[string][]string, len(r.Header)+4)
+	sent := connections.HeaderNames(r)
 	add := func(name string, vals []string) {
-		if n, ok := headerNames[name]; ok {
-			name = n
-		}
 		single[name] = vals[len(vals)-1]
 		multi[name] = vals
 	}
@@ -110,6 +102,9 @@ func connectHeaders(r *http.Request, sourceIP string) (map[string]string, map[st
 		switch name {
 		case "Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto":
 			continue // dropped by AWS, or added below
+		}
+		if n, ok := sent[name]; ok {
+			name = n
 		}
 		add(name, vals)
 	}

@@ -1,0 +1,518 @@
+package connections
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The contract every Server mode keeps, whatever it is built on. Each case
+// runs against every mode of modes(); a mode that cannot keep a case is
+// listed in knownDifferences, and the case must then still fail for it.
+
+// knownDifferences lists, by case and mode, what a mode is known not to
+// do, and why. A listed case still runs and must still fail: once the
+// mode keeps it, the entry has to go. Empty: every mode keeps the whole
+// contract.
+var knownDifferences = map[string]map[string]string{}
+
+var contractCases = []struct {
+	name string
+	run  func(e *contractEnv)
+}{
+	{"send never blocks and the queue is bounded", contractSendQueue},
+	{"send queue overflow closes with 1008", contractCloseOnOverflow},
+	{"upgrade head over 8 KiB is answered 431", contractHeadLimit},
+	{"client close codes are echoed", contractCloseCodes},
+	{"idle timeout closes with 1001", contractIdleTimeout},
+	{"handshake timeout drops half a head", contractHandshakeTimeout},
+	{"send errors", contractSendErrors},
+	{"handler sees header names as sent", contractHeaderNames},
+}
+
+func TestContract(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(mode, func(t *testing.T) {
+			for _, cc := range contractCases {
+				t.Run(cc.name, func(t *testing.T) {
+					e := &contractEnv{t: t, mode: mode, h: newContractHandler()}
+					done := make(chan struct{})
+					go func() { // fatalf ends this goroutine, not the test's
+						defer close(done)
+						cc.run(e)
+					}()
+					<-done
+					known, isKnown := knownDifferences[cc.name][mode]
+					for _, msg := range contractVerdict(e.failures(), known, isKnown) {
+						t.Error(msg)
+					}
+					if isKnown {
+						t.Logf("known difference of %s mode: %s", mode, known)
+					}
+				})
+			}
+		})
+	}
+}
+
+// contractVerdict turns a case's failures into the errors to report: a
+// known difference must fail, anything else must not.
+func contractVerdict(failures []string, known string, isKnown bool) []string {
+	if !isKnown {
+		return failures
+	}
+	if len(failures) == 0 {
+		return []string{"the mode now keeps this case (known difference: " + known + "): take it out of knownDifferences"}
+	}
+	return nil
+}
+
+func TestContractVerdict(t *testing.T) {
+	if got := contractVerdict([]string{"x"}, "", false); len(got) != 1 {
+		t.Errorf("a failing case outside the table: %q, want its failure", got)
+	}
+	if got := contractVerdict(nil, "", false); len(got) != 0 {
+		t.Errorf("a passing case outside the table: %q", got)
+	}
+	if got := contractVerdict([]string{"x"}, "cannot", true); len(got) != 0 {
+		t.Errorf("a known difference that fails: %q, want nothing", got)
+	}
+	if got := contractVerdict(nil, "cannot", true); len(got) != 1 {
+		t.Errorf("a known difference that passes: %q, want an error", got)
+	}
+}
+
+// contractHandler hands each connection's Conn over on its first message
+// ("hello"), echoes the rest and records Connect and Disconnect calls.
+type contractHandler struct {
+	conns       chan Conn
+	connects    chan *ConnectRequest
+	disconnects chan closeSeen
+}
+
+type closeSeen struct {
+	code   int
+	reason string
+}
+
+func newContractHandler() *contractHandler {
+	return &contractHandler{conns: make(chan Conn, 16), connects: make(chan *ConnectRequest, 64), disconnects: make(chan closeSeen, 16)}
+}
+
+func (h *contractHandler) Connect(_ context.Context, req *ConnectRequest) *ConnectResult {
+	select {
+	case h.connects <- req:
+	default:
+	}
+	return &ConnectResult{Stage: "test"}
+}
+
+func (h *contractHandler) Message(c Conn, m Message) {
+	if string(m.Data) == "hello" {
+		h.conns <- c
+		return
+	}
+	_ = c.Send(m.Data, m.Binary)
+}
+
+func (h *contractHandler) Disconnect(_ Conn, code int, reason string) {
+	h.disconnects <- closeSeen{code, reason}
+}
+
+// contractEnv is one case run against one mode. Its methods may be called
+// from the case's goroutine only.
+type contractEnv struct {
+	t    *testing.T
+	mode string
+	h    *contractHandler
+	addr string
+
+	mu   sync.Mutex
+	errs []string
+}
+
+func (e *contractEnv) errorf(format string, args ...any) {
+	e.mu.Lock()
+	e.errs = append(e.errs, fmt.Sprintf(format, args...))
+	e.mu.Unlock()
+}
+
+// fatalf records a failure and ends the case.
+func (e *contractEnv) fatalf(format string, args ...any) {
+	e.errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (e *contractEnv) failures() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.errs
+}
+
+// start runs a server of the mode with l until the test ends.
+func (e *contractEnv) start(l Limits) {
+	srv, err := NewServer(e.mode, Options{Handler: e.h, Limits: l})
+	if err != nil {
+		e.fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.fatalf("listen: %v", err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			e.t.Errorf("shutdown: %v", err)
+		}
+	})
+	e.addr = ln.Addr().String()
+}
+
+// dial opens a connection and returns the client side and the server's Conn.
+func (e *contractEnv) dial(header http.Header) (*websocket.Conn, Conn) {
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/test", header)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { ws.NetConn().Close() })
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		e.fatalf("hello: %v", err)
+	}
+	select {
+	case c := <-e.h.conns:
+		return ws, c
+	case <-time.After(5 * time.Second):
+		e.fatalf("the handler never saw the first message")
+	}
+	return nil, nil
+}
+
+// disconnect waits for the next Disconnect call.
+func (e *contractEnv) disconnect(within time.Duration) closeSeen {
+	select {
+	case d := <-e.h.disconnects:
+		return d
+	case <-time.After(within):
+		e.fatalf("no Disconnect within %v", within)
+	}
+	return closeSeen{}
+}
+
+// raw sends head on a new socket and returns the response, or nil and the
+// bytes read when the server closed without a whole response.
+func (e *contractEnv) raw(head string) (*http.Response, []byte) {
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, head); err != nil {
+		e.fatalf("writing the head: %v", err)
+	}
+	var got strings.Builder
+	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(nc, &got)), nil)
+	if err != nil {
+		return nil, []byte(got.String())
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	return resp, nil
+}
+
+// Send returns promptly however slow the client, and fails with
+// ErrQueueFull once the queue bound is reached; the connection stays open
+// and what was accepted arrives in order.
+func contractSendQueue(e *contractEnv) {
+	const queue, writeTimeout = 256 << 10, 5 * time.Second
+	e.start(Limits{SendQueueBytes: queue, WriteTimeout: writeTimeout})
+	ws, c := e.dial(nil)
+	payload := make([]byte, 16<<10)
+	sent, slowest := 0, time.Duration(0)
+	var err error
+	// The kernel's buffers on both sides take some megabytes before the
+	// queue starts to fill; 64 MiB is far past any of them.
+	for ; sent < (64<<20)/len(payload); sent++ {
+		copy(payload, fmt.Sprintf("%08d", sent))
+		start := time.Now()
+		err = c.Send(payload, true)
+		slowest = max(slowest, time.Since(start))
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		e.fatalf("after %d sends to a client that does not read: %v, want ErrQueueFull", sent, err)
+	}
+	if sent*len(payload) < queue-len(payload) {
+		e.errorf("ErrQueueFull after %d bytes, under the %d-byte queue", sent*len(payload), queue)
+	}
+	if slowest > writeTimeout/10 {
+		e.errorf("the slowest Send took %v (write timeout %v): Send waited for the socket", slowest, writeTimeout)
+	}
+	// Still open: the client reads everything accepted, in order, and
+	// Send works again.
+	for i := 0; i < sent; i++ {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, got, err := ws.ReadMessage()
+		if err != nil {
+			e.fatalf("read %d of %d: %v", i, sent, err)
+		}
+		if want := fmt.Sprintf("%08d", i); string(got[:8]) != want {
+			e.fatalf("message %d is %q: out of order", i, got[:8])
+		}
+	}
+	if err := c.Send([]byte("after"), false); err != nil {
+		e.errorf("Send once the client read the queue: %v", err)
+	}
+	_, got, err := ws.ReadMessage()
+	if err != nil || string(got) != "after" {
+		e.errorf("after the queue drained: %q, %v", got, err)
+	}
+}
+
+// With CloseOnOverflow, the overflowing Send still fails with
+// ErrQueueFull, and the connection is closed with 1008.
+func contractCloseOnOverflow(e *contractEnv) {
+	e.start(Limits{SendQueueBytes: 64 << 10, CloseOnOverflow: true, WriteTimeout: 5 * time.Second})
+	ws, c := e.dial(nil)
+	payload := make([]byte, 16<<10)
+	var err error
+	for i := 0; i < (64<<20)/len(payload) && err == nil; i++ {
+		err = c.Send(payload, true)
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		e.fatalf("overflowing Send: %v, want ErrQueueFull", err)
+	}
+	if d := e.disconnect(10 * time.Second); d.code != ClosePolicyViolation {
+		e.errorf("Disconnect got %d %q, want 1008", d.code, d.reason)
+	}
+	if err := c.Send([]byte("late"), false); !errors.Is(err, ErrClosed) {
+		e.errorf("Send after the overflow close: %v, want ErrClosed", err)
+	}
+	// The client, reading at last, gets what was written and then the
+	// end: a 1008 close frame if it made it out before the socket closed.
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code != ClosePolicyViolation {
+			e.errorf("the client saw close %d, want 1008", ce.Code)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			e.errorf("the connection was not closed: %v", err)
+		}
+		return
+	}
+}
+
+// An upgrade request head over 8 KiB is answered 431 without running
+// $connect; one just under it upgrades.
+func contractHeadLimit(e *contractEnv) {
+	e.start(Limits{})
+	big := upgradeRequest("GET", "13", goodKey, "X-Pad: "+strings.Repeat("a", maxHandshakeBytes)+"\r\n")
+	resp, got := e.raw(big)
+	if resp == nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		e.errorf("a %d-byte head: %v (read %q), want 431", len(big), resp, got)
+	}
+	select {
+	case <-e.h.connects:
+		e.errorf("Connect ran for an oversized head")
+	default:
+	}
+	for _, size := range []int{0, maxHandshakeBytes - 512} {
+		head := upgradeRequest("GET", "13", goodKey, "")
+		if pad := size - len(head) - len("X-Pad: \r\n"); pad > 0 {
+			head = upgradeRequest("GET", "13", goodKey, "X-Pad: "+strings.Repeat("a", pad)+"\r\n")
+		}
+		resp, got := e.raw(head)
+		if resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			e.errorf("a %d-byte head: %v (read %q), want 101", len(head), resp, got)
+		}
+	}
+}
+
+// A client's close code is echoed back without a reason, and Disconnect
+// gets the code and the client's reason; a close frame without a code is
+// answered with an empty close frame and reported as 1005.
+func contractCloseCodes(e *contractEnv) {
+	e.start(Limits{})
+	cases := []struct {
+		payload  []byte
+		echo     int // as gorilla reports it: 1005 for an empty close frame
+		reported closeSeen
+	}{
+		{websocket.FormatCloseMessage(1000, "bye"), 1000, closeSeen{1000, "bye"}},
+		{websocket.FormatCloseMessage(4000, "custom"), 4000, closeSeen{4000, "custom"}},
+		{[]byte{}, websocket.CloseNoStatusReceived, closeSeen{CloseNoStatus, ReasonNoStatus}},
+	}
+	for _, tc := range cases {
+		ws, _ := e.dial(nil)
+		if err := ws.WriteControl(websocket.CloseMessage, tc.payload, time.Now().Add(5*time.Second)); err != nil {
+			e.fatalf("client close: %v", err)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := ws.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != tc.echo || ce.Text != "" {
+			e.errorf("close %q was answered with %v, want code %d and no reason", tc.payload, err, tc.echo)
+		}
+		if d := e.disconnect(5 * time.Second); d != tc.reported {
+			e.errorf("close %q: Disconnect got %+v, want %+v", tc.payload, d, tc.reported)
+		}
+	}
+}
+
+// A connection without traffic is closed with 1001 after the idle timeout.
+func contractIdleTimeout(e *contractEnv) {
+	const idle = 300 * time.Millisecond
+	e.start(Limits{IdleTimeout: idle})
+	ws, _ := e.dial(nil)
+	start := time.Now()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseGoingAway {
+		e.errorf("idle connection: %v, want close 1001", err)
+	}
+	if d := time.Since(start); d < idle-50*time.Millisecond {
+		e.errorf("closed after %v, before the %v idle timeout", d, idle)
+	}
+	if d := e.disconnect(5 * time.Second); d != (closeSeen{CloseGoingAway, ReasonGoingAway}) {
+		e.errorf("Disconnect got %+v, want 1001 %q", d, ReasonGoingAway)
+	}
+}
+
+// A client that sends half a head and stalls is dropped after the
+// handshake timeout, answered nothing, and $connect never runs.
+func contractHandshakeTimeout(e *contractEnv) {
+	const timeout = 300 * time.Millisecond
+	e.start(Limits{HandshakeTimeout: timeout})
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	_, _ = io.WriteString(nc, "GET /test HTTP/1.1\r\nHost: x\r\n")
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(nc)
+	if err != nil || len(b) != 0 {
+		e.errorf("stalled head: read %q, %v; want a plain close", b, err)
+	}
+	if d := time.Since(start); d < timeout-50*time.Millisecond {
+		e.errorf("stalled head dropped after %v, before the %v handshake timeout", d, timeout)
+	}
+	select {
+	case <-e.h.connects:
+		e.errorf("Connect ran for half a head")
+	default:
+	}
+}
+
+// Send past the message limit fails with ErrTooLarge; Send and Close on a
+// closed connection fail with ErrClosed, whoever closed it.
+func contractSendErrors(e *contractEnv) {
+	const limit = 1024
+	e.start(Limits{MaxMessageBytes: limit})
+	ws, c := e.dial(nil)
+	if err := c.Send(make([]byte, limit+1), false); !errors.Is(err, ErrTooLarge) {
+		e.errorf("Send of %d bytes: %v, want ErrTooLarge", limit+1, err)
+	}
+	if err := c.Send(make([]byte, limit), true); err != nil {
+		e.errorf("Send of %d bytes: %v", limit, err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, got, err := ws.ReadMessage(); err != nil || len(got) != limit {
+		e.errorf("the client got %d bytes, %v", len(got), err)
+	}
+	if err := c.Close(4321, "custom"); err != nil {
+		e.errorf("Close: %v", err)
+	}
+	if err := c.Send([]byte("late"), false); !errors.Is(err, ErrClosed) {
+		e.errorf("Send after Close: %v, want ErrClosed", err)
+	}
+	if err := c.Close(4321, "again"); !errors.Is(err, ErrClosed) {
+		e.errorf("second Close: %v, want ErrClosed", err)
+	}
+	_, _, err := ws.ReadMessage()
+	if ce := (*websocket.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4321 || ce.Text != "custom" {
+		e.errorf("the client saw %v, want close 4321 custom", err)
+	}
+	if d := e.disconnect(5 * time.Second); d != (closeSeen{4321, "custom"}) {
+		e.errorf("Disconnect got %+v, want 4321 custom", d)
+	}
+
+	// Closed by the client: the same.
+	ws, c = e.dial(nil)
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+	e.disconnect(5 * time.Second)
+	if err := c.Send([]byte("late"), false); !errors.Is(err, ErrClosed) {
+		e.errorf("Send after the client closed: %v, want ErrClosed", err)
+	}
+	if err := c.Close(1000, ""); !errors.Is(err, ErrClosed) {
+		e.errorf("Close after the client closed: %v, want ErrClosed", err)
+	}
+}
+
+// The Handler gets the header names as the client spelled them, beside
+// net/http's canonical Header; nil when the client spelled all canonically.
+func contractHeaderNames(e *contractEnv) {
+	e.start(Limits{})
+	head := "GET /test HTTP/1.1\r\nhost: example.com\r\nUpgrade: websocket\r\nconnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + goodKey + "\r\nx-lower-case: 1\r\nX-Lower-Case: 2\r\nX-Mixed-case: m\r\n\r\n"
+	want := map[string]string{
+		"Host": "host", "Connection": "connection", "X-Lower-Case": "x-lower-case", "X-Mixed-Case": "X-Mixed-case",
+		"Sec-Websocket-Version": "Sec-WebSocket-Version", "Sec-Websocket-Key": "Sec-WebSocket-Key",
+	}
+	if resp, got := e.raw(head); resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		e.fatalf("handshake: %v (read %q)", resp, got)
+	}
+	var req *ConnectRequest
+	select {
+	case req = <-e.h.connects:
+	case <-time.After(5 * time.Second):
+		e.fatalf("no Connect")
+	}
+	if !maps.Equal(req.HeaderNames, want) {
+		e.errorf("HeaderNames %v, want %v", req.HeaderNames, want)
+	}
+	if got := HeaderNames(req.Request); !maps.Equal(got, want) {
+		e.errorf("HeaderNames(Request) %v, want %v", got, want)
+	}
+	if got := req.Request.Header.Values("X-Lower-Case"); !slices.Equal(got, []string{"1", "2"}) {
+		e.errorf("Header[X-Lower-Case] = %q, want both values", got)
+	}
+
+	canonical := "GET /test HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-Websocket-Version: 13\r\nSec-Websocket-Key: " + goodKey + "\r\nX-Lower-Case: 1\r\n\r\n"
+	if resp, got := e.raw(canonical); resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		e.fatalf("canonical handshake: %v (read %q)", resp, got)
+	}
+	select {
+	case req = <-e.h.connects:
+	case <-time.After(5 * time.Second):
+		e.fatalf("no Connect")
+	}
+	if req.HeaderNames != nil || HeaderNames(req.Request) != nil {
+		e.errorf("canonical names: HeaderNames %v and %v, want nil", req.HeaderNames, HeaderNames(req.Request))
+	}
+}
