@@ -439,6 +439,12 @@ func TestConnectIntegration(t *testing.T) {
 		{"accepted with 204", nil, func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"statusCode":204}`)
 		}, 0, "", http.Header{}, "accepted"},
+		{"null headers: none in the 101", nil, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"statusCode":200,"headers":null}`)
+		}, 0, "", http.Header{}, "accepted"},
+		{"headers not an object is 502", nil, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"statusCode":200,"headers":"Sec-WebSocket-Protocol: chat.v1"}`)
+		}, 502, `{"message": "Internal server error"}`, nil, "error"},
 		{"proxy result 401", nil, func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"statusCode":401,"body":"no"}`)
 		}, 401, "no", nil, "rejected"},

@@ -93,6 +93,12 @@ func TestProxyResultParsing(t *testing.T) {
 			integration.Response{StatusCode: 200, Headers: http.Header{
 				"Sec-Websocket-Protocol": {"chat.v1"}, "X-One": {"1", "2"}, "Set-Cookie": {"a=1", "b=2"},
 			}}},
+		{"integral exponent statusCode", 200, `{"statusCode":2.01e2}`,
+			integration.Response{StatusCode: 201, Headers: http.Header{}}},
+		{"null headers", 200, `{"statusCode":200,"headers":null,"multiValueHeaders":null}`,
+			integration.Response{StatusCode: 200, Headers: http.Header{}}},
+		{"scalar header values", 200, `{"statusCode":200,"headers":{"X-N":1,"X-B":true},"multiValueHeaders":{"X-S":"one"}}`,
+			integration.Response{StatusCode: 200, Headers: http.Header{"X-N": {"1"}, "X-B": {"true"}, "X-S": {"one"}}}},
 		{"isBase64Encoded", 200, `{"statusCode":200,"body":"AAEC","isBase64Encoded":true}`,
 			integration.Response{StatusCode: 200, Body: "AAEC", IsBase64Encoded: true, Headers: http.Header{}}},
 		{"proxy result wins over the HTTP status", 404, `{"statusCode":200,"body":"ok"}`,
@@ -140,6 +146,11 @@ func TestProxyResultErrors(t *testing.T) {
 		{"statusCode above 599", 200, `{"statusCode":600}`},
 		{"statusCode string out of range", 200, `{"statusCode":"1000"}`},
 		{"statusCode negative", 200, `{"statusCode":-200}`},
+		{"statusCode not an integer", 200, `{"statusCode":200.5}`},
+		{"headers a string", 200, `{"statusCode":200,"headers":"X-A: 1"}`},
+		{"headers an array", 200, `{"statusCode":200,"headers":["X-A"]}`},
+		{"multiValueHeaders a string", 200, `{"statusCode":200,"multiValueHeaders":"x"}`},
+		{"multiValueHeaders an array", 200, `{"statusCode":200,"multiValueHeaders":[["a"]]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, _ := backend(t, answer(tc.status, tc.answer))
