@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -211,11 +212,27 @@ func parseProxyResult(resp *http.Response, body []byte) (*Response, error) {
 				}
 			}
 			r.IsBase64Encoded = gjson.GetBytes(trimmed, "isBase64Encoded").Bool()
-			gjson.GetBytes(trimmed, "headers").ForEach(func(k, v gjson.Result) bool {
+			headers := gjson.GetBytes(trimmed, "headers")
+			multi := gjson.GetBytes(trimmed, "multiValueHeaders")
+			// ForEach on null, a string or an array would yield headers
+			// named "" or "0", which end up in a 101 response as a
+			// malformed line: null is no headers, the others malformed.
+			for name, h := range map[string]gjson.Result{"headers": headers, "multiValueHeaders": multi} {
+				if h.Exists() && h.Type != gjson.Null && !h.IsObject() {
+					return nil, fmt.Errorf("%w: %s %s is not an object", ErrIntegration, name, h.Raw)
+				}
+			}
+			if !headers.IsObject() {
+				headers = gjson.Result{}
+			}
+			if !multi.IsObject() {
+				multi = gjson.Result{}
+			}
+			headers.ForEach(func(k, v gjson.Result) bool {
 				r.Headers.Add(k.String(), v.String())
 				return true
 			})
-			gjson.GetBytes(trimmed, "multiValueHeaders").ForEach(func(k, v gjson.Result) bool {
+			multi.ForEach(func(k, v gjson.Result) bool {
 				for _, item := range v.Array() {
 					r.Headers.Add(k.String(), item.String())
 				}
@@ -231,6 +248,9 @@ func statusCode(r gjson.Result) (int, bool) {
 	var code int
 	switch r.Type {
 	case gjson.Number:
+		if r.Num != math.Trunc(r.Num) {
+			return 0, false // 200.5 is not a status
+		}
 		code = int(r.Int())
 	case gjson.String:
 		n, err := strconv.Atoi(r.Str)
