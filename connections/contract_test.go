@@ -41,6 +41,8 @@ var contractCases = []struct {
 	{"handshake timeout drops half a head", contractHandshakeTimeout},
 	{"send errors", contractSendErrors},
 	{"handler sees header names as sent", contractHeaderNames},
+	{"plain HTTP requests without a handler get 426", contractPlainRefused},
+	{"plain HTTP requests go to the HTTP handler", contractPlainServed},
 }
 
 func TestContract(t *testing.T) {
@@ -138,6 +140,7 @@ type contractEnv struct {
 	t    *testing.T
 	mode string
 	h    *contractHandler
+	http http.Handler // Options.HTTP; set before start
 	addr string
 
 	mu   sync.Mutex
@@ -164,7 +167,7 @@ func (e *contractEnv) failures() []string {
 
 // start runs a server of the mode with l until the test ends.
 func (e *contractEnv) start(l Limits) {
-	srv, err := NewServer(e.mode, Options{Handler: e.h, Limits: l})
+	srv, err := NewServer(e.mode, Options{Handler: e.h, HTTP: e.http, Limits: l})
 	if err != nil {
 		e.fatalf("new server: %v", err)
 	}
@@ -515,4 +518,73 @@ func contractHeaderNames(e *contractEnv) {
 	if req.HeaderNames != nil || HeaderNames(req.Request) != nil {
 		e.errorf("canonical names: HeaderNames %v and %v, want nil", req.HeaderNames, HeaderNames(req.Request))
 	}
+}
+
+// A request that is not a handshake — a POST with a body, as a backend
+// sends @connections — is answered 426 naming the method and path, not
+// "data before the handshake", and $connect does not run.
+func contractPlainRefused(e *contractEnv) {
+	e.start(Limits{})
+	resp, raw := e.raw("POST /dev/@connections/abc HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	if resp == nil {
+		e.fatalf("no response to a plain POST: %q", raw)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(string(body), "POST /dev/@connections/abc") {
+		e.errorf("plain POST: %d %q, want 426 naming POST /dev/@connections/abc", resp.StatusCode, body)
+	}
+	select {
+	case <-e.h.connects:
+		e.errorf("$connect ran for a plain request")
+	default:
+	}
+}
+
+// With Options.HTTP, a plain request and the one after it on the same
+// kept-alive socket reach the handler whole (the body included, though
+// the server read its start with the head), while handshakes on the same
+// listener still upgrade.
+func contractPlainServed(e *contractEnv) {
+	type seen struct{ method, path, body string }
+	got := make(chan seen, 4)
+	e.http = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.Path, string(b)}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "served "+r.URL.Path)
+	})
+	e.start(Limits{})
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	big := strings.Repeat("b", 20000) // longer than what the head read takes
+	br := bufio.NewReader(nc)
+	for i, req := range []seen{{"POST", "/dev/@connections/abc", "hello"}, {"POST", "/dev/@connections/def", big}} {
+		if _, err := fmt.Fprintf(nc, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", req.method, req.path, len(req.body), req.body); err != nil {
+			e.fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			e.fatalf("response %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "served "+req.path {
+			e.errorf("response %d: %d %q", i, resp.StatusCode, body)
+		}
+		select {
+		case s := <-got:
+			if s != req {
+				e.errorf("request %d reached the handler as %s %s (%d bytes), want %s %s (%d bytes)",
+					i, s.method, s.path, len(s.body), req.method, req.path, len(req.body))
+			}
+		case <-time.After(5 * time.Second):
+			e.fatalf("request %d never reached the handler", i)
+		}
+	}
+	ws, _ := e.dial(nil) // handshakes still upgrade
+	ws.Close()
 }

@@ -45,6 +45,7 @@ const maxReadPerEvent = 256 << 10
 // Send fails with ErrQueueFull (management answers 429), and the
 // connection is closed with 1008 if Limits.CloseOnOverflow is set.
 type EpollServer struct {
+	plain  *plainHTTP // nil without Options.HTTP
 	opts   Options
 	limits Limits
 	hub    *Hub
@@ -103,6 +104,9 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 	s.wg.Add(len(s.shards))
 	for _, sh := range s.shards {
 		go sh.loop()
+	}
+	if opts.HTTP != nil {
+		s.plain = newPlainHTTP(opts.HTTP, s.limits, s.log)
 	}
 	return s, nil
 }
@@ -181,6 +185,11 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
+	if s.plain != nil {
+		if perr := s.plain.shutdown(ctx); perr != nil {
+			return perr
+		}
+	}
 	for _, sh := range s.shards {
 		sh.closeAll(CloseGoingAway, ReasonGoingAway)
 	}
@@ -217,6 +226,10 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 		ref = refuse(http.StatusServiceUnavailable, "server is shutting down")
 	}
 	if ref != nil {
+		if ref.plain != nil && s.plain != nil {
+			s.plain.serve(nc, ref.plain)
+			return
+		}
 		s.refuse(nc, ref)
 		return
 	}

@@ -27,6 +27,11 @@ const closeGrace = 2 * time.Second
 type Options struct {
 	// Handler decides what connections mean. Required.
 	Handler Handler
+	// HTTP serves the requests on the listener that are not WebSocket
+	// handshakes (a plain GET or POST: @connections on the API's own
+	// host). nil: they are answered 426 Upgrade Required, naming the
+	// method and path.
+	HTTP http.Handler
 	// Hub registers open connections by id. nil: a private Hub.
 	Hub *Hub
 	// Limits bound connections and messages; zero fields take defaults.
@@ -47,6 +52,7 @@ type Options struct {
 // connection with 1008 under Limits.CloseOnOverflow). A per-connection
 // timer enforces idle timeout, maximum duration and pings.
 type GoroutineServer struct {
+	plain    *plainHTTP // nil without Options.HTTP
 	opts     Options
 	limits   Limits
 	hub      *Hub
@@ -92,6 +98,9 @@ func NewGoroutineServer(opts Options) *GoroutineServer {
 		// authorizer on $connect can.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error:       upgradeError,
+	}
+	if opts.HTTP != nil {
+		s.plain = newPlainHTTP(opts.HTTP, s.limits, s.log)
 	}
 	return s
 }
@@ -174,6 +183,11 @@ func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
+	if s.plain != nil {
+		if perr := s.plain.shutdown(ctx); perr != nil {
+			return perr
+		}
+	}
 	s.mu.Lock()
 	open := make([]*goConn, 0, len(s.conns))
 	for c := range s.conns {
@@ -227,6 +241,10 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 		ref = refuse(http.StatusServiceUnavailable, "server is shutting down")
 	}
 	if ref != nil {
+		if ref.plain != nil && s.plain != nil {
+			s.plain.serve(nc, ref.plain)
+			return nil
+		}
 		writeRefusal(nc, ref, s.limits.HandshakeTimeout)
 		return nil
 	}

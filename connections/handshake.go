@@ -36,6 +36,10 @@ type refusal struct {
 	status  int
 	body    string // text/plain
 	version bool   // add Sec-WebSocket-Version: 13 (an unsupported version was asked)
+	// plain holds the bytes read of a well-formed HTTP request that is not
+	// a WebSocket handshake, for the server's plain HTTP handler (nil
+	// otherwise).
+	plain []byte
 }
 
 func refuse(status int, msg string) *refusal { return &refusal{status: status, body: msg + "\n"} }
@@ -66,13 +70,17 @@ func readUpgrade(nc net.Conn, timeout time.Duration) (*http.Request, string, map
 		searched := n
 		n += m
 		if end := headerEnd(bp[:n], searched); end >= 0 {
-			if end < n {
+			req, key, ref := parseUpgrade(bp[:end])
+			switch {
+			case ref != nil && ref.status == http.StatusUpgradeRequired:
+				// A plain HTTP request, perhaps with the start of its body.
+				ref.plain = append([]byte(nil), bp[:n]...)
+				return nil, "", nil, ref
+			case ref != nil:
+				return nil, "", nil, ref
+			case end < n:
 				// The client sent frames before it saw the 101.
 				return nil, "", nil, refuse(http.StatusBadRequest, "the client sent data before the handshake completed")
-			}
-			req, key, ref := parseUpgrade(bp[:end])
-			if ref != nil {
-				return nil, "", nil, ref
 			}
 			return req, key, headerNames(bp[:end]), nil
 		}
@@ -211,7 +219,8 @@ func parseUpgrade(head []byte) (*http.Request, string, *refusal) {
 	// read from the pooled reader just released.
 	req.Body = http.NoBody
 	if !websocket.IsWebSocketUpgrade(req) {
-		return nil, "", refuse(http.StatusUpgradeRequired, "this endpoint accepts WebSocket connections only")
+		return nil, "", refuse(http.StatusUpgradeRequired, fmt.Sprintf(
+			"this endpoint accepts WebSocket connections only (GET with Upgrade: websocket), not %s %s", req.Method, req.URL.Path))
 	}
 	if req.Method != http.MethodGet {
 		return nil, "", refuse(http.StatusMethodNotAllowed, "a WebSocket handshake must use GET, not "+req.Method)
