@@ -1,0 +1,54 @@
+package routing
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/connections"
+)
+
+// nopConn is a connection whose Send costs nothing.
+type nopConn struct {
+	info  connections.Info
+	state any
+}
+
+func (c *nopConn) Info() *connections.Info { return &c.info }
+func (c *nopConn) State() any              { return c.state }
+func (*nopConn) LastActive() time.Time     { return time.Time{} }
+func (*nopConn) Close(int, string) error   { return nil }
+func (*nopConn) Send([]byte, bool) error   { return nil }
+
+// echoRouter is a router with a two-way mock echo route, and one
+// connection it accepted.
+func echoRouter(tb testing.TB) (*Router, *nopConn) {
+	tb.Helper()
+	r, err := New(Options{API: baseAPI(map[string]Route{
+		"echo": {RouteResponse: true, Integration: mock("$request.body.data")},
+	})})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info := newInfo()
+	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+	if !res.Accepted() {
+		tb.Fatalf("connect refused: %d", res.Status)
+	}
+	info.Stage = res.Stage
+	return r, &nopConn{info: *info, state: res.State}
+}
+
+var echoMsg = connections.Message{Data: []byte(`{"action":"echo","data":"hello"}`)}
+
+// BenchmarkMessageMockEcho is one message through a two-way mock route:
+// route selection, the event, the template and the answer.
+func BenchmarkMessageMockEcho(b *testing.B) {
+	r, c := echoRouter(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Message(c, echoMsg)
+	}
+}
