@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/storage"
 )
 
@@ -75,7 +76,7 @@ func (r *Recorder) Connect(ctx context.Context, req *connections.ConnectRequest)
 		return res
 	}
 	info := req.Info
-	rec := r.record(info, res.Stage, info.ConnectedAt)
+	rec := r.record(info, res.Stage, info.ConnectedAt, res.State)
 	if err := r.reg.Put(ctx, rec); err != nil {
 		r.log.Warn("registry put failed; the record is written again later", "connectionId", info.ID, "err", err)
 		if r.putFailed != nil {
@@ -98,13 +99,23 @@ func (r *Recorder) Disconnect(c connections.Conn, code int, reason string) {
 // registry.
 func (r *Recorder) Record(c connections.Conn) *storage.Record {
 	info := c.Info()
-	return r.record(info, info.Stage, c.LastActive())
+	return r.record(info, info.Stage, c.LastActive(), c.State())
 }
 
-func (r *Recorder) record(info *connections.Info, stage string, lastActive time.Time) *storage.Record {
-	return &storage.Record{
+// AuthIdentified is implemented by a connection's state (the router's
+// session) when an authorizer admitted it.
+type AuthIdentified interface {
+	AuthIdentity() *auth.Identity
+}
+
+func (r *Recorder) record(info *connections.Info, stage string, lastActive time.Time, state any) *storage.Record {
+	rec := &storage.Record{
 		ID: info.ID, Node: r.node, API: r.api, Stage: stage,
 		ConnectedAt: time.UnixMilli(info.ConnectedAt.UnixMilli()), LastActiveAt: lastActive,
 		SourceIP: info.SourceIP, UserAgent: info.UserAgent,
 	}
+	if s, ok := state.(AuthIdentified); ok {
+		rec.Authorizer = s.AuthIdentity().Strings() // nil without an authorizer
+	}
+	return rec
 }

@@ -175,6 +175,17 @@ type API struct {
 	// Limits bound connections and messages; the defaults are AWS's.
 	Limits Limits `yaml:"limits"`
 
+	// Region and AccountID fill the methodArn of authorizer events
+	// (arn:aws:execute-api:REGION:ACCOUNT:APIID/STAGE/$connect), and a
+	// Cognito authorizer's default region comes from its ARN. Defaults
+	// "us-east-1" and "123456789012".
+	Region    string `yaml:"region"`
+	AccountID string `yaml:"accountId"`
+
+	// Authorizers are the API's authorizers by name; a route names one
+	// in its authorizer key. See Authorizer.
+	Authorizers map[string]Authorizer `yaml:"authorizers"`
+
 	// Stages are the stages clients may connect to. At least one.
 	Stages []Stage `yaml:"stages"`
 
@@ -229,6 +240,17 @@ type Route struct {
 	// body is sent back to the client. Default false (one-way), as in AWS.
 	// Ignored for $connect and $disconnect.
 	RouteResponse bool `yaml:"routeResponse"`
+	// AuthorizationType guards the route (only $connect, as AWS allows
+	// for WebSocket APIs): NONE (default), CUSTOM (a request or token
+	// authorizer), JWT (a jwt authorizer), COGNITO_USER_POOLS (a cognito
+	// authorizer) or AWS_IAM (SigV4-signed handshakes).
+	AuthorizationType string `yaml:"authorizationType"`
+	// Authorizer names one of the API's authorizers (CUSTOM, JWT,
+	// COGNITO_USER_POOLS).
+	Authorizer string `yaml:"authorizer"`
+	// AuthorizationScopes (JWT and COGNITO_USER_POOLS): the token's
+	// scope or scp must hold at least one of them, else 403. Default none.
+	AuthorizationScopes []string `yaml:"authorizationScopes"`
 }
 
 // Integration is the backend of a route.

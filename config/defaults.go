@@ -65,7 +65,17 @@ func (f *File) ApplyDefaults() {
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
 		a.Limits.applyDefaults()
-		for _, r := range a.Routes {
+		setString(&a.Region, defaultRegion)
+		setString(&a.AccountID, defaultAccountID)
+		for n, az := range a.Authorizers {
+			az.applyDefaults()
+			a.Authorizers[n] = az
+		}
+		for k, r := range a.Routes {
+			if r.AuthorizationType == "" {
+				r.AuthorizationType = AuthNone
+				a.Routes[k] = r
+			}
 			// Route values are copies, but Integration is a pointer into
 			// the shared value, so changes stick.
 			if r.Integration != nil {

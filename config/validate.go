@@ -164,8 +164,10 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 		routeKeys = append(routeKeys, rk)
 	}
 	sort.Strings(routeKeys) // a stable order for problems on one line
+	v.authorizers(key, a)
 	for _, rk := range routeKeys {
 		v.route(childPath(key+".routes", rk), rk, a.Routes[rk], a.Stages)
+		v.routeAuth(childPath(key+".routes", rk), rk, a.Routes[rk], a)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/storage"
 )
 
@@ -56,6 +57,11 @@ type Gateway struct {
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
 	stopOnce sync.Once
+
+	iam        auth.Authorizer  // AWS_IAM routes; nil: none may be configured
+	now        func() time.Time // authorizer clocks; nil: time.Now
+	authClient *http.Client     // authorizer and integration calls
+	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
 }
 
 type apiRuntime struct {
@@ -124,7 +130,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
-		if err := g.addAPI(api, shared); err != nil {
+		if err := g.addAPI(i, api, shared); err != nil {
 			g.shutdownServers()
 			_ = reg.Close()
 			return nil, err
@@ -173,8 +179,12 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 
 // addAPI builds one API's router and connection server; with a shared
 // registry the router is wrapped in a Recorder the keeper tracks.
-func (g *Gateway) addAPI(api *config.API, shared bool) error {
-	router, err := routing.New(routing.Options{API: routingAPI(api), Metrics: g.metrics, Logger: g.log})
+func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
+	rapi, err := g.routingAPI(api, i)
+	if err != nil {
+		return err
+	}
+	router, err := routing.New(routing.Options{API: rapi, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strconv"
+
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing"
@@ -10,8 +12,9 @@ import (
 // Each package takes Options of its own; the gateway fills them from the
 // configuration file, so that no package below it reads config.
 
-// routingAPI is the routing.API of one configured API.
-func routingAPI(api *config.API) *routing.API {
+// routingAPI is the routing.API of one configured API (apis[i] in the
+// file), with its routes' authorizers built.
+func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
 	out := &routing.API{
 		Name: api.Name, ID: api.ID, DomainName: api.DomainName,
 		RouteSelectionExpression: api.RouteSelectionExpression,
@@ -20,10 +23,15 @@ func routingAPI(api *config.API) *routing.API {
 	for _, st := range api.Stages {
 		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
 	}
+	authorizers := g.newAuthorizerSet(api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {
-		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse}
+		a, err := authorizers.route(key, rc)
+		if err != nil {
+			return nil, err
+		}
+		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse, Authorizer: a}
 	}
-	return out
+	return out, nil
 }
 
 // integrationSpec is the integration.Spec of a configured integration;

@@ -204,11 +204,17 @@ func (h *Handler) Local(o *cluster.Op) cluster.Result {
 		return cluster.Result{Status: http.StatusOK}
 	case "get":
 		info := c.Info()
-		body, _ := json.Marshal(connectionJSON{
+		cj := connectionJSON{
 			ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
 			Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
 			LastActiveAt: c.LastActive().UTC().Format(isoMillis),
-		})
+		}
+		if s, ok := c.State().(cluster.AuthIdentified); ok {
+			if id := s.AuthIdentity(); id != nil {
+				cj.Authorizer = &authorizerJSON{PrincipalID: id.PrincipalID, Type: id.Type, Context: id.Strings()}
+			}
+		}
+		body, _ := json.Marshal(cj)
 		return cluster.Result{Status: http.StatusOK, Body: body}
 	case "delete":
 		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
@@ -254,6 +260,19 @@ type connectionJSON struct {
 	ConnectedAt  string       `json:"connectedAt"`
 	Identity     identityJSON `json:"identity"`
 	LastActiveAt string       `json:"lastActiveAt"`
+	// Authorizer is Portico's extension (AWS's GetConnection has no such
+	// field; SDKs ignore it): who $connect's authorizer admitted the
+	// connection as. Absent without an authorizer.
+	Authorizer *authorizerJSON `json:"authorizer,omitempty"`
+}
+
+// authorizerJSON is the identity of an authorized connection: the
+// authorizer's type, principalId, and its context and claims as strings
+// (claims as "claims.NAME").
+type authorizerJSON struct {
+	Type        string            `json:"type"`
+	PrincipalID string            `json:"principalId,omitempty"`
+	Context     map[string]string `json:"context,omitempty"`
 }
 
 type identityJSON struct {

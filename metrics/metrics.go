@@ -13,8 +13,16 @@ type Set struct {
 	ConnectionsOpen *prometheus.GaugeVec
 	// Connects counts handshakes by result: accepted, rejected (the
 	// $connect integration answered non-2xx, or the stage is unknown),
-	// error (the integration failed or timed out). Labels: api, stage, result.
+	// error (the integration failed or timed out), and, when an authorizer
+	// guards $connect, unauthorized (401), forbidden (403) and
+	// authorizer_error (500). Labels: api, stage, result.
 	Connects *prometheus.CounterVec
+	// AuthorizerRequests counts authorizations by result: allow, deny
+	// (403), unauthorized (401, also without a call when the identity
+	// source is missing), error (the authorizer failed: 500) and
+	// cache_hit (answered from the result cache, no call). Labels: api,
+	// authorizer (its configured name), result.
+	AuthorizerRequests *prometheus.CounterVec
 	// Disconnects counts closed connections. Labels: api, stage.
 	Disconnects *prometheus.CounterVec
 	// Messages counts messages by direction: in (client to gateway) and
@@ -54,6 +62,9 @@ func New(reg prometheus.Registerer) *Set {
 		Connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portico_connects_total", Help: "WebSocket handshakes by result (accepted, rejected, error).",
 		}, []string{"api", "stage", "result"}),
+		AuthorizerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_authorizer_requests_total", Help: "Authorizations by result (allow, deny, unauthorized, error, cache_hit).",
+		}, []string{"api", "authorizer", "result"}),
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portico_disconnects_total", Help: "Closed WebSocket connections.",
 		}, []string{"api", "stage"}),
@@ -83,7 +94,7 @@ func New(reg prometheus.Registerer) *Set {
 	}
 	s.RegistryUp.Set(1)
 	if reg != nil {
-		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.Disconnects, s.Messages,
+		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
 			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending)
 	}
 	return s

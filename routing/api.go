@@ -3,6 +3,7 @@ package routing
 import (
 	"strings"
 
+	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/integration"
 )
 
@@ -39,6 +40,10 @@ type Route struct {
 	Integration *integration.Spec
 	// RouteResponse sends the integration's answer back to the client.
 	RouteResponse bool
+	// Authorizer guards the route (only $connect in WebSocket APIs): a
+	// client it refuses gets 401, 403 or 500 and never reaches the
+	// integration. nil: anyone gets in (authorizationType NONE).
+	Authorizer auth.Authorizer
 }
 
 // wsCall is the integration call of one WebSocket event, resolving the

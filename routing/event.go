@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
@@ -181,15 +182,35 @@ func (rc *RequestContext) contextValue(name string) (string, bool) {
 	case "identity.userAgent":
 		return rc.Identity.UserAgent, true
 	}
-	if len(name) > len("authorizer.") && name[:len("authorizer.")] == "authorizer." {
-		if v, ok := rc.Authorizer[name[len("authorizer."):]]; ok {
+	if path, ok := strings.CutPrefix(name, "authorizer."); ok && rc.Authorizer != nil {
+		return authorizerValue(rc.Authorizer, path)
+	}
+	return "", false
+}
+
+// authorizerValue resolves a dotted path in requestContext.authorizer:
+// principalId, a context key, claims.sub (Cognito), jwt.claims.sub (JWT).
+// A key holding a dot itself (a claim such as "cognito:groups" has none,
+// but a context key may) is tried whole before it is split.
+func authorizerValue(m map[string]any, path string) (string, bool) {
+	for {
+		if v, ok := m[path]; ok {
 			switch v := v.(type) {
 			case string:
 				return v, true
 			case int64:
 				return strconv.FormatInt(v, 10), true
 			}
+			return "", false
 		}
+		head, rest, ok := strings.Cut(path, ".")
+		if !ok {
+			return "", false
+		}
+		sub, ok := m[head].(map[string]any)
+		if !ok {
+			return "", false
+		}
+		m, path = sub, rest
 	}
-	return "", false
 }

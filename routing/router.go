@@ -22,6 +22,7 @@ import (
 
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
+	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/expr"
 	"github.com/portico-gateway/portico/routing/integration"
 )
@@ -85,6 +86,7 @@ type stage struct {
 type route struct {
 	key    string
 	integ  *integration.Route // nil: no integration
+	authz  auth.Authorizer    // nil: none
 	twoWay bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
@@ -99,8 +101,14 @@ type session struct {
 	domainName   string
 	connectedAt  int64
 	identity     Identity
-	authorizer   map[string]any
+	authorizer   map[string]any // requestContext.authorizer; nil without an authorizer
+	auth         *auth.Identity // nil without an authorizer
 }
+
+// AuthIdentity is who the connection was authorized as on $connect; nil
+// when no authorizer guards it. Management and the registry record read
+// it through this method, without knowing the session type.
+func (s *session) AuthIdentity() *auth.Identity { return s.auth }
 
 // New compiles the API's routes for every stage.
 func New(opts Options) (*Router, error) {
@@ -133,7 +141,7 @@ func New(opts Options) (*Router, error) {
 			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
 		}
 		for key, rc := range api.Routes {
-			rt := &route{key: key, twoWay: rc.RouteResponse,
+			rt := &route{key: key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
 				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
 			}
@@ -195,12 +203,27 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		s.domainName = info.Host
 	}
 	res := &connections.ConnectResult{State: s, Stage: st.name}
-	if rt := st.connect; rt != nil && rt.integ != nil {
-		requestID := connections.NewID()
-		ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
-		ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
-		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
-		ev.StageVariables = nonEmpty(st.vars)
+	rt := st.connect
+	if rt == nil || (rt.integ == nil && rt.authz == nil) {
+		r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
+		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+		return res
+	}
+	requestID := connections.NewID()
+	ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
+	ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
+	ev.StageVariables = nonEmpty(st.vars)
+	if rt.authz != nil {
+		if refused := r.authorize(ctx, req, s, ev); refused != nil {
+			return refused
+		}
+		ev.RequestContext.Authorizer = s.authorizer
+		if p := s.auth.Subprotocol; p != "" {
+			res.Header = http.Header{"Sec-Websocket-Protocol": {p}}
+		}
+	}
+	if rt.integ != nil {
 		resp, err := rt.integ.Invoke(ctx, &newCall(ev, nil, st.vars).Call)
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
@@ -213,11 +236,96 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
 			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
 		}
-		res.Header = upgradeHeaders(resp.Headers)
+		h := upgradeHeaders(resp.Headers)
+		if p := res.Header.Get("Sec-Websocket-Protocol"); p != "" && h.Get("Sec-Websocket-Protocol") == "" {
+			h.Set("Sec-Websocket-Protocol", p) // the integration did not choose one: keep the authorizer's
+		}
+		res.Header = h
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 	return res
+}
+
+// The bodies of a $connect refused by its authorizer.
+const (
+	bodyUnauthorized = `{"message":"Unauthorized"}`
+	bodyForbidden    = `{"message":"Forbidden"}`
+	bodyAuthFailure  = `{"message":"Internal Server Error"}`
+)
+
+// authorize runs the $connect authorizer; on success it fills the
+// session's identity and requestContext.authorizer and returns nil, else
+// the refusal (401, 403 or 500).
+func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest, s *session, ev *Event) *connections.ConnectResult {
+	rc := &ev.RequestContext
+	q := req.Request.URL.Query()
+	ar := &auth.Request{
+		Method: req.Request.Method, Path: req.Request.URL.Path, RawPath: req.Request.URL.RawPath,
+		Host: req.Request.Host, Header: req.Request.Header, Query: q, RawQuery: req.Request.URL.RawQuery,
+		SourceIP: req.Info.SourceIP, API: r.apiName, APIID: r.apiID, Stage: s.stage.name, RouteKey: RouteConnect,
+		StageVariables: s.stage.vars, Context: rc.contextValue,
+		EventHeaders: ev.Headers, EventMultiValueHeaders: ev.MultiValueHeaders, RequestContext: rc,
+	}
+	id, err := s.stage.connect.authz.Authorize(ctx, ar)
+	if err == nil && id == nil {
+		err = fmt.Errorf("%w: the authorizer returned no identity", auth.ErrAuthorizerFailure)
+	}
+	if err != nil {
+		result, status, body := "authorizer_error", http.StatusInternalServerError, bodyAuthFailure
+		switch {
+		case errors.Is(err, auth.ErrUnauthorized):
+			result, status, body = "unauthorized", http.StatusUnauthorized, bodyUnauthorized
+		case errors.Is(err, auth.ErrForbidden):
+			result, status, body = "forbidden", http.StatusForbidden, bodyForbidden
+		default:
+			r.log.Warn("$connect authorizer failed", "stage", s.stage.name, "connectionId", s.connectionID, "err", err)
+		}
+		if status != http.StatusInternalServerError && r.log.Enabled(ctx, slog.LevelDebug) {
+			r.log.Debug("$connect refused by its authorizer", "stage", s.stage.name, "connectionId", s.connectionID, "err", err)
+		}
+		r.m.Connects.WithLabelValues(r.apiName, s.stage.name, result).Inc()
+		return &connections.ConnectResult{Status: status, Body: body}
+	}
+	s.auth = id
+	s.authorizer = authorizerContext(id)
+	return nil
+}
+
+// authorizerContext is requestContext.authorizer for id, in AWS's shape
+// for its type: Lambda authorizers give principalId, integrationLatency
+// and each context value as a string (3 → "3", false → "false"); JWT
+// authorizers {"jwt": {"claims": {...}, "scopes": [...]}} as HTTP APIs
+// do; Cognito user pools {"claims": {...}} as REST APIs do. Claims are
+// strings too.
+func authorizerContext(id *auth.Identity) map[string]any {
+	claims := func() map[string]any {
+		m := make(map[string]any, len(id.Claims))
+		for k, v := range id.Claims {
+			m[k] = auth.Stringify(v)
+		}
+		return m
+	}
+	switch id.Type {
+	case auth.TypeJWT:
+		var scopes any // null without scopes, as AWS sends it
+		if len(id.Scopes) > 0 {
+			scopes = id.Scopes
+		}
+		return map[string]any{"jwt": map[string]any{"claims": claims(), "scopes": scopes}}
+	case auth.TypeCognito:
+		return map[string]any{"claims": claims()}
+	}
+	m := make(map[string]any, 2+len(id.Context))
+	for k, v := range id.Context {
+		m[k] = auth.Stringify(v)
+	}
+	m["principalId"] = id.PrincipalID
+	m["integrationLatency"] = id.IntegrationLatency
+	if id.AccessKeyID != "" {
+		m["accessKey"] = id.AccessKeyID
+	}
+	return m
 }
 
 // upgradeHeaders keeps the $connect response headers that may go into a

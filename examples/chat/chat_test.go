@@ -60,6 +60,9 @@ func TestChat(t *testing.T) {
 	cfg.Management.Address = "127.0.0.1:0"
 	cfg.APIs[0].Listen = "127.0.0.1:0"
 	cfg.APIs[0].Stages[0].Variables["backend"] = srv.URL
+	origin := cfg.APIs[0].Authorizers["origin"]
+	origin.URI = srv.URL + "/authorize"
+	cfg.APIs[0].Authorizers["origin"] = origin
 	g, err := gateway.New(context.Background(), cfg, gateway.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
@@ -81,14 +84,32 @@ func TestChat(t *testing.T) {
 	page.Body.Close()
 
 	url := "ws://" + g.APIAddr("chat") + "/dev"
+	// The page's origin: what a browser sends on the handshake.
+	pageOrigin := http.Header{"Origin": {srv.URL}}
 	dial := func() *websocket.Conn {
 		t.Helper()
-		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		c, _, err := websocket.DefaultDialer.Dial(url, pageOrigin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
+	}
+	// Another site's page is refused by the authorizer (403), a client
+	// without an Origin before it is called (401).
+	for origin, want := range map[string]int{"http://evil.example": http.StatusForbidden, "": http.StatusUnauthorized} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(url, h)
+		if err == nil {
+			c.Close()
+			t.Fatalf("origin %q: connected, want HTTP %d", origin, want)
+		}
+		if resp == nil || resp.StatusCode != want {
+			t.Fatalf("origin %q: %v %v, want HTTP %d", origin, err, resp, want)
+		}
 	}
 	send := func(c *websocket.Conn, v any) {
 		t.Helper()

@@ -199,6 +199,8 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page)
+	case r.URL.Path == "/authorize" && r.Method == http.MethodPost:
+		authorize(w, r)
 	case r.URL.Path == "/events" && r.Method == http.MethodPost:
 		var ev event
 		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
@@ -210,6 +212,38 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// authorize is the $connect authorizer (a REQUEST authorizer, as a
+// Lambda would be): it lets in pages served by this backend and nothing
+// else, so another site's page cannot open a chat connection in its
+// visitors' browsers. Browsers always send Origin on a WebSocket
+// handshake; the gateway calls this backend at the address that also
+// serves the page, so the page's origin is http:// and this request's
+// Host. The answer is an IAM policy allowing or denying the connection
+// (methodArn is the $connect route of the stage being connected to);
+// its context reaches every later event as requestContext.authorizer.
+func authorize(w http.ResponseWriter, r *http.Request) {
+	var ev struct {
+		MethodArn string            `json:"methodArn"`
+		Headers   map[string]string `json:"headers"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+		http.Error(w, "not an authorizer event", http.StatusBadRequest)
+		return
+	}
+	origin := ev.Headers["Origin"]
+	effect := "Deny"
+	if origin == "http://"+r.Host {
+		effect = "Allow"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"principalId": origin,
+		"policyDocument": map[string]any{"Version": "2012-10-17", "Statement": []map[string]string{
+			{"Action": "execute-api:Invoke", "Effect": effect, "Resource": ev.MethodArn}}},
+		"context": map[string]any{"origin": origin},
+	})
 }
 
 // reply answers Portico in the Lambda-proxy result form. On the two-way

@@ -68,12 +68,34 @@ type Request struct {
 	// Context resolves $context.x identity sources (context.requestId,
 	// ...); nil: none resolve.
 	Context func(name string) (string, bool)
+
+	// EventHeaders and EventMultiValueHeaders are the headers as the
+	// transport's own events show them (the client's spelling, with the
+	// X-Forwarded-* headers added); REQUEST authorizer events carry them.
+	// nil: built from Header.
+	EventHeaders           map[string]string
+	EventMultiValueHeaders map[string][]string
+	// RequestContext is the transport's requestContext, put as it is
+	// into REQUEST authorizer events; nil: left out.
+	RequestContext any
 }
+
+// Authorizer types, as AWS names them (Identity.Type).
+const (
+	TypeRequest = "REQUEST"
+	TypeToken   = "TOKEN"
+	TypeJWT     = "JWT"
+	TypeCognito = "COGNITO_USER_POOLS"
+	TypeIAM     = "AWS_IAM"
+)
 
 // Identity is who a request was authorized as. It stays with a WebSocket
 // connection and reaches every later event of it as
 // requestContext.authorizer.
 type Identity struct {
+	// Type is the kind of authorizer that made it (TypeRequest, ...);
+	// it decides the shape of requestContext.authorizer.
+	Type string
 	// PrincipalID is the authorizer's principalId ("" for the simple
 	// {"isAuthorized": ...} answer and for JWT).
 	PrincipalID string
@@ -93,6 +115,31 @@ type Identity struct {
 	// IntegrationLatency is how long the authorizer took, in
 	// milliseconds (0 when it was not called: a cache hit, JWT).
 	IntegrationLatency int64
+	// Subprotocol is the WebSocket subprotocol the handshake's answer
+	// must select because the token came in Sec-WebSocket-Protocol (a
+	// browser fails a handshake that offered protocols and got none
+	// back); "" otherwise.
+	Subprotocol string
+}
+
+// Strings is the identity flattened to strings, as a connection's record
+// keeps it: principalId (when set), every context value stringified,
+// and JWT claims as "claims.NAME".
+func (id *Identity) Strings() map[string]string {
+	if id == nil {
+		return nil
+	}
+	out := make(map[string]string, 1+len(id.Context)+len(id.Claims))
+	if id.PrincipalID != "" {
+		out["principalId"] = id.PrincipalID
+	}
+	for k, v := range id.Context {
+		out[k] = Stringify(v)
+	}
+	for k, v := range id.Claims {
+		out["claims."+k] = Stringify(v)
+	}
+	return out
 }
 
 // Authorizer authorizes requests. Implementations are safe for
