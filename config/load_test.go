@@ -462,9 +462,10 @@ func TestPaths(t *testing.T) {
 
 // TestExamplesLoad keeps the example configurations of the repository valid.
 func TestExamplesLoad(t *testing.T) {
-	paths, _ := filepath.Glob("../../examples/*/portico.yaml")
-	if len(paths) == 0 {
-		t.Skip("no example configurations found")
+	t.Setenv("PORTICO_SECRET", "example-secret") // examples/docker signs with it
+	paths, _ := filepath.Glob("../examples/*/portico.yaml")
+	if len(paths) < 3 {
+		t.Fatalf("found only %v: the examples have moved", paths)
 	}
 	for _, p := range paths {
 		if _, err := Load(p); err != nil {
