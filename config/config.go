@@ -48,6 +48,9 @@ type File struct {
 	path string
 	// lines maps key paths (apis[0].routes.echo) to their line in the file.
 	lines map[string]int
+	// credFile holds management.credentialsFile's credentials, its path
+	// and lines; nil without one.
+	credFile *File
 }
 
 // Path returns the file the configuration was loaded from.
@@ -73,12 +76,76 @@ type ListenOptions struct {
 // Management configures the management listener.
 type Management struct {
 	// Address is the host:port to listen on. Default "127.0.0.1:9090":
-	// loopback only, because this listener has no authentication yet.
+	// loopback only. Any other address needs Auth "iam".
 	Address string `yaml:"address"`
 	// Pprof serves Go's profiler under /debug/pprof/ on this listener.
-	// Default false.
+	// Default false. With Auth "iam" it needs a signature by a key with
+	// the admin action.
 	Pprof bool `yaml:"pprof"`
+	// Auth is how @connections callers are authenticated: "none" (default;
+	// allowed only when Address is a loopback address) or "iam" (every
+	// call is signed with SigV4 by one of Credentials, as AWS SDKs do).
+	Auth string `yaml:"auth"`
+	// Region is the SigV4 region signatures must be scoped to, as the
+	// client's region. Default "us-east-1".
+	Region string `yaml:"region"`
+	// MetricsAuth is "none" (/metrics open to whoever reaches the
+	// listener, for Prometheus scrapers) or "iam" (signed by a key with
+	// the admin action). Default: the value of Auth.
+	MetricsAuth string `yaml:"metricsAuth"`
+	// Credentials are the access keys that may sign, each with what it
+	// may do. "${NAME}" in accessKeyId, secretAccessKey and sessionToken
+	// is replaced by the environment variable NAME when the file is
+	// loaded; a variable that is not set is an error.
+	Credentials []Credential `yaml:"credentials"`
+	// CredentialsFile is a YAML (or JSON) file holding more credentials,
+	// as {credentials: [...]} with the same fields, read at start;
+	// relative to the configuration file's directory. Default "": none.
+	CredentialsFile string `yaml:"credentialsFile"`
 }
+
+// Credential is one access key of the management listener.
+type Credential struct {
+	// AccessKeyID names the key, e.g. AKIDPORTICO. Required.
+	AccessKeyID string `yaml:"accessKeyId"`
+	// SecretAccessKey signs; write it as ${ENV_VAR} rather than in the
+	// file. Required. Never logged or repeated in errors.
+	SecretAccessKey Secret `yaml:"secretAccessKey"`
+	// SessionToken, when set, must come with every request as
+	// X-Amz-Security-Token. Default "".
+	SessionToken Secret `yaml:"sessionToken"`
+	// Allow lists what the key may do. Default (empty): everything.
+	Allow []Grant `yaml:"allow"`
+}
+
+// Grant allows a key some actions; an empty field matches everything.
+type Grant struct {
+	// API is an API's name. Default "": every API.
+	API string `yaml:"api"`
+	// Stage is a stage's name. Default "": every stage.
+	Stage string `yaml:"stage"`
+	// Routes are the route keys "invoke" applies to (e.g. $connect).
+	// Default (empty): every route.
+	Routes []string `yaml:"routes"`
+	// Actions: post, get, delete (@connections), invoke (routes), admin
+	// (/metrics with metricsAuth iam, /debug/pprof). Default (empty): all.
+	Actions []string `yaml:"actions"`
+}
+
+// Secret is a string that is never printed: fmt shows it as "[secret]".
+type Secret string
+
+// String hides the value.
+func (Secret) String() string { return "[secret]" }
+
+// GoString hides the value from %#v.
+func (Secret) GoString() string { return "[secret]" }
+
+// MarshalYAML hides the value.
+func (Secret) MarshalYAML() (any, error) { return "[secret]", nil }
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
 
 // Storage selects the connection registry.
 type Storage struct {

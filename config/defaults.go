@@ -20,6 +20,8 @@ import (
 const (
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultManagementAddress = "127.0.0.1:9090"
+	defaultManagementAuth    = "none" // allowed only on loopback: see Validate
+	defaultManagementRegion  = "us-east-1"
 	defaultStorageType       = "memory"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -42,6 +44,9 @@ const (
 func (f *File) ApplyDefaults() {
 	setDuration(&f.ShutdownTimeout, defaultShutdownTimeout)
 	setString(&f.Management.Address, defaultManagementAddress)
+	setString(&f.Management.Auth, defaultManagementAuth)
+	setString(&f.Management.Region, defaultManagementRegion)
+	setString(&f.Management.MetricsAuth, f.Management.Auth)
 	setString(&f.Storage.Type, defaultStorageType)
 	setInt(&f.GCPercent, 50)
 	setDuration(&f.Storage.NodeTTL, storage.DefaultNodeTTL)

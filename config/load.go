@@ -107,6 +107,9 @@ func Parse(name string, data []byte) (*File, error) {
 
 	f.path = name
 	f.lines = idx.lines
+	if probs := f.resolveCredentials(); len(probs) > 0 {
+		return nil, joinProblems(probs)
+	}
 	f.ApplyDefaults()
 	if err := f.Validate(); err != nil {
 		return nil, err

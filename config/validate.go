@@ -37,6 +37,8 @@ const (
 type validator struct {
 	f     *File
 	probs []*Problem
+	// apis are the APIs grants may name, when f is a credentials file.
+	apis []API
 }
 
 // add records a problem with key. A key missing from the file (its value
@@ -106,6 +108,7 @@ func (f *File) Validate() error {
 	for i := range f.APIs {
 		v.api(itemPath("apis", i), &f.APIs[i], len(f.APIs), names, listeners)
 	}
+	v.management()
 	return joinProblems(v.probs)
 }
 

@@ -157,22 +157,35 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		handlers[cluster.RelayPath] = hr
 		g.forward = hr
 	}
-	g.mh = management.NewHandler(management.Options{
-		Handlers: handlers,
-		Ready:    g.keeper.Ready,
-		Conns:    g.conns(),
-		Stages:   func(name string) bool { return stages[name] },
-		Gatherer: g.promReg,
-		Metrics:  g.metrics,
-		Logger:   log,
-		Pprof:    cfg.Management.Pprof,
+	authz, err := managementAuthorizer(cfg)
+	if err != nil {
+		g.shutdownServers()
+		_ = reg.Close()
+		return nil, fmt.Errorf("gateway: management: %w", err)
+	}
+	mopts := management.Options{
+		StageAPI:    stageAPIs(cfg.APIs),
+		MetricsAuth: authz != nil && cfg.Management.MetricsAuth == "iam",
+		Handlers:    handlers,
+		Ready:       g.keeper.Ready,
+		Conns:       g.conns(),
+		Stages:      func(name string) bool { return stages[name] },
+		Gatherer:    g.promReg,
+		Metrics:     g.metrics,
+		Logger:      log,
+		Pprof:       cfg.Management.Pprof,
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false
 			}
 			return g.forward.Forward(ctx, o)
 		},
-	})
+	}
+	if authz != nil {
+		// A typed nil would not be a nil interface.
+		mopts.Authorizer = authz
+	}
+	g.mh = management.NewHandler(mopts)
 	g.mgmt = management.Server(g.mh)
 	return g, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/auth/sigv4"
 	"github.com/portico-gateway/portico/routing/integration"
 )
 
@@ -62,5 +63,49 @@ func connectionLimits(api *config.API, c config.Connections) connections.Limits 
 		RejectBinary:     api.BinaryFrames == "reject",
 		SendQueueBytes:   c.SendQueueBytes,
 		CloseOnOverflow:  c.CloseOnOverflow,
+	}
+}
+
+// managementAuthorizer is the IAM authorizer of the management listener
+// (management.auth: iam); nil with auth none.
+func managementAuthorizer(cfg *config.File) (*sigv4.Authorizer, error) {
+	m := cfg.Management
+	if m.Auth != "iam" {
+		return nil, nil
+	}
+	creds := cfg.ManagementCredentials()
+	keys := make([]sigv4.Key, len(creds))
+	for i, c := range creds {
+		keys[i] = sigv4.Key{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey.Value(), SessionToken: c.SessionToken.Value()}
+		for _, g := range c.Allow {
+			keys[i].Allow = append(keys[i].Allow, sigv4.Grant{API: g.API, Stage: g.Stage, Routes: g.Routes, Actions: g.Actions})
+		}
+	}
+	v, err := sigv4.New(sigv4.Options{Region: m.Region, Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	return sigv4.NewAuthorizer(v), nil
+}
+
+// stageAPIs maps each stage name to the API that has it, for policies
+// that name an API: a stage name that several APIs share maps to "", so
+// that a grant naming one of those APIs does not match it on the
+// management listener (whose paths name only the stage).
+func stageAPIs(apis []config.API) func(stage string) (name, id string) {
+	type owner struct{ name, id string }
+	m := map[string]owner{}
+	for _, a := range apis {
+		for _, st := range a.Stages {
+			if _, dup := m[st.Name]; dup {
+				m[st.Name] = owner{}
+				continue
+			}
+			m[st.Name] = owner{a.Name, a.ID}
+		}
+	}
+	return func(stage string) (string, string) {
+		o := m[stage]
+		return o.name, o.id
 	}
 }

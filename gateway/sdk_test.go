@@ -148,6 +148,13 @@ type sdkResult struct {
 // SDK for JavaScript v3.
 func runSDK(t *testing.T, endpoint string, ops []map[string]string) []sdkResult {
 	t.Helper()
+	return runSDKAs(t, endpoint, nil, ops)
+}
+
+// runSDKAs is runSDK signing with creds ({"accessKeyId", "secretAccessKey"});
+// nil: the script's placeholder key.
+func runSDKAs(t *testing.T, endpoint string, creds map[string]string, ops []map[string]string) []sdkResult {
+	t.Helper()
 	root := repoRoot(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -156,7 +163,11 @@ func runSDK(t *testing.T, endpoint string, ops []map[string]string) []sdkResult 
 	if _, err := os.Stat(filepath.Join(root, "node_modules", "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
 		missingDep(t, "the AWS JS SDK is not installed: run npm ci in %s", root)
 	}
-	args, _ := json.Marshal(map[string]any{"endpoint": endpoint, "region": "us-east-1", "ops": ops})
+	a := map[string]any{"endpoint": endpoint, "region": "us-east-1", "ops": ops}
+	if creds != nil {
+		a["credentials"] = creds
+	}
+	args, _ := json.Marshal(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "management", "testdata", "sdk_client.mjs"), string(args))

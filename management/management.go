@@ -2,8 +2,14 @@
 // that backends call (wire-compatible with Amazon API Gateway's
 // ApiGatewayManagementApi), /healthz, /readyz and /metrics.
 //
-// The listener has no authentication yet: SigV4 signatures are accepted
-// unchecked, which is why it binds to loopback by default.
+// Authentication is one hook, Options.Authorizer (in practice
+// routing/auth/sigv4's IAM authorizer). With it, every @connections call
+// must be signed and allowed (action post, get or delete on the stage's
+// API and stage); /debug/pprof, and /metrics when Options.MetricsAuth is
+// set, need the admin action. /healthz and /readyz stay open, and so does
+// the node-to-node relay endpoint, which checks its own shared secret.
+// Without an Authorizer nothing is checked, which the configuration
+// allows only on a loopback address.
 package management
 
 import (
@@ -26,6 +32,7 @@ import (
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
+	"github.com/portico-gateway/portico/routing/auth"
 )
 
 // MaxPayload is the largest @connections POST body, as in AWS (128 KB).
@@ -61,7 +68,18 @@ type Options struct {
 	// nil: single node, a connection not held here is Gone.
 	Forward func(ctx context.Context, o *cluster.Op) (res cluster.Result, ok bool)
 	// Handlers serves extra exact paths (the node-to-node relay endpoint).
+	// They do their own authentication.
 	Handlers map[string]http.Handler
+	// Authorizer authenticates and authorizes callers (see the package
+	// comment). nil: nothing is checked.
+	Authorizer auth.Authorizer
+	// MetricsAuth makes /metrics need the Authorizer (action admin).
+	// Default false: /metrics is open.
+	MetricsAuth bool
+	// StageAPI names the API (and its apiId) that has a stage, for
+	// policies that name APIs; "" when no API or several have it. nil:
+	// always "".
+	StageAPI func(stage string) (name, id string)
 }
 
 // Handler serves the management endpoints.
@@ -116,6 +134,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 		return
 	case "/metrics":
+		if h.opts.MetricsAuth && !h.authenticate(w, r, nil, "", "", "admin") {
+			return
+		}
 		h.metrics.ServeHTTP(w, r)
 		return
 	}
@@ -124,6 +145,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.opts.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		if !h.authenticate(w, r, nil, "", "", "admin") {
+			return
+		}
 		servePprof(w, r)
 		return
 	}
@@ -150,12 +174,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		h.opts.Metrics.ManagementRequests.WithLabelValues(op, strconv.Itoa(rw.status)).Inc()
 	}()
-	if h.opts.Stages != nil && !h.opts.Stages(stage) {
-		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden")
-		return
-	}
 	o := &cluster.Op{Kind: op, Stage: stage, ID: id}
-	if op == "post" {
+	// The body is read first: the signature covers its hash.
+	if op == "post" || h.opts.Authorizer != nil {
 		max := h.opts.MaxPayload
 		data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 		if err != nil {
@@ -167,7 +188,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("Request payload is over the limit of %d bytes", max))
 			return
 		}
-		o.Data = data
+		if op == "post" {
+			o.Data = data
+		}
+		if !h.authenticate(w, r, data, stage, "@connections", op) {
+			return
+		}
+	}
+	if h.opts.Stages != nil && !h.opts.Stages(stage) {
+		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden")
+		return
 	}
 	res := h.Local(o)
 	if res.Status == http.StatusGone && h.opts.Forward != nil {
@@ -177,6 +207,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeResult(w, res)
+}
+
+// authenticate is the listener's one authentication hook: it asks the
+// Authorizer whether r (whose body the caller has read) may do action on
+// stage, and answers the refusal itself: 403 with AWS's error type in
+// x-amzn-ErrorType and its message. It reports whether to go on. Without
+// an Authorizer every request goes on.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, body []byte, stage, routeKey, action string) bool {
+	if h.opts.Authorizer == nil {
+		return true
+	}
+	ar := auth.FromHTTP(r, body)
+	ar.Stage, ar.RouteKey, ar.Action = stage, routeKey, action
+	if h.opts.StageAPI != nil && stage != "" {
+		ar.API, ar.APIID = h.opts.StageAPI(stage)
+	}
+	if _, err := h.opts.Authorizer.Authorize(r.Context(), ar); err != nil {
+		status, errType, msg := http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden"
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			if ae.Type != "" {
+				errType = ae.Type
+			}
+			if ae.Message != "" {
+				msg = ae.Message
+			}
+			switch {
+			case errors.Is(ae.Kind, auth.ErrUnauthorized):
+				status = http.StatusUnauthorized
+			case errors.Is(ae.Kind, auth.ErrAuthorizerFailure):
+				status = http.StatusInternalServerError
+			}
+		}
+		// The cause is safe to log: refusals never carry a secret.
+		h.log.Debug("management: request refused", "path", r.URL.Path, "action", action, "error", err)
+		writeError(w, status, errType, msg)
+		return false
+	}
+	return true
 }
 
 // Local runs o on this node's connections. A connection this node does

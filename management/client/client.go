@@ -68,7 +68,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Region is the SigV4 signing region. "": "us-east-1".
 	Region string
-	// Credentials sign the requests. nil: AWS_ACCESS_KEY_ID,
+	// Credentials sign the requests; any aws-sdk-go-v2 provider works, e.g.
+	// credentials.NewStaticCredentialsProvider(accessKeyID, secret, "")
+	// for a key of a gateway with management.auth: iam. nil: AWS_ACCESS_KEY_ID,
 	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment
 	// (read once, in New) when the first two are set, otherwise the static
 	// placeholder "portico"/"portico". Providers that are not already an

@@ -11,8 +11,10 @@
 //   {"op":"delete","ok":false,"name":"GoneException","status":410,"message":"…"}
 //
 // Optional fields: "dataBase64" instead of "data" on a post op (binary
-// payload); "maxAttempts" at the top level (default 1, so the SDK does not
-// retry and each op makes exactly one request).
+// payload); at the top level "maxAttempts" (default 1, so the SDK does not
+// retry and each op makes exactly one request) and "credentials"
+// ({"accessKeyId":"…","secretAccessKey":"…"}, default portico/portico), the
+// key the SDK signs every request with (SigV4, service execute-api).
 //
 // The exit status is 0 whatever the ops return; it is non-zero only when the
 // arguments are unusable or the script itself fails.
@@ -86,7 +88,7 @@ async function main() {
   const client = new ApiGatewayManagementApiClient({
     endpoint: args.endpoint,
     region: args.region || "us-east-1",
-    credentials: { accessKeyId: "portico", secretAccessKey: "portico" },
+    credentials: args.credentials ?? { accessKeyId: "portico", secretAccessKey: "portico" },
     maxAttempts: args.maxAttempts ?? 1,
   });
 

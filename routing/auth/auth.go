@@ -14,6 +14,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 )
@@ -33,6 +34,47 @@ var (
 	// out, answered garbage). HTTP 500; never a pass.
 	ErrAuthorizerFailure = errors.New("auth: authorizer failed")
 )
+
+// Error is a refusal together with what the caller is told. Authorizers
+// return it (or errors wrapping it) so that every transport answers the
+// same way: the status from Kind, Type as the error type (x-amzn-ErrorType
+// on @connections), Message as the body's message. Its text never holds a
+// secret.
+type Error struct {
+	// Kind is ErrUnauthorized, ErrForbidden or ErrAuthorizerFailure.
+	Kind error
+	// Type is AWS's name for the error, e.g. "InvalidSignatureException";
+	// "" lets the transport choose its generic one.
+	Type string
+	// Message is what the caller sees, e.g. "Missing Authentication Token".
+	Message string
+	// Err is the specific cause (a sentinel of the authorizer, such as
+	// sigv4.ErrSignatureMismatch), for errors.Is and logs; may be nil.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Kind != nil {
+		msg = e.Kind.Error()
+	}
+	if e.Err != nil {
+		return msg + " (" + e.Err.Error() + ")"
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is match both Kind and Err.
+func (e *Error) Unwrap() []error {
+	out := make([]error, 0, 2)
+	if e.Kind != nil {
+		out = append(out, e.Kind)
+	}
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
+}
 
 // Request is one request to authorize, whatever its transport.
 type Request struct {
@@ -63,6 +105,11 @@ type Request struct {
 	// WebSocket route key, "GET /pets/{id}" for HTTP and REST APIs,
 	// "@connections" for management calls.
 	API, APIID, Stage, RouteKey string
+	// Action is what the caller asks to do, for authorizers that grant
+	// actions (IAM): "post", "get" or "delete" for an @connections call,
+	// "admin" for the management listener's own endpoints; "" invokes the
+	// route (execute-api:Invoke).
+	Action string
 	// StageVariables of the stage, for stageVariables.x identity sources.
 	StageVariables map[string]string
 	// Context resolves $context.x identity sources (context.requestId,
@@ -148,4 +195,30 @@ type Authorizer interface {
 	// Authorize returns the identity r is authorized as, or an error
 	// wrapping ErrUnauthorized, ErrForbidden or ErrAuthorizerFailure.
 	Authorize(ctx context.Context, r *Request) (*Identity, error)
+}
+
+// FromHTTP maps an HTTP request onto a Request: method, path (decoded and
+// as sent), Host, headers and query. body is the request body the caller
+// has already read (nil for none); API, Stage, RouteKey and Action are
+// left for the caller to fill.
+func FromHTTP(r *http.Request, body []byte) *Request {
+	rawPath := r.URL.RawPath
+	if rawPath == r.URL.Path {
+		rawPath = ""
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return &Request{
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		RawPath:  rawPath,
+		Host:     r.Host,
+		Header:   r.Header,
+		Query:    r.URL.Query(),
+		RawQuery: r.URL.RawQuery,
+		Body:     body,
+		SourceIP: ip,
+	}
 }
