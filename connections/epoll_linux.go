@@ -258,7 +258,7 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	req.RemoteAddr = nc.RemoteAddr().String()
 	res := s.opts.Handler.Connect(ctx, &ConnectRequest{Info: &info, Request: req.WithContext(ctx)})
 	if !res.Accepted() {
-		s.refuse(nc, &refusal{status: res.Status, body: res.Body})
+		s.refuse(nc, &refusal{status: res.Status, body: res.Body, header: res.Header})
 		return
 	}
 	info.Stage = res.Stage

@@ -160,6 +160,9 @@ func (s *GoroutineServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.opts.Handler.Connect(r.Context(), &ConnectRequest{Info: info, Request: r})
 	if !res.Accepted() {
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(res.Status)
 		_, _ = w.Write([]byte(res.Body))
