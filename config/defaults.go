@@ -8,6 +8,8 @@ import (
 
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/throttle"
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/dynamodb"
 	"github.com/portico-gateway/portico/storage/redis"
@@ -27,6 +29,12 @@ const (
 	defaultListen                   = ":8080" // only when there is one API
 	defaultRouteSelectionExpression = "$request.body.action"
 	defaultBinaryFrames             = "accept"
+
+	// AWS's account-level throttle.
+	defaultThrottlingRate  = 10000
+	defaultThrottlingBurst = 5000
+	defaultThrottlingScope = "local"
+	defaultMaxInFlight     = 10000
 
 	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
 	defaultMockStatusCode     = 200
@@ -51,6 +59,12 @@ func (f *File) ApplyDefaults() {
 	setString(&f.Log.Level, defaultLogLevel)
 	setString(&f.Log.Format, defaultLogFormat)
 	setInt(&f.Connections.SendQueueBytes, connections.DefaultLimits.SendQueueBytes)
+	if f.Throttling.RateLimit == 0 {
+		f.Throttling.RateLimit = defaultThrottlingRate
+	}
+	setInt(&f.Throttling.BurstLimit, defaultThrottlingBurst)
+	setString(&f.Throttling.Scope, defaultThrottlingScope)
+	setInt(&f.Throttling.MaxInFlight, defaultMaxInFlight)
 
 	for i := range f.APIs {
 		a := &f.APIs[i]
@@ -64,6 +78,7 @@ func (f *File) ApplyDefaults() {
 		}
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
+		setString(&a.APIKeySelectionExpression, throttle.DefaultKeySelection)
 		a.Limits.applyDefaults()
 		for _, r := range a.Routes {
 			// Route values are copies, but Integration is a pointer into
@@ -84,6 +99,7 @@ func (l *Limits) applyDefaults() {
 	setDuration(&l.PongTimeout, d.PongTimeout)
 	setDuration(&l.HandshakeTimeout, d.HandshakeTimeout)
 	setDuration(&l.WriteTimeout, d.WriteTimeout)
+	setInt(&l.MaxInFlightPerConnection, routing.DefaultMaxInFlightPerConnection)
 }
 
 func (ic *Integration) applyDefaults() {

@@ -107,6 +107,9 @@ func Parse(name string, data []byte) (*File, error) {
 
 	f.path = name
 	f.lines = idx.lines
+	if err := f.expandSecrets(); err != nil {
+		return nil, err
+	}
 	f.ApplyDefaults()
 	if err := f.Validate(); err != nil {
 		return nil, err

@@ -27,8 +27,8 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // refusal is a handshake answered with an HTTP error instead of 101.
 type refusal struct {
 	status  int
-	body    string // text/plain
-	version bool   // add Sec-WebSocket-Version: 13 (an unsupported version was asked)
+	body    string      // text/plain
+	version bool        // add Sec-WebSocket-Version: 13 (an unsupported version was asked)
 	header  http.Header // added to the response (x-amzn-ErrorType of a refused $connect)
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/expr"
 	"github.com/portico-gateway/portico/routing/integration"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // Reserved route keys.
@@ -38,7 +40,15 @@ const (
 	msgForbidden = "Forbidden"
 	msgInternal  = "Internal server error"
 	msgTimeout   = "Endpoint request timed out"
+	// AWS's text for a throttled WebSocket message is not documented;
+	// these are its HTTP bodies' messages.
+	msgThrottled = "Too Many Requests"
+	msgQuota     = "Limit Exceeded"
 )
+
+// DefaultMaxInFlightPerConnection bounds a connection's integration calls
+// in flight when Options.MaxInFlightPerConnection is 0.
+const DefaultMaxInFlightPerConnection = 64
 
 // Options configure a Router. The zero value of each optional field means
 // the default noted beside it.
@@ -51,17 +61,31 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
 	HTTPClient *http.Client
+	// Throttle decides on every handshake and message before its
+	// integration runs (token buckets, API keys, quotas). nil: none.
+	Throttle throttle.Limiter
+	// InFlight bounds the integration calls of messages in flight on the
+	// whole node (shared by every API's router). nil: no bound.
+	InFlight *throttle.Gate
+	// MaxInFlightPerConnection bounds one connection's integration calls
+	// in flight; past it (or past InFlight) a message gets the "Too Many
+	// Requests" error frame. 0: DefaultMaxInFlightPerConnection; negative:
+	// no bound. Mock routes answer inline and are not counted.
+	MaxInFlightPerConnection int
 }
 
 // Router serves one API. It is a connections.Handler.
 type Router struct {
-	apiName   string
-	apiID     string
-	domain    string
-	selection *expr.Template
-	stages    map[string]*stage
-	m         *metrics.Set
-	log       *slog.Logger
+	apiName    string
+	apiID      string
+	domain     string
+	selection  *expr.Template
+	stages     map[string]*stage
+	m          *metrics.Set
+	log        *slog.Logger
+	limiter    throttle.Limiter // nil: no throttling
+	inFlight   *throttle.Gate
+	maxPerConn int32 // 0: no bound
 
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
@@ -80,6 +104,9 @@ type stage struct {
 	connect              *route
 	disconnect           *route
 	def                  *route
+	connectLimit         *throttle.Route // nil without a limiter
+	// In-flight refusals, per connection and per node.
+	busyConn, busyNode prometheus.Counter
 }
 
 type route struct {
@@ -89,6 +116,7 @@ type route struct {
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
+	limit   *throttle.Route // nil without a limiter
 }
 
 // session is the per-connection state kept with the socket.
@@ -100,6 +128,8 @@ type session struct {
 	connectedAt  int64
 	identity     Identity
 	authorizer   map[string]any
+	limits       *throttle.Conn // the connection's API key and message bucket
+	inFlight     atomic.Int32   // integration calls of its messages in flight
 }
 
 // New compiles the API's routes for every stage.
@@ -115,6 +145,13 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
+		limiter: opts.Throttle, inFlight: opts.InFlight,
+	}
+	switch n := opts.MaxInFlightPerConnection; {
+	case n == 0:
+		r.maxPerConn = DefaultMaxInFlightPerConnection
+	case n > 0:
+		r.maxPerConn = int32(min(n, 1<<30))
 	}
 	if r.m == nil {
 		r.m = metrics.New(nil)
@@ -131,11 +168,19 @@ func New(opts Options) (*Router, error) {
 		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route),
 			noRouteIn: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "in"),
 			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
+			busyConn:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelConnection),
+			busyNode:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelGateway),
+		}
+		if r.limiter != nil {
+			st.connectLimit = r.limiter.Route(sc.Name, RouteConnect)
 		}
 		for key, rc := range api.Routes {
 			rt := &route{key: key, twoWay: rc.RouteResponse,
 				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
+			}
+			if r.limiter != nil {
+				rt.limit = r.limiter.Route(sc.Name, key)
 			}
 			if spec := rc.Integration; spec != nil {
 				integ, err := integration.New(spec, sc.Variables, client)
@@ -193,6 +238,11 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	}
 	if s.domainName == "" {
 		s.domainName = info.Host
+	}
+	// Throttling, API keys and quotas. With an authorizer, this comes
+	// after it and passes its Identity.UsageIdentifierKey.
+	if refused := r.admit(st, s, req.Request, ""); refused != nil {
+		return refused
 	}
 	res := &connections.ConnectResult{State: s, Stage: st.name}
 	if rt := st.connect; rt != nil && rt.integ != nil {
@@ -264,6 +314,12 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	rt.in.Inc()
+	if r.limiter != nil && rt.limit != nil {
+		if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+			r.sendError(c, st, refusalMessage(err), requestID)
+			return
+		}
+	}
 	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
 	ev.RequestContext.MessageID = connections.NewID()
 	var body string
@@ -284,11 +340,75 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		r.run(c, st, rt, call)
 		return
 	}
+	if !r.acquire(s, st) {
+		r.sendError(c, st, msgThrottled, requestID)
+		return
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer r.release(s)
 		r.run(c, st, rt, call)
 	}()
+}
+
+// acquire counts one more integration call in flight for s and for the
+// node, or refuses when either is at its bound.
+func (r *Router) acquire(s *session, st *stage) bool {
+	if r.maxPerConn > 0 && s.inFlight.Add(1) > r.maxPerConn {
+		s.inFlight.Add(-1)
+		st.busyConn.Inc()
+		return false
+	}
+	if !r.inFlight.Acquire() {
+		if r.maxPerConn > 0 {
+			s.inFlight.Add(-1)
+		}
+		st.busyNode.Inc()
+		return false
+	}
+	return true
+}
+
+func (r *Router) release(s *session) {
+	r.inFlight.Release()
+	if r.maxPerConn > 0 {
+		s.inFlight.Add(-1)
+	}
+}
+
+// admit asks the limiter about a handshake to st; it returns the refusal
+// to answer, or nil to go on (s then carries the connection's limits).
+func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string) *connections.ConnectResult {
+	if r.limiter == nil || st.connectLimit == nil {
+		return nil
+	}
+	lc, err := r.limiter.Connect(st.connectLimit, req.Header, req.URL.Query(), usageKey)
+	if err == nil {
+		s.limits = lc
+		return nil
+	}
+	r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+	status, errType := http.StatusTooManyRequests, "TooManyRequestsException"
+	switch {
+	case errors.Is(err, throttle.ErrForbidden):
+		status, errType = http.StatusForbidden, "ForbiddenException"
+	case errors.Is(err, throttle.ErrQuotaExceeded):
+		errType = "LimitExceededException"
+	}
+	return &connections.ConnectResult{Status: status, Body: `{"message":"` + refusalMessage(err) + `"}`,
+		Header: http.Header{"X-Amzn-Errortype": {errType}}}
+}
+
+// refusalMessage is AWS's message for a limiter's refusal.
+func refusalMessage(err error) string {
+	switch {
+	case errors.Is(err, throttle.ErrForbidden):
+		return msgForbidden
+	case errors.Is(err, throttle.ErrQuotaExceeded):
+		return msgQuota
+	}
+	return msgThrottled
 }
 
 // run invokes the route's integration and answers the client.

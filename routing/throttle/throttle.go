@@ -481,3 +481,16 @@ func (g *Gateway) Run(ctx context.Context) {
 		g.cl.run(ctx)
 	}
 }
+
+// Limiter is what routing asks before it runs a route; *API implements
+// it.
+type Limiter interface {
+	// Route resolves the throttling of a route once, at start.
+	Route(stage, routeKey string) *Route
+	// Connect decides on a handshake and returns the connection's state.
+	Connect(rt *Route, h http.Header, q url.Values, usageKey string) (*Conn, error)
+	// Message decides on one message of a connection.
+	Message(c *Conn, rt *Route) error
+}
+
+var _ Limiter = (*API)(nil)
