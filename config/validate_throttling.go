@@ -207,4 +207,3 @@ func (f *File) expandSecrets() error {
 	}
 	return joinProblems(v.probs)
 }
-

@@ -315,25 +315,36 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	}
 	rt.in.Inc()
 	if r.limiter != nil && rt.limit != nil {
+		if r.limiter.Remote() {
+			// Cluster-wide limits are decided in Redis, which must not
+			// hold the connection server's loop: the decision and the
+			// integration call run on a goroutine (so with cluster scope
+			// mock answers may overtake each other).
+			if !r.acquire(s, st) {
+				r.sendError(c, st, msgThrottled, requestID)
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer r.release(s)
+				if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+					r.sendError(c, st, refusalMessage(err), requestID)
+					return
+				}
+				if call := r.messageCall(s, rt, m, requestID, now); call != nil {
+					r.run(c, st, rt, call)
+				}
+			}()
+			return
+		}
 		if err := r.limiter.Message(s.limits, rt.limit); err != nil {
 			r.sendError(c, st, refusalMessage(err), requestID)
 			return
 		}
 	}
-	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
-	ev.RequestContext.MessageID = connections.NewID()
-	var body string
-	var raw []byte
-	if m.Binary {
-		body = base64.StdEncoding.EncodeToString(m.Data)
-		ev.IsBase64Encoded = true
-	} else {
-		body = string(m.Data)
-		raw = m.Data
-	}
-	call := newCall(ev, raw, st.vars)
-	ev.Body = &body
-	if rt.integ == nil {
+	call := r.messageCall(s, rt, m, requestID, now)
+	if call == nil {
 		return // a route without an integration: nothing to run
 	}
 	if rt.integ.Mock() {
@@ -350,6 +361,28 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		defer r.release(s)
 		r.run(c, st, rt, call)
 	}()
+}
+
+// messageCall builds the MESSAGE event of m for route rt; nil when the
+// route has no integration.
+func (r *Router) messageCall(s *session, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
+	if rt.integ == nil {
+		return nil
+	}
+	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
+	ev.RequestContext.MessageID = connections.NewID()
+	var body string
+	var raw []byte
+	if m.Binary {
+		body = base64.StdEncoding.EncodeToString(m.Data)
+		ev.IsBase64Encoded = true
+	} else {
+		body = string(m.Data)
+		raw = m.Data
+	}
+	call := newCall(ev, raw, s.stage.vars)
+	ev.Body = &body
+	return call
 }
 
 // acquire counts one more integration call in flight for s and for the

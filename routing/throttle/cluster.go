@@ -168,3 +168,13 @@ func (c *clusterBackend) probe(ctx context.Context) {
 	}
 	c.setUp()
 }
+
+// FallbackNodes is the live node count every limit is divided by while
+// Redis is unreachable (the last count seen while it answered); 1 for
+// local throttling.
+func (g *Gateway) FallbackNodes() int {
+	if g.cl == nil {
+		return 1
+	}
+	return int(g.cl.nodes.Load())
+}

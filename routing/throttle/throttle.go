@@ -491,6 +491,12 @@ type Limiter interface {
 	Connect(rt *Route, h http.Header, q url.Values, usageKey string) (*Conn, error)
 	// Message decides on one message of a connection.
 	Message(c *Conn, rt *Route) error
+	// Remote reports whether decisions call Redis (cluster scope), so
+	// they must not run on a connection server's loop.
+	Remote() bool
 }
+
+// Remote reports whether decisions call Redis.
+func (a *API) Remote() bool { return a.g.cl != nil }
 
 var _ Limiter = (*API)(nil)
