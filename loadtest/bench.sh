@@ -20,6 +20,7 @@ gateway() {
 	cat > "$tmp/gw-$ws-$mg.yaml" <<YAML
 management: {address: 127.0.0.1:$mg, pprof: true}
 connections: {mode: $mode}
+throttling: {rateLimit: 1000000000, burstLimit: 1000000000, maxInFlight: 1000000}
 $extra
 apis:
   - name: bench

@@ -90,6 +90,7 @@ for i in $(seq 1 "$NODES"); do
 management: {address: 127.0.0.1:$((29100 + i))}
 listen: {reusePort: true}
 storage: {type: redis, redis: {addrs: ["127.0.0.1:26379"]}}
+throttling: {rateLimit: 1000000000, burstLimit: 1000000000}
 apis:
   - name: scale
     listen: 127.0.0.1:28080

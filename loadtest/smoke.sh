@@ -48,6 +48,8 @@ fi
 # The echo example, moved to ports 18080 (API) and 19090 (management).
 sed -e 's/127\.0\.0\.1:8080/127.0.0.1:18080/' -e 's/127\.0\.0\.1:9090/127.0.0.1:19090/' \
 	examples/echo/portico.yaml >"$tmp/echo.yaml"
+# The generator measures the gateway, not AWS's default 10,000 requests a second.
+echo 'throttling: {rateLimit: 1000000000, burstLimit: 1000000000, maxInFlight: 1000000}' >>"$tmp/echo.yaml"
 grep -q '127.0.0.1:18080' "$tmp/echo.yaml" && grep -q '127.0.0.1:19090' "$tmp/echo.yaml" ||
 	{ echo "smoke: examples/echo/portico.yaml no longer listens on 127.0.0.1:8080/9090"; exit 1; }
 start_gateway "$tmp/echo.yaml" 18080
@@ -62,6 +64,7 @@ wait "$gw" 2>/dev/null || true
 cat >"$tmp/integration.yaml" <<'YAML'
 management:
   address: 127.0.0.1:19091
+throttling: {rateLimit: 1000000000, burstLimit: 1000000000, maxInFlight: 1000000}
 apis:
   - name: smoke-integration
     listen: 127.0.0.1:18081
