@@ -44,6 +44,15 @@ type File struct {
 	// APIs are the WebSocket APIs this gateway serves. At least one.
 	APIs []API `yaml:"apis"`
 
+	// Throttling is the gateway-wide bucket and where buckets are kept.
+	Throttling Throttling `yaml:"throttling"`
+
+	// UsagePlans meter API keys on some stages.
+	UsagePlans []UsagePlan `yaml:"usagePlans"`
+
+	// APIKeys are the keys usage plans meter.
+	APIKeys []APIKey `yaml:"apiKeys"`
+
 	// path is the file the configuration was read from ("" when built in code).
 	path string
 	// lines maps key paths (apis[0].routes.echo) to their line in the file.
@@ -239,6 +248,14 @@ type API struct {
 	// Amazon API Gateway does.
 	BinaryFrames string `yaml:"binaryFrames"`
 
+	// APIKeySelectionExpression says where a request's API key is:
+	// $request.header.<name> (case-insensitive), $request.querystring.<name>
+	// or $context.authorizer.usageIdentifierKey. A WebSocket connection
+	// presents it on $connect and keeps it for its messages. An
+	// authorizer's usageIdentifierKey, when there is one, wins.
+	// Default $request.header.x-api-key.
+	APIKeySelectionExpression string `yaml:"apiKeySelectionExpression"`
+
 	// Limits bound connections and messages; the defaults are AWS's.
 	Limits Limits `yaml:"limits"`
 
@@ -286,6 +303,16 @@ type Limits struct {
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// WriteTimeout bounds handing one frame to a slow socket. Default 10s.
 	WriteTimeout Duration `yaml:"writeTimeout"`
+	// MessageRateLimit and MessageBurstLimit are a bucket per connection
+	// for its messages (not an AWS setting); past it a message gets the
+	// "Too Many Requests" error frame and the connection stays open.
+	// Default 0 and 0: off.
+	MessageRateLimit  float64 `yaml:"messageRateLimit"`
+	MessageBurstLimit int     `yaml:"messageBurstLimit"`
+	// MaxInFlightPerConnection bounds one connection's integration calls
+	// in flight (mock routes answer inline and do not count); past it a
+	// message gets the "Too Many Requests" error frame. Default 64.
+	MaxInFlightPerConnection int `yaml:"maxInFlightPerConnection"`
 }
 
 // Stage is a named deployment of the API with its variables.
@@ -296,6 +323,14 @@ type Stage struct {
 	// Variables are stageVariables, usable as ${stageVariables.x} in
 	// integration URIs and mock templates.
 	Variables map[string]string `yaml:"variables"`
+	// DefaultRouteSettings throttle each route of the stage that has no
+	// routeSettings of its own (a bucket per route). Default: none (only
+	// the gateway-wide bucket applies).
+	DefaultRouteSettings *RouteSettings `yaml:"defaultRouteSettings"`
+	// RouteSettings throttle single routes by route key; a route's
+	// settings replace the stage's defaults. $connect's bound new
+	// connections a second.
+	RouteSettings map[string]RouteSettings `yaml:"routeSettings"`
 }
 
 // Route is what happens to a message whose route key matches.
@@ -318,6 +353,10 @@ type Route struct {
 	// AuthorizationScopes (JWT and COGNITO_USER_POOLS): the token's
 	// scope or scp must hold at least one of them, else 403. Default none.
 	AuthorizationScopes []string `yaml:"authorizationScopes"`
+	// APIKeyRequired refuses requests without a valid API key whose usage
+	// plan covers the stage: 403 on $connect, a "Forbidden" error frame on
+	// a message route. Default false.
+	APIKeyRequired bool `yaml:"apiKeyRequired"`
 }
 
 // Integration is the backend of a route.

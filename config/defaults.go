@@ -8,6 +8,8 @@ import (
 
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing"
+	"github.com/portico-gateway/portico/routing/throttle"
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/dynamodb"
 	"github.com/portico-gateway/portico/storage/redis"
@@ -29,6 +31,10 @@ const (
 	defaultListen                   = ":8080" // only when there is one API
 	defaultRouteSelectionExpression = "$request.body.action"
 	defaultBinaryFrames             = "accept"
+
+	// AWS's account-level throttle.
+	defaultThrottlingScope = "local"
+	defaultMaxInFlight     = 10000
 
 	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
 	defaultMockStatusCode     = 200
@@ -56,6 +62,8 @@ func (f *File) ApplyDefaults() {
 	setString(&f.Log.Level, defaultLogLevel)
 	setString(&f.Log.Format, defaultLogFormat)
 	setInt(&f.Connections.SendQueueBytes, connections.DefaultLimits.SendQueueBytes)
+	setString(&f.Throttling.Scope, defaultThrottlingScope)
+	setInt(&f.Throttling.MaxInFlight, defaultMaxInFlight)
 
 	for i := range f.APIs {
 		a := &f.APIs[i]
@@ -69,6 +77,7 @@ func (f *File) ApplyDefaults() {
 		}
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
+		setString(&a.APIKeySelectionExpression, throttle.DefaultKeySelection)
 		a.Limits.applyDefaults()
 		setString(&a.Region, defaultRegion)
 		setString(&a.AccountID, defaultAccountID)
@@ -99,6 +108,7 @@ func (l *Limits) applyDefaults() {
 	setDuration(&l.PongTimeout, d.PongTimeout)
 	setDuration(&l.HandshakeTimeout, d.HandshakeTimeout)
 	setDuration(&l.WriteTimeout, d.WriteTimeout)
+	setInt(&l.MaxInFlightPerConnection, routing.DefaultMaxInFlightPerConnection)
 }
 
 func (ic *Integration) applyDefaults() {

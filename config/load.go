@@ -107,7 +107,8 @@ func Parse(name string, data []byte) (*File, error) {
 
 	f.path = name
 	f.lines = idx.lines
-	if probs := f.resolveCredentials(); len(probs) > 0 {
+	probs := append(f.resolveCredentials(), f.expandSecrets()...)
+	if len(probs) > 0 {
 		return nil, joinProblems(probs)
 	}
 	f.ApplyDefaults()

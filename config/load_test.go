@@ -168,6 +168,41 @@ func TestErrors(t *testing.T) {
 			[]string{"bad.yaml:3: apis[0].routeSelectionExpression: expression syntax error: unterminated ${ at offset 0"}},
 		{"route selection blank", beforeStages(`    routeSelectionExpression: " "`),
 			[]string{"bad.yaml:3: apis[0].routeSelectionExpression: must not be empty"}},
+		// Throttling, usage plans and API keys.
+		{"negative gateway rate", "throttling: {rateLimit: -1}\n" + base,
+			[]string{"bad.yaml:1: throttling.rateLimit: must be a number of requests a second, 0 or more, got -1"}},
+		{"unknown scope", "throttling: {scope: global}\n" + base,
+			[]string{`bad.yaml:1: throttling.scope: want "local" or "cluster", got "global"`}},
+		{"cluster scope without redis", "throttling: {scope: cluster}\n" + base,
+			[]string{`bad.yaml:1: throttling.scope: cluster needs storage.type redis`}},
+		{"burst 0 with a rate", edit("        variables:", "        defaultRouteSettings: {throttlingRateLimit: 5, throttlingBurstLimit: 0}\n        variables:"),
+			[]string{"bad.yaml:5: apis[0].stages[0].defaultRouteSettings.throttlingBurstLimit: is 0 with throttlingRateLimit 5: no request could pass"}},
+		{"negative route rate", edit("        variables:", "        routeSettings: {$default: {throttlingRateLimit: -3, throttlingBurstLimit: 1}}\n        variables:"),
+			[]string{"bad.yaml:5: apis[0].stages[0].routeSettings.$default.throttlingRateLimit: must be a number of requests a second, 0 or more, got -3"}},
+		{"route settings of an unknown route", edit("        variables:", "        routeSettings: {nope: {throttlingRateLimit: 1, throttlingBurstLimit: 1}}\n        variables:"),
+			[]string{`bad.yaml:5: apis[0].stages[0].routeSettings.nope: the api has no route "nope"`}},
+		{"message burst without rate", beforeStages("    limits: {messageBurstLimit: 3}"),
+			[]string{"bad.yaml:3: apis[0].limits.messageRateLimit: is 0 with messageBurstLimit 3: the bucket would never refill"}},
+		{"bad key selection", beforeStages("    apiKeySelectionExpression: $request.body.key"),
+			[]string{`bad.yaml:3: apis[0].apiKeySelectionExpression: want $request.header.<name>, $request.querystring.<name> or $context.authorizer.usageIdentifierKey, got "$request.body.key"`}},
+		{"plan on an unknown api", base + "usagePlans:\n  - name: p\n    apiStages: [{api: nope, stage: dev}]\n",
+			[]string{`bad.yaml:11: usagePlans[0].apiStages[0].api: no api is named "nope"`}},
+		{"plan on an unknown stage", base + "usagePlans:\n  - name: p\n    apiStages: [{api: a, stage: prod}]\n",
+			[]string{`bad.yaml:11: usagePlans[0].apiStages[0].stage: api "a" has no stage "prod"`}},
+		{"quota period", base + "usagePlans:\n  - name: p\n    quota: {limit: 5, period: YEAR}\n",
+			[]string{`bad.yaml:11: usagePlans[0].quota.period: unknown period "YEAR" (want DAY, WEEK or MONTH)`}},
+		{"plan burst 0", base + "usagePlans:\n  - name: p\n    throttle:\n      rateLimit: 5\n",
+			[]string{"bad.yaml:11: usagePlans[0].throttle.burstLimit: is 0 with rateLimit 5"}},
+		{"unknown usage plan", base + "apiKeys:\n  - {name: k, value: abcdefghij0123456789, usagePlans: [gold]}\n",
+			[]string{`bad.yaml:10: apiKeys[0].usagePlans[0]: unknown usage plan "gold"`}},
+		{"short api key", base + "apiKeys:\n  - name: k\n    value: tooShort123\n",
+			[]string{"bad.yaml:11: apiKeys[0].value: want 20 to 128 letters and digits (AWS's rule), got 11 characters"}},
+		{"api key with symbols", base + "apiKeys:\n  - name: k\n    value: abcdefghij-0123456789\n",
+			[]string{"got 21 characters, some of them not letters or digits"}},
+		{"key in two plans for one stage", base + "usagePlans:\n  - {name: p1, apiStages: [{api: a, stage: dev}]}\n  - {name: p2, apiStages: [{api: a, stage: dev}]}\napiKeys:\n  - {name: k, value: abcdefghij0123456789, usagePlans: [p1, p2]}\n",
+			[]string{`bad.yaml:13: apiKeys[0].usagePlans[1]: usage plans "p1" and "p2" both cover api "a" stage "dev": a key may be in one plan per stage`}},
+		{"api key from a missing variable", base + "apiKeys:\n  - name: k\n    value: ${PORTICO_TEST_UNSET_KEY}\n",
+			[]string{"bad.yaml:11: apiKeys[0].value: the environment variable PORTICO_TEST_UNSET_KEY is not set"}},
 		{"storage type", "storage: {type: etcd}\n" + base,
 			[]string{`bad.yaml:1: storage.type: unknown storage type "etcd" (supported: memory, redis, dynamodb)`}},
 		{"log level", "log:\n  level: verbose\n" + base,
@@ -369,6 +404,24 @@ func TestLoadNamesTheFile(t *testing.T) {
 	}
 }
 
+// An API key's value may come from the environment, and a problem with
+// it never repeats the secret.
+func TestAPIKeyFromEnv(t *testing.T) {
+	t.Setenv("PORTICO_TEST_KEY", "fromTheEnvironment0123")
+	f, err := Parse("k.yaml", []byte(base+"apiKeys:\n  - {name: k, value: \"${PORTICO_TEST_KEY}\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.APIKeys[0].Value != "fromTheEnvironment0123" {
+		t.Errorf("value %q", f.APIKeys[0].Value)
+	}
+	t.Setenv("PORTICO_TEST_KEY", "short-secret")
+	_, err = Parse("k.yaml", []byte(base+"apiKeys:\n  - {name: k, value: \"${PORTICO_TEST_KEY}\"}\n"))
+	if err == nil || strings.Contains(err.Error(), "short-secret") {
+		t.Errorf("error %v: want a problem that does not show the value", err)
+	}
+}
+
 // TestFullExample loads testdata/full.yaml, checks that it sets every key
 // of the schema and that the values it shows are the defaults.
 func TestFullExample(t *testing.T) {
@@ -393,6 +446,9 @@ func TestFullExample(t *testing.T) {
 	want.Storage.Redis.Addrs = []string{"127.0.0.1:6379"} // values full.yaml sets without a default
 	want.Management.Credentials = []Credential{{AccessKeyID: "AKIDPORTICO", SecretAccessKey: "example-secret",
 		Allow: []Grant{{API: "chat", Stage: "prod", Routes: []string{"$connect"}, Actions: []string{"post", "get", "delete", "invoke"}}}}}
+	if f.Throttling != want.Throttling {
+		t.Errorf("throttling %+v, want the defaults %+v", f.Throttling, want.Throttling)
+	}
 	if f.ShutdownTimeout != want.ShutdownTimeout || !reflect.DeepEqual(f.Management, want.Management) || !reflect.DeepEqual(f.Storage, want.Storage) || f.Log != want.Log {
 		t.Errorf("top-level values are not the defaults: %+v", f)
 	}

@@ -107,8 +107,10 @@ func (f *File) Validate() error {
 	names := map[string]string{} // API name -> key of the first API with it
 	for i := range f.APIs {
 		v.api(itemPath("apis", i), &f.APIs[i], len(f.APIs), names, listeners)
+		v.apiThrottling(itemPath("apis", i), &f.APIs[i])
 	}
 	v.management()
+	v.throttling(f)
 	return joinProblems(v.probs)
 }
 

@@ -121,7 +121,8 @@ type ConnectResult struct {
 	Status int
 	Body   string
 	// Header is added to the 101 response when accepted (for example
-	// Sec-WebSocket-Protocol).
+	// Sec-WebSocket-Protocol), and to the refusal otherwise (for example
+	// x-amzn-ErrorType).
 	Header http.Header
 	// State is kept with the connection and returned by Conn.State.
 	State any

@@ -259,7 +259,7 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	req.RemoteAddr = nc.RemoteAddr().String()
 	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, &info, req, names))
 	if !res.Accepted() {
-		s.refuse(nc, &refusal{status: res.Status, body: res.Body})
+		s.refuse(nc, &refusal{status: res.Status, body: res.Body, header: res.Header})
 		return
 	}
 	info.Stage = res.Stage

@@ -272,7 +272,7 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	req.RemoteAddr = nc.RemoteAddr().String()
 	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, info, req, names))
 	if !res.Accepted() {
-		writeRefusal(nc, &refusal{status: res.Status, body: res.Body}, s.limits.HandshakeTimeout)
+		writeRefusal(nc, &refusal{status: res.Status, body: res.Body, header: res.Header}, s.limits.HandshakeTimeout)
 		s.open.Done()
 		return nil
 	}

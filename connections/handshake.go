@@ -34,8 +34,9 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // refusal is a handshake answered with an HTTP error instead of 101.
 type refusal struct {
 	status  int
-	body    string // text/plain
-	version bool   // add Sec-WebSocket-Version: 13 (an unsupported version was asked)
+	body    string      // text/plain
+	version bool        // add Sec-WebSocket-Version: 13 (an unsupported version was asked)
+	header  http.Header // added to the response (x-amzn-ErrorType of a refused $connect)
 	// plain holds the bytes read of a well-formed HTTP request that is not
 	// a WebSocket handshake, for the server's plain HTTP handler (nil
 	// otherwise).
@@ -282,6 +283,14 @@ func appendRefusal(dst []byte, r *refusal) []byte {
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"...)
 	if r.version {
 		dst = append(dst, "Sec-WebSocket-Version: 13\r\n"...)
+	}
+	for name, values := range r.header {
+		for _, v := range values {
+			dst = appendHeaderText(dst, name)
+			dst = append(dst, ": "...)
+			dst = appendHeaderText(dst, v)
+			dst = append(dst, "\r\n"...)
+		}
 	}
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(r.body)), 10)

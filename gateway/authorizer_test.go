@@ -80,9 +80,9 @@ echo:
 `), "BACKEND", backend)
 }
 
-// dialStatus dials and returns the HTTP status and body of a refused
-// handshake (101 and a nil body when it was accepted).
-func dialStatus(t *testing.T, u string) (int, string, *websocket.Conn) {
+// dialWS connects to u and returns the status, the body of a refusal, or
+// the connection (closed when the test ends).
+func dialWS(t *testing.T, u string) (int, string, *websocket.Conn) {
 	t.Helper()
 	c, resp, err := websocket.DefaultDialer.Dial(u, nil)
 	if err == nil {
@@ -103,7 +103,7 @@ func TestRequestAuthorizer(t *testing.T) {
 	base := wsURL(g, "test")
 
 	t.Run("allow", func(t *testing.T) {
-		status, _, c := dialStatus(t, base+"?token=good")
+		status, _, c := dialWS(t, base+"?token=good")
 		if status != http.StatusSwitchingProtocols {
 			t.Fatalf("status %d", status)
 		}
@@ -147,7 +147,7 @@ func TestRequestAuthorizer(t *testing.T) {
 	})
 	t.Run("deny", func(t *testing.T) {
 		before := az.calls.Load()
-		status, body, _ := dialStatus(t, base+"?token=bad")
+		status, body, _ := dialWS(t, base+"?token=bad")
 		if status != http.StatusForbidden || body != `{"message":"Forbidden"}` {
 			t.Errorf("got %d %s, want 403 Forbidden", status, body)
 		}
@@ -156,7 +156,7 @@ func TestRequestAuthorizer(t *testing.T) {
 		}
 	})
 	t.Run("unauthorized answer", func(t *testing.T) {
-		status, body, _ := dialStatus(t, base+"?token=expired")
+		status, body, _ := dialWS(t, base+"?token=expired")
 		if status != http.StatusUnauthorized || body != `{"message":"Unauthorized"}` {
 			t.Errorf("got %d %s, want 401 Unauthorized", status, body)
 		}
@@ -164,7 +164,7 @@ func TestRequestAuthorizer(t *testing.T) {
 	t.Run("missing identity", func(t *testing.T) {
 		before := az.calls.Load()
 		for _, u := range []string{base, base + "?token="} {
-			status, body, _ := dialStatus(t, u)
+			status, body, _ := dialWS(t, u)
 			if status != http.StatusUnauthorized || body != `{"message":"Unauthorized"}` {
 				t.Errorf("%s: got %d %s, want 401", u, status, body)
 			}
@@ -182,7 +182,7 @@ func TestRequestAuthorizerDown(t *testing.T) {
 	be := newBackend(t)
 	g := startGateway(t, authYAML(uri, "300s", be.srv.URL))
 	start := time.Now()
-	status, body, _ := dialStatus(t, wsURL(g, "test")+"?token=good")
+	status, body, _ := dialWS(t, wsURL(g, "test")+"?token=good")
 	if status != http.StatusInternalServerError || body != `{"message":"Internal Server Error"}` {
 		t.Errorf("got %d %s, want 500", status, body)
 	}
@@ -242,20 +242,20 @@ func TestRequestAuthorizerCache(t *testing.T) {
 	if c := az.calls.Load(); c != 1 {
 		t.Errorf("%d concurrent connects with one token made %d authorizer calls, want 1", n, c)
 	}
-	if status, _, _ := dialStatus(t, u); status != http.StatusSwitchingProtocols || az.calls.Load() != 1 {
+	if status, _, _ := dialWS(t, u); status != http.StatusSwitchingProtocols || az.calls.Load() != 1 {
 		t.Errorf("a later connect: %d, calls %d; want a cache hit", status, az.calls.Load())
 	}
 	// A Deny is cached as well.
-	if status, _, _ := dialStatus(t, wsURL(g, "test")+"?token=bad"); status != 403 {
+	if status, _, _ := dialWS(t, wsURL(g, "test")+"?token=bad"); status != 403 {
 		t.Errorf("deny: %d", status)
 	}
-	if status, _, _ := dialStatus(t, wsURL(g, "test")+"?token=bad"); status != 403 || az.calls.Load() != 2 {
+	if status, _, _ := dialWS(t, wsURL(g, "test")+"?token=bad"); status != 403 || az.calls.Load() != 2 {
 		t.Errorf("cached deny: %d, calls %d (want 2)", status, az.calls.Load())
 	}
 	mu.Lock()
 	now = now.Add(301 * time.Second)
 	mu.Unlock()
-	if status, _, _ := dialStatus(t, u); status != http.StatusSwitchingProtocols || az.calls.Load() != 3 {
+	if status, _, _ := dialWS(t, u); status != http.StatusSwitchingProtocols || az.calls.Load() != 3 {
 		t.Errorf("after resultTtl: %d, calls %d (want 3: the entry expired)", status, az.calls.Load())
 	}
 }

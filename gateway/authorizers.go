@@ -18,8 +18,9 @@ import (
 // AWS_IAM fails at New with a problem naming the key.
 func WithIAMAuthorizer(a auth.Authorizer) Option { return func(g *Gateway) { g.iam = a } }
 
-// WithClock sets the clock of authorizer result caches and of token
-// expiry checks (tests move it instead of waiting). Default time.Now.
+// WithClock sets the clock of authorizer result caches, token expiry
+// checks, token buckets and quota periods (tests move it instead of
+// waiting). Default time.Now.
 func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = now } }
 
 // authorizerSet builds the authorizers of one API, each once, whichever

@@ -31,6 +31,7 @@ import (
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing"
 	"github.com/portico-gateway/portico/routing/auth"
+	"github.com/portico-gateway/portico/routing/throttle"
 	"github.com/portico-gateway/portico/storage"
 )
 
@@ -53,7 +54,8 @@ type Gateway struct {
 	// forward carries @connections to other nodes (a *cluster.Relay or
 	// a *cluster.HTTPRelay); nil on a single node.
 	forward  cluster.Forwarder
-	bgCancel context.CancelFunc // stops the registry keeper
+	throttle *throttle.Gateway  // buckets, API keys and usage plans of every API
+	bgCancel context.CancelFunc // stops the registry keeper and the throttle prober
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
 	stopOnce sync.Once
@@ -124,6 +126,10 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	// hubs already know every connection: recording each one again would
 	// cost a map entry and a lock per connect for nothing that reads it.
 	shared := cfg.Storage.Type != "memory"
+	if err := g.newThrottle(); err != nil {
+		_ = reg.Close()
+		return nil, err
+	}
 	if shared {
 		g.deletes = cluster.NewDeleter(reg.DeleteMany, log)
 	}
@@ -140,6 +146,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		}
 	}
 	handlers := map[string]http.Handler{}
+	for _, p := range cfg.UsagePlans {
+		handlers["/usageplans/"+p.Name+"/usage"] = management.UsageHandler(p.Name, g.throttle.Usage)
+	}
 	secret := cfg.Storage.RelaySecret
 	if secret == "" {
 		secret = os.Getenv("PORTICO_RELAY_SECRET")
@@ -197,7 +206,12 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 	if err != nil {
 		return err
 	}
-	router, err := routing.New(routing.Options{API: rapi, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient})
+	limits, err := g.throttle.NewAPI(throttleAPI(api))
+	if err != nil {
+		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
+	}
+	router, err := routing.New(routing.Options{API: rapi, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
+		Throttle: limits, InFlight: g.throttle.InFlight(), MaxInFlightPerConnection: api.Limits.MaxInFlightPerConnection})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -226,6 +240,33 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
 	}
 	g.apis = append(g.apis, &apiRuntime{name: api.Name, hub: hub, router: router, server: srv})
+	return nil
+}
+
+// newThrottle builds the throttling every API shares; with scope
+// cluster its buckets live in the Redis registry.
+func (g *Gateway) newThrottle() error {
+	o := throttleOptions(g.cfg)
+	o.Clock, o.Metrics, o.Logger = g.now, g.metrics, g.log
+	if g.cfg.Throttling.Scope == "cluster" {
+		bc, ok := g.reg.(cluster.BusCarrier)
+		if !ok {
+			return fmt.Errorf("gateway: throttling.scope cluster needs the redis registry")
+		}
+		reg := g.reg
+		o.Cluster = &throttle.ClusterOptions{
+			Client: bc.BusClient(), Prefix: g.cfg.Storage.Redis.Prefix,
+			Nodes: func(ctx context.Context) (int, error) {
+				nodes, err := reg.Nodes(ctx)
+				return len(nodes), err
+			},
+		}
+	}
+	t, err := throttle.New(o)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.throttle = t
 	return nil
 }
 
@@ -305,10 +346,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	var bgctx context.Context
 	bgctx, g.bgCancel = context.WithCancel(context.Background())
-	g.bg.Add(1)
+	g.bg.Add(2)
 	go func() {
 		defer g.bg.Done()
 		g.keeper.Run(bgctx)
+	}()
+	go func() {
+		defer g.bg.Done()
+		g.throttle.Run(bgctx)
 	}()
 	g.serving.Add(1 + len(g.apis))
 	go func() {

@@ -24,7 +24,7 @@ const testTimeout = 10 * time.Second
 
 // startGateway starts a gateway in-process from YAML on loopback ports
 // chosen by the kernel and stops it when the test ends.
-func startGateway(t *testing.T, yml string) *Gateway {
+func startGateway(t *testing.T, yml string, opts ...Option) *Gateway {
 	t.Helper()
 	cfg, err := config.Parse(t.Name()+".yaml", []byte(yml))
 	if err != nil {
@@ -40,7 +40,7 @@ func startGateway(t *testing.T, yml string) *Gateway {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	g, err := New(context.Background(), cfg, WithLogger(log))
+	g, err := New(context.Background(), cfg, append([]Option{WithLogger(log)}, opts...)...)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/portico-gateway/portico/routing"
 	"github.com/portico-gateway/portico/routing/auth/sigv4"
 	"github.com/portico-gateway/portico/routing/integration"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // Each package takes Options of its own; the gateway fills them from the
@@ -108,4 +109,56 @@ func stageAPIs(apis []config.API) func(stage string) (name, id string) {
 		o := m[stage]
 		return o.name, o.id
 	}
+}
+
+// throttleOptions are the gateway-wide throttle.Options of the
+// configuration (without Cluster, Clock, Metrics and Logger, which the
+// gateway adds).
+func throttleOptions(cfg *config.File) throttle.Options {
+	t := cfg.Throttling
+	o := throttle.Options{MaxInFlight: t.MaxInFlight}
+	if t.RateLimit != 0 || t.BurstLimit != 0 {
+		o.Gateway = &throttle.Limit{Rate: t.RateLimit, Burst: t.BurstLimit}
+	}
+	for _, p := range cfg.UsagePlans {
+		tp := throttle.Plan{Name: p.Name}
+		for _, s := range p.APIStages {
+			tp.Stages = append(tp.Stages, throttle.PlanStage{API: s.API, Stage: s.Stage})
+		}
+		if p.Throttle != nil {
+			tp.Throttle = &throttle.Limit{Rate: p.Throttle.RateLimit, Burst: p.Throttle.BurstLimit}
+		}
+		if p.Quota != nil {
+			tp.Quota = &throttle.Quota{Limit: p.Quota.Limit, Period: throttle.Period(p.Quota.Period)}
+		}
+		o.Plans = append(o.Plans, tp)
+	}
+	for _, k := range cfg.APIKeys {
+		o.Keys = append(o.Keys, throttle.Key{Name: k.Name, Value: k.Value, Plans: k.UsagePlans})
+	}
+	return o
+}
+
+// throttleAPI is the throttle.APIOptions of one configured API.
+func throttleAPI(api *config.API) throttle.APIOptions {
+	o := throttle.APIOptions{Name: api.Name, KeySelection: api.APIKeySelectionExpression, KeyRequired: map[string]bool{}}
+	for key, rc := range api.Routes {
+		if rc.APIKeyRequired {
+			o.KeyRequired[key] = true
+		}
+	}
+	if l := api.Limits; l.MessageRateLimit > 0 || l.MessageBurstLimit > 0 {
+		o.Message = &throttle.Limit{Rate: l.MessageRateLimit, Burst: l.MessageBurstLimit}
+	}
+	for _, st := range api.Stages {
+		so := throttle.StageOptions{Name: st.Name, Routes: map[string]throttle.Limit{}}
+		if d := st.DefaultRouteSettings; d != nil {
+			so.Default = &throttle.Limit{Rate: d.ThrottlingRateLimit, Burst: d.ThrottlingBurstLimit}
+		}
+		for key, rs := range st.RouteSettings {
+			so.Routes[key] = throttle.Limit{Rate: rs.ThrottlingRateLimit, Burst: rs.ThrottlingBurstLimit}
+		}
+		o.Stages = append(o.Stages, so)
+	}
+	return o
 }

@@ -50,6 +50,13 @@ type Set struct {
 	// record is waiting to be written again (after a failed write, or a
 	// registry that came back empty); other nodes cannot reach them yet.
 	RegistryPending prometheus.Gauge
+	// Throttled counts requests refused by a token bucket, by the level
+	// of the bucket: gateway, stage, route, usageplan or connection.
+	// Labels: api, stage, level.
+	Throttled *prometheus.CounterVec
+	// ThrottleFallback is 1 while cluster-wide throttling cannot reach
+	// Redis and each node applies its share of every limit locally.
+	ThrottleFallback prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -91,11 +98,18 @@ func New(reg prometheus.Registerer) *Set {
 		RegistryPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portico_registry_pending_records", Help: "Open connections whose registry record waits to be written again.",
 		}),
+		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_throttled_total", Help: "Requests refused by a token bucket, by level (gateway, stage, route, usageplan, connection).",
+		}, []string{"api", "stage", "level"}),
+		ThrottleFallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portico_throttle_fallback", Help: "1 while cluster-wide throttling falls back to local limits divided by the live node count.",
+		}),
 	}
 	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
-			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending)
+			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
+			s.Throttled, s.ThrottleFallback)
 	}
 	return s
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/expr"
 	"github.com/portico-gateway/portico/routing/integration"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // Reserved route keys.
@@ -39,7 +41,15 @@ const (
 	msgForbidden = "Forbidden"
 	msgInternal  = "Internal server error"
 	msgTimeout   = "Endpoint request timed out"
+	// AWS's text for a throttled WebSocket message is not documented;
+	// these are its HTTP bodies' messages.
+	msgThrottled = "Too Many Requests"
+	msgQuota     = "Limit Exceeded"
 )
+
+// DefaultMaxInFlightPerConnection bounds a connection's integration calls
+// in flight when Options.MaxInFlightPerConnection is 0.
+const DefaultMaxInFlightPerConnection = 64
 
 // Options configure a Router. The zero value of each optional field means
 // the default noted beside it.
@@ -52,17 +62,31 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
 	HTTPClient *http.Client
+	// Throttle decides on every handshake and message before its
+	// integration runs (token buckets, API keys, quotas). nil: none.
+	Throttle throttle.Limiter
+	// InFlight bounds the integration calls of messages in flight on the
+	// whole node (shared by every API's router). nil: no bound.
+	InFlight *throttle.Gate
+	// MaxInFlightPerConnection bounds one connection's integration calls
+	// in flight; past it (or past InFlight) a message gets the "Too Many
+	// Requests" error frame. 0: DefaultMaxInFlightPerConnection; negative:
+	// no bound. Mock routes answer inline and are not counted.
+	MaxInFlightPerConnection int
 }
 
 // Router serves one API. It is a connections.Handler.
 type Router struct {
-	apiName   string
-	apiID     string
-	domain    string
-	selection *expr.Template
-	stages    map[string]*stage
-	m         *metrics.Set
-	log       *slog.Logger
+	apiName    string
+	apiID      string
+	domain     string
+	selection  *expr.Template
+	stages     map[string]*stage
+	m          *metrics.Set
+	log        *slog.Logger
+	limiter    throttle.Limiter // nil: no throttling
+	inFlight   *throttle.Gate
+	maxPerConn int32 // 0: no bound
 
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
@@ -81,6 +105,9 @@ type stage struct {
 	connect              *route
 	disconnect           *route
 	def                  *route
+	connectLimit         *throttle.Route // nil without a limiter
+	// In-flight refusals, per connection and per node.
+	busyConn, busyNode prometheus.Counter
 }
 
 type route struct {
@@ -91,6 +118,7 @@ type route struct {
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
+	limit   *throttle.Route // nil without a limiter
 }
 
 // session is the per-connection state kept with the socket.
@@ -103,6 +131,8 @@ type session struct {
 	identity     Identity
 	authorizer   map[string]any // requestContext.authorizer; nil without an authorizer
 	auth         *auth.Identity // nil without an authorizer
+	limits       *throttle.Conn // the connection's API key and message bucket
+	inFlight     atomic.Int32   // integration calls of its messages in flight
 }
 
 // AuthIdentity is who the connection was authorized as on $connect; nil
@@ -123,6 +153,13 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
+		limiter: opts.Throttle, inFlight: opts.InFlight,
+	}
+	switch n := opts.MaxInFlightPerConnection; {
+	case n == 0:
+		r.maxPerConn = DefaultMaxInFlightPerConnection
+	case n > 0:
+		r.maxPerConn = int32(min(n, 1<<30))
 	}
 	if r.m == nil {
 		r.m = metrics.New(nil)
@@ -139,11 +176,19 @@ func New(opts Options) (*Router, error) {
 		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route),
 			noRouteIn: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "in"),
 			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
+			busyConn:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelConnection),
+			busyNode:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelGateway),
+		}
+		if r.limiter != nil {
+			st.connectLimit = r.limiter.Route(sc.Name, RouteConnect)
 		}
 		for key, rc := range api.Routes {
 			rt := &route{key: key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
 				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
+			}
+			if r.limiter != nil {
+				rt.limit = r.limiter.Route(sc.Name, key)
 			}
 			if spec := rc.Integration; spec != nil {
 				integ, err := integration.New(spec, sc.Variables, client)
@@ -204,6 +249,13 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	}
 	res := &connections.ConnectResult{State: s, Stage: st.name}
 	rt := st.connect
+	if rt == nil || rt.authz == nil {
+		// Throttling, API keys and quotas; with an authorizer they come
+		// after it, which may choose the API key (usageIdentifierKey).
+		if refused := r.admit(st, s, req.Request, ""); refused != nil {
+			return refused
+		}
+	}
 	if rt == nil || (rt.integ == nil && rt.authz == nil) {
 		r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
@@ -219,6 +271,9 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			return refused
 		}
 		ev.RequestContext.Authorizer = s.authorizer
+		if refused := r.admit(st, s, req.Request, s.auth.UsageIdentifierKey); refused != nil {
+			return refused
+		}
 		if p := s.auth.Subprotocol; p != "" {
 			res.Header = http.Header{"Sec-Websocket-Protocol": {p}}
 		}
@@ -372,6 +427,61 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	rt.in.Inc()
+	if r.limiter != nil && rt.limit != nil {
+		if r.limiter.Remote() {
+			// Cluster-wide limits are decided in Redis, which must not
+			// hold the connection server's loop: the decision and the
+			// integration call run on a goroutine (so with cluster scope
+			// mock answers may overtake each other).
+			if !r.acquire(s, st) {
+				r.sendError(c, st, msgThrottled, requestID)
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer r.release(s)
+				if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+					r.sendError(c, st, refusalMessage(err), requestID)
+					return
+				}
+				if call := r.messageCall(s, rt, m, requestID, now); call != nil {
+					r.run(c, st, rt, call)
+				}
+			}()
+			return
+		}
+		if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+			r.sendError(c, st, refusalMessage(err), requestID)
+			return
+		}
+	}
+	call := r.messageCall(s, rt, m, requestID, now)
+	if call == nil {
+		return // a route without an integration: nothing to run
+	}
+	if rt.integ.Mock() {
+		r.run(c, st, rt, call)
+		return
+	}
+	if !r.acquire(s, st) {
+		r.sendError(c, st, msgThrottled, requestID)
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.release(s)
+		r.run(c, st, rt, call)
+	}()
+}
+
+// messageCall builds the MESSAGE event of m for route rt; nil when the
+// route has no integration.
+func (r *Router) messageCall(s *session, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
+	if rt.integ == nil {
+		return nil
+	}
 	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
 	ev.RequestContext.MessageID = connections.NewID()
 	var body string
@@ -383,20 +493,68 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		body = string(m.Data)
 		raw = m.Data
 	}
-	call := newCall(ev, raw, st.vars)
+	call := newCall(ev, raw, s.stage.vars)
 	ev.Body = &body
-	if rt.integ == nil {
-		return // a route without an integration: nothing to run
+	return call
+}
+
+// acquire counts one more integration call in flight for s and for the
+// node, or refuses when either is at its bound.
+func (r *Router) acquire(s *session, st *stage) bool {
+	if r.maxPerConn > 0 && s.inFlight.Add(1) > r.maxPerConn {
+		s.inFlight.Add(-1)
+		st.busyConn.Inc()
+		return false
 	}
-	if rt.integ.Mock() {
-		r.run(c, st, rt, call)
-		return
+	if !r.inFlight.Acquire() {
+		if r.maxPerConn > 0 {
+			s.inFlight.Add(-1)
+		}
+		st.busyNode.Inc()
+		return false
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.run(c, st, rt, call)
-	}()
+	return true
+}
+
+func (r *Router) release(s *session) {
+	r.inFlight.Release()
+	if r.maxPerConn > 0 {
+		s.inFlight.Add(-1)
+	}
+}
+
+// admit asks the limiter about a handshake to st; it returns the refusal
+// to answer, or nil to go on (s then carries the connection's limits).
+func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string) *connections.ConnectResult {
+	if r.limiter == nil || st.connectLimit == nil {
+		return nil
+	}
+	lc, err := r.limiter.Connect(st.connectLimit, req.Header, req.URL.Query(), usageKey)
+	if err == nil {
+		s.limits = lc
+		return nil
+	}
+	r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+	status, errType := http.StatusTooManyRequests, "TooManyRequestsException"
+	switch {
+	case errors.Is(err, throttle.ErrForbidden):
+		status, errType = http.StatusForbidden, "ForbiddenException"
+	case errors.Is(err, throttle.ErrQuotaExceeded):
+		errType = "LimitExceededException"
+	}
+	return &connections.ConnectResult{Status: status, Body: `{"message":"` + refusalMessage(err) + `"}`,
+		Header: http.Header{"X-Amzn-Errortype": {errType}}}
+}
+
+// refusalMessage is AWS's message for a limiter's refusal.
+func refusalMessage(err error) string {
+	switch {
+	case errors.Is(err, throttle.ErrForbidden):
+		return msgForbidden
+	case errors.Is(err, throttle.ErrQuotaExceeded):
+		return msgQuota
+	}
+	return msgThrottled
 }
 
 // run invokes the route's integration and answers the client.
