@@ -280,7 +280,11 @@ func appendRefusal(dst []byte, r *refusal) []byte {
 	dst = strconv.AppendInt(dst, int64(r.status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, text...)
-	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"...)
+	dst = append(dst, "\r\n"...)
+	if r.header.Get("Content-Type") == "" {
+		dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\n"...)
+	}
+	dst = append(dst, "X-Content-Type-Options: nosniff\r\nConnection: close\r\n"...)
 	if r.version {
 		dst = append(dst, "Sec-WebSocket-Version: 13\r\n"...)
 	}

@@ -236,7 +236,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	st := r.stages[stageName]
 	if st == nil {
 		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
-		return &connections.ConnectResult{Status: http.StatusForbidden, Body: `{"message":"Forbidden"}`}
+		return refuseJSON(http.StatusForbidden, `{"message":"Forbidden"}`, nil)
 	}
 	info := req.Info
 	s := &session{
@@ -283,10 +283,10 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
-			return &connections.ConnectResult{Status: http.StatusGatewayTimeout, Body: `{"message": "` + msgTimeout + `"}`}
+			return refuseJSON(http.StatusGatewayTimeout, `{"message": "`+msgTimeout+`"}`, nil)
 		case err != nil:
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
-			return &connections.ConnectResult{Status: http.StatusBadGateway, Body: `{"message": "` + msgInternal + `"}`}
+			return refuseJSON(http.StatusBadGateway, `{"message": "`+msgInternal+`"}`, nil)
 		case resp.StatusCode < 200 || resp.StatusCode > 299:
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
 			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
@@ -340,7 +340,7 @@ func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest,
 			r.log.Debug("$connect refused by its authorizer", "stage", s.stage.name, "connectionId", s.connectionID, "err", err)
 		}
 		r.m.Connects.WithLabelValues(r.apiName, s.stage.name, result).Inc()
-		return &connections.ConnectResult{Status: status, Body: body}
+		return refuseJSON(status, body, nil)
 	}
 	s.auth = id
 	s.authorizer = authorizerContext(id)
@@ -542,8 +542,7 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 	case errors.Is(err, throttle.ErrQuotaExceeded):
 		errType = "LimitExceededException"
 	}
-	return &connections.ConnectResult{Status: status, Body: `{"message":"` + refusalMessage(err) + `"}`,
-		Header: http.Header{"X-Amzn-Errortype": {errType}}}
+	return refuseJSON(status, `{"message":"`+refusalMessage(err)+`"}`, http.Header{"x-amzn-ErrorType": {errType}})
 }
 
 // refusalMessage is AWS's message for a limiter's refusal.
@@ -635,4 +634,14 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 		defer r.wg.Done()
 		_, _ = rt.integ.Invoke(r.ctx, &newCall(ev, nil, st.vars).Call)
 	}()
+}
+
+// refuseJSON refuses a handshake with the gateway's own JSON answer, as
+// AWS sends it (Content-Type application/json).
+func refuseJSON(status int, body string, h http.Header) *connections.ConnectResult {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json")
+	return &connections.ConnectResult{Status: status, Body: body, Header: h}
 }

@@ -398,6 +398,9 @@ func TestConnectStages(t *testing.T) {
 			if res.Status != 403 || res.Body != `{"message":"Forbidden"}` || res.Accepted() || res.State != nil {
 				t.Errorf("%s: %d %q accepted=%v, want 403 {\"message\":\"Forbidden\"}", tc.target, res.Status, res.Body, res.Accepted())
 			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("%s: Content-Type %q, want application/json", tc.target, ct)
+			}
 			continue
 		}
 		if !res.Accepted() || res.Status != 0 || res.Stage != tc.wantStage || res.State == nil || len(res.Header) != 0 {
