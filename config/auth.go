@@ -324,6 +324,9 @@ func (v *validator) routeAuth(key, rk string, r Route, a *API) {
 		if r.Authorizer != "" {
 			v.add(key+".authorizer", "authorizationType %s takes no authorizer (set CUSTOM, JWT or COGNITO_USER_POOLS)", r.AuthorizationType)
 		}
+		if r.AuthorizationType == AuthIAM && len(v.f.Management.Credentials) == 0 && v.f.Management.CredentialsFile == "" {
+			v.add(key+".authorizationType", "AWS_IAM checks SigV4 signatures made with the keys of management.credentials (or management.credentialsFile), and none is configured")
+		}
 	default:
 		if r.Authorizer == "" {
 			v.add(key+".authorizer", "authorizationType %s needs the name of one of the API's authorizers", r.AuthorizationType)

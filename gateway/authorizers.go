@@ -50,7 +50,7 @@ func (s *authorizerSet) route(routeKey string, rc config.Route) (auth.Authorizer
 	case config.AuthIAM:
 		if s.g.iam == nil {
 			return nil, s.g.cfg.Problem(s.key+".routes."+routeKey+".authorizationType",
-				"AWS_IAM needs the SigV4 authorizer, and this gateway was built without one (gateway.WithIAMAuthorizer)")
+				"AWS_IAM needs the SigV4 authorizer: configure management.credentials, or build the gateway WithIAMAuthorizer")
 		}
 		return s.g.iam, nil
 	}

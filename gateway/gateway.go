@@ -61,6 +61,7 @@ type Gateway struct {
 	stopOnce sync.Once
 
 	iam        auth.Authorizer  // AWS_IAM routes; nil: none may be configured
+	sigv4      auth.Authorizer  // the configured credentials' SigV4 check (refuses everything without credentials)
 	now        func() time.Time // authorizer clocks; nil: time.Now
 	authClient *http.Client     // authorizer and integration calls
 	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
@@ -68,6 +69,7 @@ type Gateway struct {
 
 type apiRuntime struct {
 	name   string
+	http   *apiHTTP // @connections on the API's own listener
 	hub    *connections.Hub // this API's open connections
 	router *routing.Router
 	server connections.Server
@@ -112,6 +114,14 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	log := g.log
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
+	iam, err := iamAuthorizer(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: management credentials: %w", err)
+	}
+	g.sigv4 = iam
+	if g.iam == nil && len(cfg.ManagementCredentials()) > 0 {
+		g.iam = iam
+	}
 	reg, err := openRegistry(ctx, cfg.Storage, log)
 	if err != nil {
 		return nil, err
@@ -166,11 +176,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		handlers[cluster.RelayPath] = hr
 		g.forward = hr
 	}
-	authz, err := managementAuthorizer(cfg)
-	if err != nil {
-		g.shutdownServers()
-		_ = reg.Close()
-		return nil, fmt.Errorf("gateway: management: %w", err)
+	authz := g.sigv4
+	if cfg.Management.Auth != "iam" {
+		authz = nil
 	}
 	mopts := management.Options{
 		StageAPI:    stageAPIs(cfg.APIs),
@@ -195,6 +203,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		mopts.Authorizer = authz
 	}
 	g.mh = management.NewHandler(mopts)
+	for i, a := range g.apis {
+		a.http.mh = g.apiManagement(&cfg.APIs[i])
+	}
 	g.mgmt = management.Server(g.mh)
 	return g, nil
 }
@@ -228,8 +239,10 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		g.keeper.Track(rec)
 		handler = rec
 	}
+	plain := &apiHTTP{}
 	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
 		Handler: handler,
+		HTTP:    plain,
 		Hub:     hub,
 		Logger:  g.log.With("api", api.Name),
 		Shards:  g.cfg.Connections.Shards,
@@ -239,7 +252,7 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		_ = router.Shutdown(context.Background()) // nothing in flight yet: returns at once
 		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
 	}
-	g.apis = append(g.apis, &apiRuntime{name: api.Name, hub: hub, router: router, server: srv})
+	g.apis = append(g.apis, &apiRuntime{name: api.Name, http: plain, hub: hub, router: router, server: srv})
 	return nil
 }
 

@@ -67,13 +67,12 @@ func connectionLimits(api *config.API, c config.Connections) connections.Limits 
 	}
 }
 
-// managementAuthorizer is the IAM authorizer of the management listener
-// (management.auth: iam); nil with auth none.
-func managementAuthorizer(cfg *config.File) (*sigv4.Authorizer, error) {
+// iamAuthorizer verifies SigV4 signatures made with the configured
+// credentials (management.credentials and credentialsFile), for the
+// management listener with auth iam, @connections on the API listeners
+// and AWS_IAM routes. Without credentials it refuses every request.
+func iamAuthorizer(cfg *config.File) (*sigv4.Authorizer, error) {
 	m := cfg.Management
-	if m.Auth != "iam" {
-		return nil, nil
-	}
 	creds := cfg.ManagementCredentials()
 	keys := make([]sigv4.Key, len(creds))
 	for i, c := range creds {

@@ -149,13 +149,11 @@ type Verifier struct {
 	signer          *v4.Signer
 }
 
-// New returns a Verifier.
+// New returns a Verifier. One without keys refuses every request: an
+// unsigned one as missing authentication, a signed one as an unknown key.
 func New(opts Options) (*Verifier, error) {
 	if opts.Region == "" {
 		return nil, errors.New("sigv4: a region is required")
-	}
-	if len(opts.Keys) == 0 {
-		return nil, errors.New("sigv4: at least one key is required")
 	}
 	v := &Verifier{region: opts.Region, service: opts.Service, keys: make(map[string]*Key, len(opts.Keys)), now: opts.Now}
 	if v.service == "" {
