@@ -78,7 +78,7 @@ func newContext(s *session, routeKey, eventType, requestID string, now time.Time
 		RequestID:         requestID,
 		DomainName:        s.domainName,
 		ConnectionID:      s.connectionID,
-		APIID:             s.apiID,
+		APIID:             s.stage.apiID,
 		Authorizer:        s.authorizer,
 	}
 }

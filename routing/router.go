@@ -97,7 +97,8 @@ var _ connections.Handler = (*Router)(nil)
 
 // stage is one stage with its routes compiled against its variables.
 type stage struct {
-	name string
+	name  string
+	apiID string // requestContext.apiId, the same for every connection
 	// Messages without a route count under $default, like error frames.
 	noRouteIn, errorsOut prometheus.Counter
 	vars                 map[string]string
@@ -125,7 +126,6 @@ type route struct {
 type session struct {
 	stage        *stage
 	connectionID string
-	apiID        string
 	domainName   string
 	connectedAt  int64
 	identity     Identity
@@ -173,7 +173,7 @@ func New(opts Options) (*Router, error) {
 		client = integration.NewHTTPClient()
 	}
 	for _, sc := range api.Stages {
-		st := &stage{name: sc.Name, vars: sc.Variables, custom: make(map[string]*route),
+		st := &stage{name: sc.Name, apiID: api.ID, vars: sc.Variables, custom: make(map[string]*route),
 			noRouteIn: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "in"),
 			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
 			busyConn:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelConnection),
@@ -240,7 +240,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	}
 	info := req.Info
 	s := &session{
-		stage: st, connectionID: info.ID, apiID: r.apiID, domainName: r.domain,
+		stage: st, connectionID: info.ID, domainName: r.domain,
 		connectedAt: info.ConnectedAt.UnixMilli(),
 		identity:    Identity{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
 	}

@@ -393,25 +393,38 @@ func (c *Conn) KeyName() string {
 // route). The API key is usageKey when an authorizer chose one
 // (auth.Identity.UsageIdentifierKey), else what the key selection
 // expression finds in h or q. It returns the connection's state, for
-// Message, and nil or one of the sentinel errors.
+// Message (nil when the connection has neither a key nor a message
+// bucket: most cost no Conn), and nil or one of the sentinel errors.
 func (a *API) Connect(rt *Route, h http.Header, q url.Values, usageKey string) (*Conn, error) {
-	c := &Conn{}
-	if a.msg != nil {
-		c.hasMsg = true
-		c.msg.set(*a.msg)
-	}
+	var sub *subscription
 	v := usageKey
 	if v == "" {
 		v = a.src.value(h, q)
 	}
 	if k := a.g.lookup(v); k != nil {
-		c.sub = k.subs[rt.ps]
+		sub = k.subs[rt.ps]
+	}
+	if a.msg == nil && sub == nil {
+		// Nothing of its own to keep: most connections cost no Conn.
+		return nil, a.decide(&noConn, rt, a.g.now())
+	}
+	c := &Conn{sub: sub}
+	if a.msg != nil {
+		c.hasMsg = true
+		c.msg.set(*a.msg)
 	}
 	return c, a.decide(c, rt, a.g.now())
 }
 
+// noConn stands for a connection without a key or a message bucket; it
+// is only read.
+var noConn Conn
+
 // Message decides on one message of c to route rt.
 func (a *API) Message(c *Conn, rt *Route) error {
+	if c == nil {
+		c = &noConn
+	}
 	now := a.g.now()
 	if c.hasMsg && !c.msg.Allow(now.UnixNano()) {
 		rt.st.throttled[lvConnection].Inc()

@@ -3,7 +3,10 @@ package sigv4
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-gateway/portico/routing/auth"
 )
@@ -70,7 +73,6 @@ func TestAuthorizerPolicy(t *testing.T) {
 
 func TestNewRefusesBadKeys(t *testing.T) {
 	for _, keys := range [][]Key{
-		nil,
 		{{AccessKeyID: "", SecretAccessKey: "s"}},
 		{{AccessKeyID: "a/b", SecretAccessKey: "s"}},
 		{{AccessKeyID: "a", SecretAccessKey: ""}},
@@ -83,5 +85,26 @@ func TestNewRefusesBadKeys(t *testing.T) {
 	}
 	if _, err := New(Options{Keys: []Key{{AccessKeyID: "a", SecretAccessKey: "s"}}}); err == nil {
 		t.Error("New without a region succeeded")
+	}
+}
+
+// A verifier without keys refuses everything: unsigned requests as
+// missing authentication, signed ones as an unknown key.
+func TestNoKeysRefusesEverything(t *testing.T) {
+	v, err := New(Options{Region: testRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := &auth.Request{Method: "POST", Path: "/prod/@connections/x", Host: "gw", Header: http.Header{}}
+	if _, err := v.Verify(context.Background(), unsigned); !errors.Is(err, ErrMissingAuthentication) {
+		t.Errorf("unsigned: %v, want ErrMissingAuthentication", err)
+	}
+	now := time.Now().UTC()
+	signed := *unsigned
+	signed.Header = http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=AKIDX/" + now.Format("20060102") + "/" + testRegion +
+		"/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat("0", 64)},
+		"X-Amz-Date": {now.Format("20060102T150405Z")}}
+	if _, err := v.Verify(context.Background(), &signed); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("signed with a key it does not have: %v, want ErrUnknownKey", err)
 	}
 }
