@@ -42,6 +42,14 @@ type Set struct {
 	// record is waiting to be written again (after a failed write, or a
 	// registry that came back empty); other nodes cannot reach them yet.
 	RegistryPending prometheus.Gauge
+	// ChannelDeliveries counts messages handed to subscribers' send
+	// queues by channel publishes (one per subscriber reached). Labels: api.
+	ChannelDeliveries *prometheus.CounterVec
+	// ChannelDropped counts channel deliveries dropped because the
+	// subscriber's send queue was full, by the API's overflow policy
+	// (drop: the gap is marked for recovery; close: the subscriber is
+	// closed with 1008). Labels: api, policy.
+	ChannelDropped *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -81,10 +89,17 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "portico_registry_pending_records", Help: "Open connections whose registry record waits to be written again.",
 		}),
 	}
+	s.ChannelDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_channel_deliveries_total", Help: "Channel messages handed to subscribers' send queues.",
+	}, []string{"api"})
+	s.ChannelDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_channel_dropped_total", Help: "Channel deliveries dropped on a full send queue, by overflow policy (drop, close).",
+	}, []string{"api", "policy"})
 	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.Disconnects, s.Messages,
-			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending)
+			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
+			s.ChannelDeliveries, s.ChannelDropped)
 	}
 	return s
 }
