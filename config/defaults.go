@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/storage"
@@ -27,6 +28,7 @@ const (
 	defaultListen                   = ":8080" // only when there is one API
 	defaultRouteSelectionExpression = "$request.body.action"
 	defaultBinaryFrames             = "accept"
+	defaultChannelOverflow          = channels.OverflowDrop
 
 	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
 	defaultMockStatusCode     = 200
@@ -64,6 +66,7 @@ func (f *File) ApplyDefaults() {
 		}
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
+		setString(&a.ChannelOverflow, defaultChannelOverflow)
 		a.Limits.applyDefaults()
 		for _, r := range a.Routes {
 			// Route values are copies, but Integration is a pointer into

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
@@ -48,7 +49,8 @@ type Gateway struct {
 	keeper  *cluster.Keeper
 	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
 	mh      *management.Handler
-	relay   *cluster.Relay // cross-node @connections over Redis; nil unless the registry carries a bus
+	chans   *channels.Registry // every API's channels (a Portico extension)
+	relay   *cluster.Relay     // cross-node @connections over Redis; nil unless the registry carries a bus
 	// forward carries @connections to other nodes (a *cluster.Relay or
 	// a *cluster.HTTPRelay); nil on a single node.
 	forward  cluster.Forwarder
@@ -121,6 +123,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	if shared {
 		g.deletes = cluster.NewDeleter(reg.DeleteMany, log)
 	}
+	g.chans = channels.New(channels.Options{APIs: channelAPIs(cfg.APIs), Metrics: g.metrics, Logger: log})
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
@@ -160,6 +163,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		Metrics:  g.metrics,
 		Logger:   log,
 		Pprof:    cfg.Management.Pprof,
+		Channels: g.chans,
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false
@@ -174,7 +178,8 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 // addAPI builds one API's router and connection server; with a shared
 // registry the router is wrapped in a Recorder the keeper tracks.
 func (g *Gateway) addAPI(api *config.API, shared bool) error {
-	router, err := routing.New(routing.Options{API: routingAPI(api), Metrics: g.metrics, Logger: g.log})
+	router, err := routing.New(routing.Options{API: routingAPI(api), Metrics: g.metrics, Logger: g.log,
+		Channels: routingChannels{g.chans}})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -191,6 +196,7 @@ func (g *Gateway) addAPI(api *config.API, shared bool) error {
 		g.keeper.Track(rec)
 		handler = rec
 	}
+	handler = g.chans.Handler(api.Name, handler) // takes a closed connection out of its channels
 	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
 		Handler: handler,
 		Hub:     hub,
@@ -216,6 +222,20 @@ func (h hubs) Get(id string) (connections.Conn, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Range calls f for every connection of every API (management lists them).
+func (h hubs) Range(f func(connections.Conn) bool) {
+	for _, hub := range h {
+		stop := false
+		hub.Range(func(c connections.Conn) bool {
+			stop = !f(c)
+			return !stop
+		})
+		if stop {
+			return
+		}
+	}
 }
 
 // conns returns every API's hub, for management.

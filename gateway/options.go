@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing"
@@ -21,7 +22,8 @@ func routingAPI(api *config.API) *routing.API {
 		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
 	}
 	for key, rc := range api.Routes {
-		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse}
+		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse,
+			Subscribe: rc.Subscribe, Unsubscribe: rc.Unsubscribe}
 	}
 	return out
 }
@@ -55,4 +57,33 @@ func connectionLimits(api *config.API, c config.Connections) connections.Limits 
 		SendQueueBytes:   c.SendQueueBytes,
 		CloseOnOverflow:  c.CloseOnOverflow,
 	}
+}
+
+// channelAPIs are the channels.API of every configured API.
+func channelAPIs(apis []config.API) []channels.API {
+	out := make([]channels.API, 0, len(apis))
+	for _, a := range apis {
+		ca := channels.API{Name: a.Name, Overflow: a.ChannelOverflow}
+		for _, st := range a.Stages {
+			ca.Stages = append(ca.Stages, st.Name)
+		}
+		for _, c := range a.Channels {
+			ca.Channels = append(ca.Channels, channels.Config{Pattern: c.Pattern, Presence: c.Presence,
+				History: channels.HistoryConfig{Size: c.History.Size, TTL: c.History.TTL.D()}})
+		}
+		out = append(out, ca)
+	}
+	return out
+}
+
+// routingChannels is the channel registry as routing uses it.
+type routingChannels struct{ r *channels.Registry }
+
+func (rc routingChannels) Subscribe(c connections.Conn, name string) error {
+	return rc.r.Subscribe(c, name, nil)
+}
+
+func (rc routingChannels) Unsubscribe(c connections.Conn, name string) error {
+	_, err := rc.r.Unsubscribe(c, name)
+	return err
 }

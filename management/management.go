@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
@@ -62,6 +63,9 @@ type Options struct {
 	Forward func(ctx context.Context, o *cluster.Op) (res cluster.Result, ok bool)
 	// Handlers serves extra exact paths (the node-to-node relay endpoint).
 	Handlers map[string]http.Handler
+	// Channels serves the channel endpoints (channels.go) and adds a
+	// connection's channels to GetConnection's answer. nil: no channels.
+	Channels *channels.Registry
 }
 
 // Handler serves the management endpoints.
@@ -125,6 +129,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
 		servePprof(w, r)
+		return
+	}
+	if h.serveExtension(w, r) {
 		return
 	}
 	stage, id, ok := parseConnectionsPath(r.URL.Path)
@@ -203,12 +210,7 @@ func (h *Handler) Local(o *cluster.Op) cluster.Result {
 		}
 		return cluster.Result{Status: http.StatusOK}
 	case "get":
-		info := c.Info()
-		body, _ := json.Marshal(connectionJSON{
-			ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
-			Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
-			LastActiveAt: c.LastActive().UTC().Format(isoMillis),
-		})
+		body, _ := json.Marshal(h.describe(c))
 		return cluster.Result{Status: http.StatusOK, Body: body}
 	case "delete":
 		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
@@ -249,11 +251,28 @@ func parseConnectionsPath(p string) (stage, id string, ok bool) {
 	return stage, id, true
 }
 
-// connectionJSON is GetConnection's answer.
+// connectionJSON is GetConnection's answer. Channels is a Portico
+// extension (the channels the connection is subscribed to), left out
+// when there are none; AWS SDKs ignore fields they do not know.
 type connectionJSON struct {
 	ConnectedAt  string       `json:"connectedAt"`
 	Identity     identityJSON `json:"identity"`
 	LastActiveAt string       `json:"lastActiveAt"`
+	Channels     []string     `json:"channels,omitempty"`
+}
+
+// describe is GetConnection's answer for c.
+func (h *Handler) describe(c connections.Conn) connectionJSON {
+	info := c.Info()
+	out := connectionJSON{
+		ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
+		Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+		LastActiveAt: c.LastActive().UTC().Format(isoMillis),
+	}
+	if h.opts.Channels != nil {
+		out.Channels = h.opts.Channels.ChannelsOf(c)
+	}
+	return out
 }
 
 type identityJSON struct {

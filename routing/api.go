@@ -39,6 +39,11 @@ type Route struct {
 	Integration *integration.Spec
 	// RouteResponse sends the integration's answer back to the client.
 	RouteResponse bool
+	// Subscribe and Unsubscribe are channel name templates (routing/expr:
+	// ${request.body.x}, ${context.authorizer.principalId}, ...) the
+	// connection joins or leaves when the route runs (on $connect: before
+	// the 101). A Portico extension.
+	Subscribe, Unsubscribe []string
 }
 
 // wsCall is the integration call of one WebSocket event, resolving the

@@ -51,6 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient calls HTTP integrations. nil: a keep-alive client.
 	HTTPClient *http.Client
+	// Channels subscribes connections to channels (routes' subscribe
+	// lists, X-Portico-Subscribe answers). nil: both are ignored.
+	Channels Channels
 }
 
 // Router serves one API. It is a connections.Handler.
@@ -62,6 +65,7 @@ type Router struct {
 	stages    map[string]*stage
 	m         *metrics.Set
 	log       *slog.Logger
+	channels  Channels
 
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
@@ -89,6 +93,8 @@ type route struct {
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
+	// Declarative channel subscriptions (templates over the event).
+	subscribe, unsubscribe []*expr.Template
 }
 
 // session is the per-connection state kept with the socket.
@@ -100,6 +106,7 @@ type session struct {
 	connectedAt  int64
 	identity     Identity
 	authorizer   map[string]any
+	pending      *channelOps // $connect's subscriptions, until Opened
 }
 
 // New compiles the API's routes for every stage.
@@ -115,6 +122,7 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
+		channels: opts.Channels,
 	}
 	if r.m == nil {
 		r.m = metrics.New(nil)
@@ -136,6 +144,12 @@ func New(opts Options) (*Router, error) {
 			rt := &route{key: key, twoWay: rc.RouteResponse,
 				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
+			}
+			if rt.subscribe, err = compileChannels(rc.Subscribe); err == nil {
+				rt.unsubscribe, err = compileChannels(rc.Unsubscribe)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("routing: api %q route %q: channels: %w", api.Name, key, err)
 			}
 			if spec := rc.Integration; spec != nil {
 				integ, err := integration.New(spec, sc.Variables, client)
@@ -195,13 +209,22 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		s.domainName = info.Host
 	}
 	res := &connections.ConnectResult{State: s, Stage: st.name}
-	if rt := st.connect; rt != nil && rt.integ != nil {
+	var ops channelOps
+	if rt := st.connect; rt != nil && (rt.integ != nil || len(rt.subscribe)+len(rt.unsubscribe) > 0) {
 		requestID := connections.NewID()
 		ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
 		ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
 		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
 		ev.StageVariables = nonEmpty(st.vars)
-		resp, err := rt.integ.Invoke(ctx, &newCall(ev, nil, st.vars).Call)
+		call := newCall(ev, nil, st.vars)
+		ops = rt.declared(nil, call)
+		if rt.integ == nil {
+			s.setPending(ops)
+			r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
+			r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+			return res
+		}
+		resp, err := rt.integ.Invoke(ctx, &call.Call)
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
@@ -213,6 +236,8 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
 			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
 		}
+		ops.fromHeaders(resp.Headers)
+		s.setPending(ops)
 		res.Header = upgradeHeaders(resp.Headers)
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
@@ -277,6 +302,9 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	}
 	call := newCall(ev, raw, st.vars)
 	ev.Body = &body
+	if len(rt.subscribe)+len(rt.unsubscribe) > 0 {
+		r.applyChannels(c, rt.declared(raw, call))
+	}
 	if rt.integ == nil {
 		return // a route without an integration: nothing to run
 	}
@@ -302,6 +330,11 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 	case err != nil:
 		r.sendError(c, st, msgInternal, requestID)
 		return
+	}
+	if r.channels != nil && len(resp.Headers) > 0 {
+		var ops channelOps
+		ops.fromHeaders(resp.Headers)
+		r.applyChannels(c, ops)
 	}
 	if !rt.twoWay || resp.Body == "" {
 		return
