@@ -533,18 +533,18 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 			continue
 		}
 		c := s.m.conn
+		var err error
 		if s.gapFrom != 0 && message {
-			// Tell the member what it missed before it gets more.
-			gap := gapFrame(ch.key.name, epoch, s.gapFrom, ch.seq-1)
-			if err := c.Send(gap, false); err != nil {
-				res.Dropped++
-				continue
-			}
-			s.gapFrom = 0
+			// Tell the member what it missed, together with the message:
+			// both are queued or neither (the gap then grows).
+			gap := connections.NewPrepared(gapFrame(ch.key.name, epoch, s.gapFrom, ch.seq-1), false)
+			err = connections.SendPrepared(c, gap, p)
+		} else {
+			err = connections.SendPrepared(c, p)
 		}
-		err := connections.SendPrepared(c, p)
 		switch {
 		case err == nil:
+			s.gapFrom = 0
 			res.Delivered++
 		case errors.Is(err, connections.ErrQueueFull):
 			res.Dropped++

@@ -53,7 +53,22 @@ func (c *fakeConn) Send(data []byte, _ bool) error {
 	c.got = append(c.got, string(data))
 	return nil
 }
-func (c *fakeConn) SendPrepared(p *connections.Prepared) error { return c.Send(p.Data(), p.Binary()) }
+
+// SendPrepared queues all of ps or none, as the servers do.
+func (c *fakeConn) SendPrepared(ps ...*connections.Prepared) error {
+	c.mu.Lock()
+	if c.room >= 0 && c.room < len(ps) && c.closed == 0 {
+		c.mu.Unlock()
+		return connections.ErrQueueFull
+	}
+	c.mu.Unlock()
+	for _, p := range ps {
+		if err := c.Send(p.Data(), p.Binary()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 func (c *fakeConn) Close(code int, _ string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -507,9 +522,9 @@ type benchConn struct {
 	n    int
 }
 
-func (c *benchConn) Info() *connections.Info                    { return &c.info }
-func (c *benchConn) State() any                                 { return nil }
-func (c *benchConn) LastActive() time.Time                      { return time.Time{} }
-func (c *benchConn) Send([]byte, bool) error                    { c.n++; return nil }
-func (c *benchConn) SendPrepared(p *connections.Prepared) error { c.n++; return nil }
-func (c *benchConn) Close(int, string) error                    { return nil }
+func (c *benchConn) Info() *connections.Info                        { return &c.info }
+func (c *benchConn) State() any                                     { return nil }
+func (c *benchConn) LastActive() time.Time                          { return time.Time{} }
+func (c *benchConn) Send([]byte, bool) error                        { c.n++; return nil }
+func (c *benchConn) SendPrepared(ps ...*connections.Prepared) error { c.n++; return nil }
+func (c *benchConn) Close(int, string) error                        { return nil }

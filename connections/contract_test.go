@@ -641,6 +641,19 @@ func contractPrepared(e *contractEnv) {
 	if err := SendPrepared(c1, NewPrepared(make([]byte, limit+1), true)); !errors.Is(err, ErrTooLarge) {
 		e.errorf("SendPrepared of %d bytes: %v, want ErrTooLarge", limit+1, err)
 	}
+	// Several at once: all or none.
+	if err := SendPrepared(c1, text, NewPrepared(make([]byte, limit+1), true)); !errors.Is(err, ErrTooLarge) {
+		e.errorf("SendPrepared of a good and a too large message: %v, want ErrTooLarge", err)
+	}
+	if err := SendPrepared(c1, NewPrepared([]byte("one"), false), NewPrepared([]byte("two"), false)); err != nil {
+		e.errorf("SendPrepared of two: %v", err)
+	}
+	for _, want := range []string{"one", "two"} {
+		_ = ws1.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, got, err := ws1.ReadMessage(); err != nil || string(got) != want {
+			e.errorf("after the refused pair: %q %v, want %q (nothing of the pair)", got, err, want)
+		}
+	}
 	_ = c2.Close(CloseNormal, "")
 	e.disconnect(5 * time.Second)
 	if err := SendPrepared(c2, text); !errors.Is(err, ErrClosed) {

@@ -329,13 +329,26 @@ func (c *epConn) Send(data []byte, binary bool) error {
 	return nil
 }
 
-// SendPrepared writes p's frame, encoded once for every connection, with
-// Send's contract.
-func (c *epConn) SendPrepared(p *Prepared) error {
-	if len(p.data) > c.srv.limits.MaxMessageBytes {
-		return ErrTooLarge
+// SendPrepared writes the frames of ps, encoded once for every
+// connection, with Send's contract: all of them or none.
+func (c *epConn) SendPrepared(ps ...*Prepared) error {
+	for _, p := range ps {
+		if len(p.data) > c.srv.limits.MaxMessageBytes {
+			return ErrTooLarge
+		}
 	}
-	if err := c.write(p.frame, false); err != nil {
+	var frames []byte
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		frames = ps[0].frame // write copies what it queues
+	default:
+		for _, p := range ps {
+			frames = append(frames, p.frame...)
+		}
+	}
+	if err := c.write(frames, false); err != nil {
 		return err
 	}
 	c.touch()

@@ -470,13 +470,17 @@ func (c *goConn) Send(data []byte, binary bool) error {
 	return nil
 }
 
-// SendPrepared queues p, encoded once for every connection, with Send's
-// contract; the writer sends gorilla's PreparedMessage of it.
-func (c *goConn) SendPrepared(p *Prepared) error {
-	if len(p.data) > c.srv.limits.MaxMessageBytes {
-		return ErrTooLarge
+// SendPrepared queues ps, encoded once for every connection, with Send's
+// contract, all of them or none; the writer sends gorilla's
+// PreparedMessage of each.
+func (c *goConn) SendPrepared(ps ...*Prepared) error {
+	n := 0
+	for _, p := range ps {
+		if len(p.data) > c.srv.limits.MaxMessageBytes {
+			return ErrTooLarge
+		}
+		n += len(p.frame)
 	}
-	n := len(p.frame)
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -489,7 +493,9 @@ func (c *goConn) SendPrepared(p *Prepared) error {
 		}
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, outFrame{prepared: p})
+	for _, p := range ps {
+		c.queue = append(c.queue, outFrame{prepared: p})
+	}
 	c.queued += n
 	c.mu.Unlock()
 	c.signal()

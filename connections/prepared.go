@@ -63,18 +63,26 @@ func (p *Prepared) gorilla() (*websocket.PreparedMessage, error) {
 // SendPrepared keeps Send's contract (never waits for a slow client; a
 // queue bounded by Limits.SendQueueBytes; ErrQueueFull, ErrClosed,
 // ErrTooLarge, and with Limits.CloseOnOverflow a 1008 close on overflow)
-// without encoding the message again.
+// without encoding the messages again. Several messages are queued
+// together or not at all: a notice and the message it announces never
+// come apart.
 type PreparedSender interface {
-	SendPrepared(p *Prepared) error
+	SendPrepared(ps ...*Prepared) error
 }
 
-// SendPrepared sends p on c: with c's SendPrepared when it has one, else
-// with Send (a Conn of another kind, such as a test's).
-func SendPrepared(c Conn, p *Prepared) error {
-	if ps, ok := c.(PreparedSender); ok {
-		return ps.SendPrepared(p)
+// SendPrepared sends ps on c: with c's SendPrepared when it has one, else
+// with Send, one message after the other (a Conn of another kind, such
+// as a test's).
+func SendPrepared(c Conn, ps ...*Prepared) error {
+	if s, ok := c.(PreparedSender); ok {
+		return s.SendPrepared(ps...)
 	}
-	return c.Send(p.data, p.binary)
+	for _, p := range ps {
+		if err := c.Send(p.data, p.binary); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Opener is an optional interface of a Handler: a server calls Opened
