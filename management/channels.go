@@ -44,40 +44,8 @@ const (
 // serveExtension answers the channel endpoints and reports whether the
 // path was one of them.
 func (h *Handler) serveExtension(w http.ResponseWriter, r *http.Request) bool {
-	p := strings.TrimPrefix(r.URL.Path, "/")
-	stage, rest, ok := strings.Cut(p, "/")
-	if !ok || stage == "" {
-		return false
-	}
-	var op, id, name string
-	switch {
-	case rest == "@connections" && r.Method == http.MethodGet:
-		op = "list"
-	case strings.HasPrefix(rest, "@channels/"):
-		name = strings.TrimPrefix(rest, "@channels/")
-		switch r.Method {
-		case http.MethodPost:
-			op = "publish"
-		case http.MethodGet:
-			op = "members"
-		default:
-			return false
-		}
-	case strings.HasPrefix(rest, "@connections/"):
-		var found bool
-		id, name, found = strings.Cut(strings.TrimPrefix(rest, "@connections/"), "/channels/")
-		if !found || id == "" || strings.Contains(id, "/") {
-			return false
-		}
-		switch r.Method {
-		case http.MethodPut:
-			op = "subscribe"
-		case http.MethodDelete:
-			op = "unsubscribe"
-		default:
-			return false
-		}
-	default:
+	op, stage, id, name, ok := parseExtensionPath(r.Method, r.URL.Path)
+	if !ok {
 		return false
 	}
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -122,6 +90,40 @@ func (h *Handler) serveExtension(w http.ResponseWriter, r *http.Request) bool {
 		h.membership(w, r, reg, op, stage, id, name)
 	}
 	return true
+}
+
+// parseExtensionPath names the extension operation of a request: op is
+// list, publish, members, subscribe or unsubscribe; ok is false for any
+// other path or method (left to @connections).
+func parseExtensionPath(method, path string) (op, stage, id, name string, ok bool) {
+	stage, rest, found := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !found || stage == "" {
+		return "", "", "", "", false
+	}
+	switch {
+	case rest == "@connections" && method == http.MethodGet:
+		return "list", stage, "", "", true
+	case strings.HasPrefix(rest, "@channels/"):
+		name = strings.TrimPrefix(rest, "@channels/")
+		switch method {
+		case http.MethodPost:
+			return "publish", stage, "", name, true
+		case http.MethodGet:
+			return "members", stage, "", name, true
+		}
+	case strings.HasPrefix(rest, "@connections/"):
+		id, name, found = strings.Cut(strings.TrimPrefix(rest, "@connections/"), "/channels/")
+		if !found || id == "" || strings.Contains(id, "/") {
+			return "", "", "", "", false
+		}
+		switch method {
+		case http.MethodPut:
+			return "subscribe", stage, id, name, true
+		case http.MethodDelete:
+			return "unsubscribe", stage, id, name, true
+		}
+	}
+	return "", "", "", "", false
 }
 
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, reg *channels.Registry, stage, name string) {
