@@ -442,3 +442,19 @@ func waitMetric(t *testing.T, g *Gateway, want string) {
 	}
 	t.Errorf("/metrics has no line %q", want)
 }
+
+// GetConnection's extra "channels" field does not trouble the official
+// AWS SDK: it reads the AWS fields and ignores the extension.
+func TestChannelsInGetConnectionWithTheJSSDK(t *testing.T) {
+	g, _ := startChannels(t, "")
+	c := dial(t, wsURL(g, "test"), nil)
+	id := whoami(t, c)
+	if got := fmt.Sprint(connectionChannels(t, g, id)); got != "[lobby stage:test]" {
+		t.Fatalf("channels %s", got)
+	}
+	res := runSDK(t, mgmtURL(g, "test"), []map[string]string{{"op": "get", "id": id}})
+	ident, _ := res[0].Result["identity"].(map[string]any)
+	if !res[0].OK || ident["sourceIp"] != "127.0.0.1" || res[0].Result["connectedAt"] == nil {
+		t.Errorf("GetConnection through the SDK: %+v", res[0])
+	}
+}
