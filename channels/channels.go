@@ -527,6 +527,7 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 	if ch.hist != nil {
 		epoch = ch.hist.Epoch()
 	}
+	one := []*connections.Prepared{p} // passed as is: no slice per member
 	for i := range ch.members {
 		s := &ch.members[i]
 		if s.m == skip {
@@ -540,7 +541,7 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 			gap := connections.NewPrepared(gapFrame(ch.key.name, epoch, s.gapFrom, ch.seq-1), false)
 			err = connections.SendPrepared(c, gap, p)
 		} else {
-			err = connections.SendPrepared(c, p)
+			err = connections.SendPrepared(c, one...)
 		}
 		switch {
 		case err == nil:

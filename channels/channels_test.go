@@ -29,6 +29,7 @@ type fakeConn struct {
 	room   int // frames the queue still takes; <0: unbounded
 	got    []string
 	closed int
+	last   *connections.Prepared // the last message sent with SendPrepared
 }
 
 func newConn(id string) *fakeConn {
@@ -60,6 +61,9 @@ func (c *fakeConn) SendPrepared(ps ...*connections.Prepared) error {
 	if c.room >= 0 && c.room < len(ps) && c.closed == 0 {
 		c.mu.Unlock()
 		return connections.ErrQueueFull
+	}
+	if len(ps) > 0 {
+		c.last = ps[len(ps)-1]
 	}
 	c.mu.Unlock()
 	for _, p := range ps {
@@ -528,3 +532,36 @@ func (c *benchConn) LastActive() time.Time                          { return tim
 func (c *benchConn) Send([]byte, bool) error                        { c.n++; return nil }
 func (c *benchConn) SendPrepared(ps ...*connections.Prepared) error { c.n++; return nil }
 func (c *benchConn) Close(int, string) error                        { return nil }
+
+// A publish encodes its message once: every member is handed the same
+// Prepared, and the allocations of a publish do not grow with members.
+func TestPublishEncodesOnce(t *testing.T) {
+	e := newEnv(t, "")
+	var conns []*fakeConn
+	for i := range 50 {
+		c := e.open(fmt.Sprint("m", i), "")
+		e.sub(c, "room:1")
+		conns = append(conns, c)
+	}
+	e.pub("room:1", "once", "")
+	for i, c := range conns {
+		if c.last == nil || c.last != conns[0].last {
+			t.Fatalf("member %d was handed another Prepared", i)
+		}
+	}
+	allocs := func(members int) float64 {
+		e := newEnv(t, "")
+		for i := range members {
+			c := &benchConn{info: connections.Info{ID: fmt.Sprint(i), Stage: "prod"}}
+			e.r.open(c, e.r.apis[0], nil)
+			_ = e.r.Subscribe(c, "room:1", nil)
+		}
+		msg := []byte("tick")
+		return testing.AllocsPerRun(100, func() {
+			_, _ = e.r.Publish(context.Background(), "prod", "room:1", msg, false, "")
+		})
+	}
+	if few, many := allocs(10), allocs(2000); many != few {
+		t.Errorf("a publish allocates %v times to 10 members and %v to 2,000", few, many)
+	}
+}
