@@ -86,6 +86,13 @@ func (r *Recorder) Connect(ctx context.Context, req *connections.ConnectRequest)
 	return res
 }
 
+// Opened passes the opening on, when the wrapped handler wants it.
+func (r *Recorder) Opened(c connections.Conn) {
+	if o, ok := r.next.(connections.Opener); ok {
+		o.Opened(c)
+	}
+}
+
 // Message passes the message on.
 func (r *Recorder) Message(c connections.Conn, m connections.Message) { r.next.Message(c, m) }
 

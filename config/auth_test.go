@@ -105,12 +105,20 @@ func TestSecretFromEnvironment(t *testing.T) {
 }
 
 func TestProblemNamesTheLine(t *testing.T) {
-	f, err := Parse("iam.yaml", []byte(withAuth("", "        authorizationType: AWS_IAM\n")))
+	f, err := Parse("iam.yaml", []byte("management:\n  credentials: [{accessKeyId: AKIDX, secretAccessKey: s}]\n"+withAuth("", "        authorizationType: AWS_IAM\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := f.Problem("apis[0].routes.$connect.authorizationType", "no IAM authorizer").Error()
-	if got != "iam.yaml:8: apis[0].routes.$connect.authorizationType: no IAM authorizer" {
+	if got != "iam.yaml:10: apis[0].routes.$connect.authorizationType: no IAM authorizer" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// AWS_IAM needs keys to check signatures against.
+func TestIAMNeedsCredentials(t *testing.T) {
+	_, err := Parse("iam.yaml", []byte(withAuth("", "        authorizationType: AWS_IAM\n")))
+	if err == nil || !strings.Contains(err.Error(), "iam.yaml:8: apis[0].routes.$connect.authorizationType: AWS_IAM checks SigV4 signatures") {
+		t.Errorf("got %v", err)
 	}
 }

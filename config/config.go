@@ -276,6 +276,41 @@ type API struct {
 	// Routes maps a route key ($connect, $disconnect, $default or a custom
 	// key such as "sendmessage") to its route.
 	Routes map[string]Route `yaml:"routes"`
+
+	// Channels configure channels (a Portico extension) by name pattern:
+	// presence events and history. The first matching pattern wins; a
+	// channel no pattern matches has neither. Default: none.
+	Channels []Channel `yaml:"channels"`
+
+	// ChannelOverflow is what happens when a channel message finds a
+	// subscriber's send queue full: "drop" (default) drops it for that
+	// subscriber and sends a portico.gap frame before its next message;
+	// "close" closes the subscriber with 1008.
+	ChannelOverflow string `yaml:"channelOverflow"`
+}
+
+// Channel configures the channels whose name matches Pattern.
+type Channel struct {
+	// Pattern is a channel name in which '*' matches any run of
+	// characters, e.g. "room:*". Required.
+	Pattern string `yaml:"pattern"`
+	// Presence sends portico.presence join and leave events to the
+	// channel's members. Default false.
+	Presence bool `yaml:"presence"`
+	// History keeps recent messages so a client that reconnects can
+	// recover what it missed. Default: none (size 0 and ttl 0s).
+	History ChannelHistory `yaml:"history"`
+}
+
+// ChannelHistory is a channel's retention: the last Size messages,
+// and/or those younger than TTL.
+type ChannelHistory struct {
+	// Size is how many messages are kept. Default 0: no count limit
+	// (with ttl) or no history (without).
+	Size int `yaml:"size"`
+	// TTL is how long messages are kept. Default 0s: no age limit (with
+	// size) or no history (without).
+	TTL Duration `yaml:"ttl"`
 }
 
 // Limits bound connections and messages. A zero field takes its default.
@@ -357,6 +392,14 @@ type Route struct {
 	// plan covers the stage: 403 on $connect, a "Forbidden" error frame on
 	// a message route. Default false.
 	APIKeyRequired bool `yaml:"apiKeyRequired"`
+	// Subscribe lists channels the connection joins when the route runs
+	// (on $connect: before the client has its 101). Each is a template:
+	// "room:${request.body.room}", "user:${context.authorizer.principalId}".
+	// A Portico extension. Default: none.
+	Subscribe []string `yaml:"subscribe"`
+	// Unsubscribe lists channels the connection leaves when the route
+	// runs, in the same form. Default: none.
+	Unsubscribe []string `yaml:"unsubscribe"`
 }
 
 // Integration is the backend of a route.

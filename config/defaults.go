@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing"
@@ -31,6 +32,7 @@ const (
 	defaultListen                   = ":8080" // only when there is one API
 	defaultRouteSelectionExpression = "$request.body.action"
 	defaultBinaryFrames             = "accept"
+	defaultChannelOverflow          = channels.OverflowDrop
 
 	// AWS's account-level throttle.
 	defaultThrottlingScope = "local"
@@ -78,6 +80,7 @@ func (f *File) ApplyDefaults() {
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
 		setString(&a.APIKeySelectionExpression, throttle.DefaultKeySelection)
+		setString(&a.ChannelOverflow, defaultChannelOverflow)
 		a.Limits.applyDefaults()
 		setString(&a.Region, defaultRegion)
 		setString(&a.AccountID, defaultAccountID)

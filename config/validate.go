@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/routing/expr"
 )
 
@@ -174,7 +175,47 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 		v.route(childPath(key+".routes", rk), rk, a.Routes[rk], a.Stages)
 		v.routeAuth(childPath(key+".routes", rk), rk, a.Routes[rk], a)
 	}
+	v.channels(key, a)
 }
+
+// channels checks the channel section of an API and the routes'
+// subscribe lists.
+func (v *validator) channels(key string, a *API) {
+	if a.ChannelOverflow != channels.OverflowDrop && a.ChannelOverflow != channels.OverflowClose {
+		v.add(key+".channelOverflow", "want \"drop\" or \"close\", got %q", a.ChannelOverflow)
+	}
+	for i, c := range a.Channels {
+		ck := itemPath(key+".channels", i)
+		if err := channels.ValidName(strings.ReplaceAll(c.Pattern, "*", "x")); err != nil {
+			v.add(ck+".pattern", "%q is not a channel name pattern: %v", c.Pattern, err)
+		}
+		if c.History.Size < 0 || c.History.Size > maxChannelHistory {
+			v.add(ck+".history.size", "want 0 to %d, got %d", maxChannelHistory, c.History.Size)
+		}
+		if c.History.TTL < 0 {
+			v.add(ck+".history.ttl", "must not be negative, got %s", c.History.TTL.D())
+		}
+	}
+	for rk, r := range a.Routes {
+		for field, list := range map[string][]string{"subscribe": r.Subscribe, "unsubscribe": r.Unsubscribe} {
+			for i, src := range list {
+				fk := itemPath(childPath(key+".routes", rk)+"."+field, i)
+				t, err := expr.Compile(src)
+				switch {
+				case err != nil:
+					v.add(fk, "%v", err)
+				case t.IsStatic():
+					if err := channels.ValidName(src); err != nil {
+						v.add(fk, "%v", err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// maxChannelHistory bounds a channel's retained message count.
+const maxChannelHistory = 100_000
 
 // routeSelection checks a route selection expression: it must read the
 // message body, as Amazon API Gateway requires.

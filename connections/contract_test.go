@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ var contractCases = []struct {
 	{"handler sees header names as sent", contractHeaderNames},
 	{"plain HTTP requests without a handler get 426", contractPlainRefused},
 	{"plain HTTP requests go to the HTTP handler", contractPlainServed},
+	{"prepared messages keep Send's contract", contractPrepared},
+	{"prepared sends are bounded by the send queue", contractPreparedQueue},
+	{"Opened runs before the 101 and its frames follow it", contractOpened},
 }
 
 func TestContract(t *testing.T) {
@@ -100,6 +104,7 @@ func TestContractVerdict(t *testing.T) {
 // contractHandler hands each connection's Conn over on its first message
 // ("hello"), echoes the rest and records Connect and Disconnect calls.
 type contractHandler struct {
+	opened      atomic.Pointer[func(Conn)] // Opened calls it when set
 	conns       chan Conn
 	connects    chan *ConnectRequest
 	disconnects chan closeSeen
@@ -128,6 +133,12 @@ func (h *contractHandler) Message(c Conn, m Message) {
 		return
 	}
 	_ = c.Send(m.Data, m.Binary)
+}
+
+func (h *contractHandler) Opened(c Conn) {
+	if f := h.opened.Load(); f != nil {
+		(*f)(c)
+	}
 }
 
 func (h *contractHandler) Disconnect(_ Conn, code int, reason string) {
@@ -587,4 +598,160 @@ func contractPlainServed(e *contractEnv) {
 	}
 	ws, _ := e.dial(nil) // handshakes still upgrade
 	ws.Close()
+}
+
+// One Prepared goes to several connections as the same message, text or
+// binary; a Prepared over the message limit fails with ErrTooLarge, and
+// one sent to a closed connection with ErrClosed. Send and SendPrepared
+// share one queue: their messages arrive in the order they were sent.
+func contractPrepared(e *contractEnv) {
+	const limit = 1024
+	e.start(Limits{MaxMessageBytes: limit})
+	ws1, c1 := e.dial(nil)
+	ws2, c2 := e.dial(nil)
+	if _, ok := c1.(PreparedSender); !ok {
+		e.fatalf("%T does not implement PreparedSender", c1)
+	}
+	text := NewPrepared([]byte("to everyone"), false)
+	bin := NewPrepared([]byte{0xff, 0x00, 0xfe}, true)
+	for _, c := range []Conn{c1, c2} {
+		if err := SendPrepared(c, text); err != nil {
+			e.errorf("SendPrepared text: %v", err)
+		}
+		if err := c.Send([]byte("between"), false); err != nil {
+			e.errorf("Send: %v", err)
+		}
+		if err := SendPrepared(c, bin); err != nil {
+			e.errorf("SendPrepared binary: %v", err)
+		}
+	}
+	want := []struct {
+		mt   int
+		data string
+	}{{websocket.TextMessage, "to everyone"}, {websocket.TextMessage, "between"}, {websocket.BinaryMessage, "\xff\x00\xfe"}}
+	for i, ws := range []*websocket.Conn{ws1, ws2} {
+		for _, w := range want {
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			mt, got, err := ws.ReadMessage()
+			if err != nil || mt != w.mt || string(got) != w.data {
+				e.errorf("client %d got type %d %q (%v), want type %d %q", i, mt, got, err, w.mt, w.data)
+			}
+		}
+	}
+	if err := SendPrepared(c1, NewPrepared(make([]byte, limit+1), true)); !errors.Is(err, ErrTooLarge) {
+		e.errorf("SendPrepared of %d bytes: %v, want ErrTooLarge", limit+1, err)
+	}
+	// Several at once: all or none.
+	if err := SendPrepared(c1, text, NewPrepared(make([]byte, limit+1), true)); !errors.Is(err, ErrTooLarge) {
+		e.errorf("SendPrepared of a good and a too large message: %v, want ErrTooLarge", err)
+	}
+	if err := SendPrepared(c1, NewPrepared([]byte("one"), false), NewPrepared([]byte("two"), false)); err != nil {
+		e.errorf("SendPrepared of two: %v", err)
+	}
+	for _, want := range []string{"one", "two"} {
+		_ = ws1.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, got, err := ws1.ReadMessage(); err != nil || string(got) != want {
+			e.errorf("after the refused pair: %q %v, want %q (nothing of the pair)", got, err, want)
+		}
+	}
+	_ = c2.Close(CloseNormal, "")
+	e.disconnect(5 * time.Second)
+	if err := SendPrepared(c2, text); !errors.Is(err, ErrClosed) {
+		e.errorf("SendPrepared after Close: %v, want ErrClosed", err)
+	}
+}
+
+// SendPrepared never waits for a client that does not read: it fails
+// with ErrQueueFull at the queue bound, and what it accepted arrives in
+// order once the client reads.
+func contractPreparedQueue(e *contractEnv) {
+	const queue, writeTimeout = 256 << 10, 5 * time.Second
+	e.start(Limits{SendQueueBytes: queue, WriteTimeout: writeTimeout})
+	ws, c := e.dial(nil)
+	payload := make([]byte, 16<<10)
+	sent, slowest := 0, time.Duration(0)
+	var err error
+	for ; sent < (64<<20)/len(payload); sent++ {
+		copy(payload, fmt.Sprintf("%08d", sent))
+		p := NewPrepared(payload, true)
+		start := time.Now()
+		err = SendPrepared(c, p)
+		slowest = max(slowest, time.Since(start))
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		e.fatalf("after %d prepared sends to a client that does not read: %v, want ErrQueueFull", sent, err)
+	}
+	if slowest > writeTimeout/10 {
+		e.errorf("the slowest SendPrepared took %v: it waited for the socket", slowest)
+	}
+	for i := 0; i < sent; i++ {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, got, err := ws.ReadMessage()
+		if err != nil {
+			e.fatalf("read %d of %d: %v", i, sent, err)
+		}
+		if want := fmt.Sprintf("%08d", i); string(got[:8]) != want {
+			e.fatalf("message %d is %q: out of order", i, got[:8])
+		}
+	}
+}
+
+// Opened has run by the time the client has its 101; what it sends (and
+// what others send to the connection from then on) is the first thing the
+// client reads, and a Close from Opened closes the connection after the
+// upgrade.
+func contractOpened(e *contractEnv) {
+	opened := make(chan Conn, 4)
+	first := func(c Conn) {
+		if c.Info().ID == "" || c.Info().Stage != "test" {
+			e.errorf("Opened got Info %+v", c.Info())
+		}
+		if err := SendPrepared(c, NewPrepared([]byte("welcome"), false)); err != nil {
+			e.errorf("SendPrepared from Opened: %v", err)
+		}
+		if err := c.Send([]byte("second"), false); err != nil {
+			e.errorf("Send from Opened: %v", err)
+		}
+		opened <- c
+	}
+	e.h.opened.Store(&first)
+	e.start(Limits{})
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/test", nil)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	select {
+	case <-opened:
+	default:
+		e.fatalf("the client had its 101 before Opened ran")
+	}
+	for _, want := range []string{"welcome", "second"} {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, got, err := ws.ReadMessage()
+		if err != nil || string(got) != want {
+			e.errorf("read %q, %v; want %q", got, err, want)
+		}
+	}
+
+	// Closed from Opened, before the upgrade: the client gets the 101,
+	// then the close frame; Disconnect reports the code.
+	closeNow := func(c Conn) { _ = c.Close(4001, "not now") }
+	e.h.opened.Store(&closeNow)
+	ws2, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/test", nil)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	defer ws2.Close()
+	_ = ws2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = ws2.ReadMessage()
+	if ce := (*websocket.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4001 {
+		e.errorf("closed in Opened: the client saw %v, want close 4001", err)
+	}
+	if d := e.disconnect(5 * time.Second); d.code != 4001 {
+		e.errorf("Disconnect got %+v, want 4001", d)
+	}
 }

@@ -265,13 +265,21 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	info.Stage = res.Stage
 	c := &epConn{info: info, state: res.State, srv: s, slot: -1, heapIdx: -1}
 	c.parser.maxFrame, c.parser.maxMessage = s.limits.MaxFrameBytes, s.limits.MaxMessageBytes
+	// Until the socket is in a shard, frames sent on c are only queued
+	// (batching): Opened may make c reachable before the 101 is written.
+	c.batching = true
+	if o, ok := s.opts.Handler.(Opener); ok {
+		o.Opened(c)
+	}
 	// A fresh socket's send buffer always takes the few hundred bytes of
 	// a 101; the write deadline is for a peer that stopped reading anyway.
 	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
 	if _, err := nc.Write(appendSwitching(make([]byte, 0, 256), key, res.Header)); err != nil {
 		s.log.Debug("upgrade failed", "connectionId", info.ID, "err", err)
 		_ = nc.Close()
+		c.mu.Lock()
 		c.closing = true
+		c.mu.Unlock()
 		s.opts.Handler.Disconnect(c, CloseAbnormal, "")
 		return
 	}
@@ -279,7 +287,9 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	if err != nil {
 		s.log.Warn("taking the socket from the runtime failed", "connectionId", info.ID, "err", err)
 		_ = nc.Close()
+		c.mu.Lock()
 		c.closing = true
+		c.mu.Unlock()
 		s.opts.Handler.Disconnect(c, CloseInternal, "")
 		return
 	}
@@ -293,11 +303,14 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 		s.log.Warn("registering the socket failed", "connectionId", info.ID, "err", err)
 		s.hub.Remove(c)
 		_ = unix.Close(fd)
+		c.mu.Lock()
 		c.closing = true
+		c.mu.Unlock()
 		s.opts.Handler.Disconnect(c, CloseInternal, "")
 		return
 	}
 	handedOff = true
+	c.registeredNow()
 	s.mu.Lock()
 	closing = s.closing
 	s.mu.Unlock()

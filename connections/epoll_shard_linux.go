@@ -297,7 +297,9 @@ type epConn struct {
 	mu            sync.Mutex
 	wq            []byte // bytes the socket has not taken yet
 	wantOut       bool   // EPOLLOUT registered
-	batching      bool   // the loop is dispatching a read: queue, flush once after
+	batching      bool   // the loop is dispatching a read, or the socket is not registered yet: queue, flush once after
+	registered    bool   // in its shard: the socket may be written and watched
+	closeEarly    bool   // Close was called before the connection was registered
 	fdClosed      bool
 	closing       bool
 	closeCode     int
@@ -321,6 +323,32 @@ func (c *epConn) Send(data []byte, binary bool) error {
 	}
 	frame := appendFrame(make([]byte, 0, len(data)+10), op, data)
 	if err := c.write(frame, false); err != nil {
+		return err
+	}
+	c.touch()
+	return nil
+}
+
+// SendPrepared writes the frames of ps, encoded once for every
+// connection, with Send's contract: all of them or none.
+func (c *epConn) SendPrepared(ps ...*Prepared) error {
+	for _, p := range ps {
+		if len(p.data) > c.srv.limits.MaxMessageBytes {
+			return ErrTooLarge
+		}
+	}
+	var frames []byte
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		frames = ps[0].frame // write copies what it queues
+	default:
+		for _, p := range ps {
+			frames = append(frames, p.frame...)
+		}
+	}
+	if err := c.write(frames, false); err != nil {
 		return err
 	}
 	c.touch()
@@ -403,14 +431,41 @@ func (c *epConn) Close(code int, reason string) error {
 	}
 	c.closing, c.closeCode, c.closeReason = true, code, reason
 	c.closeDeadline = time.Now().Add(closeGrace).UnixNano()
-	c.mu.Unlock()
-	if c.sh == nil { // never registered (failed upgrade)
+	if !c.registered {
+		// Not in a shard yet (Opened, or a failed upgrade): the handshake
+		// sends the close frame once the socket is registered.
+		c.closeEarly = true
+		c.mu.Unlock()
 		return nil
 	}
+	c.mu.Unlock()
+	c.sendClose(code, reason)
+	return nil
+}
+
+// sendClose takes a closing connection out of the hub, sends its close
+// frame and arms the close grace.
+func (c *epConn) sendClose(code int, reason string) {
 	c.srv.hub.Remove(c) // a closing connection is gone for @connections
 	_ = c.write(appendFrame(nil, opClose, closePayload(code, reason)), true)
-	c.sh.setDeadline(c, c.closeDeadline)
-	return nil
+	c.mu.Lock()
+	deadline := c.closeDeadline
+	c.mu.Unlock()
+	c.sh.setDeadline(c, deadline)
+}
+
+// registeredNow marks c as in its shard: frames queued while it was not
+// (from Opened) are flushed, and a Close that came meanwhile is sent.
+func (c *epConn) registeredNow() {
+	c.mu.Lock()
+	c.registered = true
+	c.batching = false
+	early, code, reason := c.closeEarly, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if early {
+		c.sendClose(code, reason)
+	}
+	c.flush()
 }
 
 // onReadable reads what the socket has, parses it and dispatches. Frames

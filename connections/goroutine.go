@@ -278,6 +278,14 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	}
 	info.Stage = res.Stage
 	c := &goConn{srv: s, info: *info, state: res.State}
+	c.wake = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.writerDone = make(chan struct{})
+	// Opened may make c reachable before the upgrade: what is sent on it
+	// meanwhile waits in the queue for the writer started below.
+	if o, ok := s.opts.Handler.(Opener); ok {
+		o.Opened(c)
+	}
 	uw := &upgradeWriter{nc: nc, max: s.limits.MaxFrameBytes}
 	ws, err := s.upgrader.Upgrade(uw, req, res.Header)
 	if err != nil {
@@ -294,11 +302,14 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 		s.open.Done()
 		return nil
 	}
+	c.mu.Lock()
 	c.ws = ws
+	closeBy := c.closeBy // a Close that came before the upgrade
+	c.mu.Unlock()
+	if !closeBy.IsZero() {
+		_ = ws.NetConn().SetWriteDeadline(closeBy)
+	}
 	c.fl = uw.fl
-	c.wake = make(chan struct{}, 1)
-	c.stop = make(chan struct{})
-	c.writerDone = make(chan struct{})
 	c.touch()
 	ws.SetReadLimit(int64(s.limits.MaxMessageBytes))
 	ws.SetPingHandler(c.onPing)
@@ -314,7 +325,9 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	s.hub.Add(c)
+	if !c.isClosing() {
+		s.hub.Add(c)
+	}
 	c.timer = time.AfterFunc(c.nextTick(time.Now()), c.tick)
 	return c
 }
@@ -399,9 +412,10 @@ type goConn struct {
 
 // outFrame is one entry of a send queue: a message, or the close frame.
 type outFrame struct {
-	data   []byte
-	binary bool
-	close  bool
+	data     []byte
+	binary   bool
+	close    bool
+	prepared *Prepared // a message encoded once for many connections (data is then nil)
 }
 
 // frameBytes is the size on the wire of a server frame carrying n bytes,
@@ -456,6 +470,39 @@ func (c *goConn) Send(data []byte, binary bool) error {
 	return nil
 }
 
+// SendPrepared queues ps, encoded once for every connection, with Send's
+// contract, all of them or none; the writer sends gorilla's
+// PreparedMessage of each.
+func (c *goConn) SendPrepared(ps ...*Prepared) error {
+	n := 0
+	for _, p := range ps {
+		if len(p.data) > c.srv.limits.MaxMessageBytes {
+			return ErrTooLarge
+		}
+		n += len(p.frame)
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.queued+n > c.srv.limits.SendQueueBytes {
+		c.mu.Unlock()
+		if c.srv.limits.CloseOnOverflow {
+			_ = c.Close(ClosePolicyViolation, "Send queue overflow")
+		}
+		return ErrQueueFull
+	}
+	for _, p := range ps {
+		c.queue = append(c.queue, outFrame{prepared: p})
+	}
+	c.queued += n
+	c.mu.Unlock()
+	c.signal()
+	c.touch()
+	return nil
+}
+
 func (c *goConn) signal() {
 	select {
 	case c.wake <- struct{}{}:
@@ -488,9 +535,12 @@ func (c *goConn) Close(code int, reason string) error {
 	by := time.Now().Add(closeGrace)
 	c.closing, c.closeCode, c.closeReason, c.closeBy = true, code, reason, by
 	c.queue = append(c.queue, outFrame{close: true})
+	ws := c.ws // nil before the upgrade: the handshake sets the deadline
 	c.mu.Unlock()
 	c.srv.hub.Remove(c) // a closing connection is gone for @connections
-	_ = c.ws.NetConn().SetWriteDeadline(by)
+	if ws != nil {
+		_ = ws.NetConn().SetWriteDeadline(by)
+	}
 	c.signal()
 	return nil
 }
@@ -551,9 +601,19 @@ func (c *goConn) writeOne(f *outFrame) bool {
 		mt = websocket.BinaryMessage
 	}
 	_ = c.ws.SetWriteDeadline(deadline)
-	err := c.ws.WriteMessage(mt, f.data)
+	var err error
+	n := frameBytes(len(f.data))
+	if p := f.prepared; p != nil {
+		n = len(p.frame)
+		var pm *websocket.PreparedMessage
+		if pm, err = p.gorilla(); err == nil {
+			err = c.ws.WritePreparedMessage(pm)
+		}
+	} else {
+		err = c.ws.WriteMessage(mt, f.data)
+	}
 	c.mu.Lock()
-	c.queued -= frameBytes(len(f.data))
+	c.queued -= n
 	c.mu.Unlock()
 	if err != nil {
 		// A failed write leaves the connection unusable.

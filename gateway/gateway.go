@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
@@ -50,7 +51,8 @@ type Gateway struct {
 	keeper  *cluster.Keeper
 	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
 	mh      *management.Handler
-	relay   *cluster.Relay // cross-node @connections over Redis; nil unless the registry carries a bus
+	chans   *channels.Registry // every API's channels (a Portico extension)
+	relay   *cluster.Relay     // cross-node @connections over Redis; nil unless the registry carries a bus
 	// forward carries @connections to other nodes (a *cluster.Relay or
 	// a *cluster.HTTPRelay); nil on a single node.
 	forward  cluster.Forwarder
@@ -69,7 +71,7 @@ type Gateway struct {
 
 type apiRuntime struct {
 	name   string
-	http   *apiHTTP // @connections on the API's own listener
+	http   *apiHTTP         // @connections on the API's own listener
 	hub    *connections.Hub // this API's open connections
 	router *routing.Router
 	server connections.Server
@@ -143,6 +145,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	if shared {
 		g.deletes = cluster.NewDeleter(reg.DeleteMany, log)
 	}
+	g.chans = channels.New(channels.Options{APIs: channelAPIs(cfg.APIs), Metrics: g.metrics, Logger: log})
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
@@ -191,6 +194,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		Metrics:     g.metrics,
 		Logger:      log,
 		Pprof:       cfg.Management.Pprof,
+		Channels:    g.chans,
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false
@@ -222,7 +226,8 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
 	}
 	router, err := routing.New(routing.Options{API: rapi, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
-		Throttle: limits, InFlight: g.throttle.InFlight(), MaxInFlightPerConnection: api.Limits.MaxInFlightPerConnection})
+		Throttle: limits, InFlight: g.throttle.InFlight(), MaxInFlightPerConnection: api.Limits.MaxInFlightPerConnection,
+		Channels: routingChannels{g.chans}})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -239,6 +244,7 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		g.keeper.Track(rec)
 		handler = rec
 	}
+	handler = g.chans.Handler(api.Name, handler) // takes a closed connection out of its channels
 	plain := &apiHTTP{}
 	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
 		Handler: handler,
@@ -293,6 +299,20 @@ func (h hubs) Get(id string) (connections.Conn, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Range calls f for every connection of every API (management lists them).
+func (h hubs) Range(f func(connections.Conn) bool) {
+	for _, hub := range h {
+		stop := false
+		hub.Range(func(c connections.Conn) bool {
+			stop = !f(c)
+			return !stop
+		})
+		if stop {
+			return
+		}
+	}
 }
 
 // conns returns every API's hub, for management.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing"
@@ -31,7 +32,8 @@ func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse, Authorizer: a}
+		out.Routes[key] = routing.Route{Integration: integrationSpec(rc.Integration), RouteResponse: rc.RouteResponse, Authorizer: a,
+			Subscribe: rc.Subscribe, Unsubscribe: rc.Unsubscribe}
 	}
 	return out, nil
 }
@@ -160,4 +162,33 @@ func throttleAPI(api *config.API) throttle.APIOptions {
 		o.Stages = append(o.Stages, so)
 	}
 	return o
+}
+
+// channelAPIs are the channels.API of every configured API.
+func channelAPIs(apis []config.API) []channels.API {
+	out := make([]channels.API, 0, len(apis))
+	for _, a := range apis {
+		ca := channels.API{Name: a.Name, Overflow: a.ChannelOverflow}
+		for _, st := range a.Stages {
+			ca.Stages = append(ca.Stages, st.Name)
+		}
+		for _, c := range a.Channels {
+			ca.Channels = append(ca.Channels, channels.Config{Pattern: c.Pattern, Presence: c.Presence,
+				History: channels.HistoryConfig{Size: c.History.Size, TTL: c.History.TTL.D()}})
+		}
+		out = append(out, ca)
+	}
+	return out
+}
+
+// routingChannels is the channel registry as routing uses it.
+type routingChannels struct{ r *channels.Registry }
+
+func (rc routingChannels) Subscribe(c connections.Conn, name string) error {
+	return rc.r.Subscribe(c, name, nil)
+}
+
+func (rc routingChannels) Unsubscribe(c connections.Conn, name string) error {
+	_, err := rc.r.Unsubscribe(c, name)
+	return err
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/metrics"
@@ -80,6 +81,9 @@ type Options struct {
 	// policies that name APIs; "" when no API or several have it. nil:
 	// always "".
 	StageAPI func(stage string) (name, id string)
+	// Channels serves the channel endpoints (channels.go) and adds a
+	// connection's channels to GetConnection's answer. nil: no channels.
+	Channels *channels.Registry
 }
 
 // Handler serves the management endpoints.
@@ -149,6 +153,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		servePprof(w, r)
+		return
+	}
+	if h.serveExtension(w, r) {
 		return
 	}
 	stage, id, ok := parseConnectionsPath(r.URL.Path)
@@ -272,18 +279,7 @@ func (h *Handler) Local(o *cluster.Op) cluster.Result {
 		}
 		return cluster.Result{Status: http.StatusOK}
 	case "get":
-		info := c.Info()
-		cj := connectionJSON{
-			ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
-			Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
-			LastActiveAt: c.LastActive().UTC().Format(isoMillis),
-		}
-		if s, ok := c.State().(cluster.AuthIdentified); ok {
-			if id := s.AuthIdentity(); id != nil {
-				cj.Authorizer = &authorizerJSON{PrincipalID: id.PrincipalID, Type: id.Type, Context: id.Strings()}
-			}
-		}
-		body, _ := json.Marshal(cj)
+		body, _ := json.Marshal(h.describe(c))
 		return cluster.Result{Status: http.StatusOK, Body: body}
 	case "delete":
 		if err := c.Close(connections.CloseNormal, connections.ReasonNormal); err != nil {
@@ -324,7 +320,9 @@ func parseConnectionsPath(p string) (stage, id string, ok bool) {
 	return stage, id, true
 }
 
-// connectionJSON is GetConnection's answer.
+// connectionJSON is GetConnection's answer. Channels is a Portico
+// extension (the channels the connection is subscribed to), left out
+// when there are none; AWS SDKs ignore fields they do not know.
 type connectionJSON struct {
 	ConnectedAt  string       `json:"connectedAt"`
 	Identity     identityJSON `json:"identity"`
@@ -333,6 +331,28 @@ type connectionJSON struct {
 	// field; SDKs ignore it): who $connect's authorizer admitted the
 	// connection as. Absent without an authorizer.
 	Authorizer *authorizerJSON `json:"authorizer,omitempty"`
+	// Channels is Portico's extension too: the channels the connection
+	// is subscribed to on this node.
+	Channels []string `json:"channels,omitempty"`
+}
+
+// describe is GetConnection's answer for c.
+func (h *Handler) describe(c connections.Conn) connectionJSON {
+	info := c.Info()
+	out := connectionJSON{
+		ConnectedAt:  info.ConnectedAt.UTC().Format(isoMillis),
+		Identity:     identityJSON{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+		LastActiveAt: c.LastActive().UTC().Format(isoMillis),
+	}
+	if s, ok := c.State().(cluster.AuthIdentified); ok {
+		if id := s.AuthIdentity(); id != nil {
+			out.Authorizer = &authorizerJSON{PrincipalID: id.PrincipalID, Type: id.Type, Context: id.Strings()}
+		}
+	}
+	if h.opts.Channels != nil {
+		out.Channels = h.opts.Channels.ChannelsOf(c)
+	}
+	return out
 }
 
 // authorizerJSON is the identity of an authorized connection: the

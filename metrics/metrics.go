@@ -57,6 +57,14 @@ type Set struct {
 	// ThrottleFallback is 1 while cluster-wide throttling cannot reach
 	// Redis and each node applies its share of every limit locally.
 	ThrottleFallback prometheus.Gauge
+	// ChannelDeliveries counts messages handed to subscribers' send
+	// queues by channel publishes (one per subscriber reached). Labels: api.
+	ChannelDeliveries *prometheus.CounterVec
+	// ChannelDropped counts channel deliveries dropped because the
+	// subscriber's send queue was full, by the API's overflow policy
+	// (drop: the gap is marked for recovery; close: the subscriber is
+	// closed with 1008). Labels: api, policy.
+	ChannelDropped *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -105,11 +113,17 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "portico_throttle_fallback", Help: "1 while cluster-wide throttling falls back to local limits divided by the live node count.",
 		}),
 	}
+	s.ChannelDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_channel_deliveries_total", Help: "Channel messages handed to subscribers' send queues.",
+	}, []string{"api"})
+	s.ChannelDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_channel_dropped_total", Help: "Channel deliveries dropped on a full send queue, by overflow policy (drop, close).",
+	}, []string{"api", "policy"})
 	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
 			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
-			s.Throttled, s.ThrottleFallback)
+			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped)
 	}
 	return s
 }

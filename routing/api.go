@@ -44,6 +44,11 @@ type Route struct {
 	// client it refuses gets 401, 403 or 500 and never reaches the
 	// integration. nil: anyone gets in (authorizationType NONE).
 	Authorizer auth.Authorizer
+	// Subscribe and Unsubscribe are channel name templates (routing/expr:
+	// ${request.body.x}, ${context.authorizer.principalId}, ...) the
+	// connection joins or leaves when the route runs (on $connect: before
+	// the 101). A Portico extension.
+	Subscribe, Unsubscribe []string
 }
 
 // wsCall is the integration call of one WebSocket event, resolving the

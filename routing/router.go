@@ -73,6 +73,9 @@ type Options struct {
 	// Requests" error frame. 0: DefaultMaxInFlightPerConnection; negative:
 	// no bound. Mock routes answer inline and are not counted.
 	MaxInFlightPerConnection int
+	// Channels subscribes connections to channels (routes' subscribe
+	// lists, X-Portico-Subscribe answers). nil: both are ignored.
+	Channels Channels
 }
 
 // Router serves one API. It is a connections.Handler.
@@ -86,7 +89,8 @@ type Router struct {
 	log        *slog.Logger
 	limiter    throttle.Limiter // nil: no throttling
 	inFlight   *throttle.Gate
-	maxPerConn int32 // 0: no bound
+	maxPerConn int32    // 0: no bound
+	channels   Channels // nil: channel subscriptions are ignored
 
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
@@ -120,6 +124,8 @@ type route struct {
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
 	limit   *throttle.Route // nil without a limiter
+	// Declarative channel subscriptions (templates over the event).
+	subscribe, unsubscribe []*expr.Template
 }
 
 // session is the per-connection state kept with the socket.
@@ -133,6 +139,7 @@ type session struct {
 	auth         *auth.Identity // nil without an authorizer
 	limits       *throttle.Conn // the connection's API key and message bucket
 	inFlight     atomic.Int32   // integration calls of its messages in flight
+	pending      *channelOps    // $connect's subscriptions, until Opened
 }
 
 // AuthIdentity is who the connection was authorized as on $connect; nil
@@ -153,7 +160,8 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
-		limiter: opts.Throttle, inFlight: opts.InFlight,
+		channels: opts.Channels,
+		limiter:  opts.Throttle, inFlight: opts.InFlight,
 	}
 	switch n := opts.MaxInFlightPerConnection; {
 	case n == 0:
@@ -189,6 +197,12 @@ func New(opts Options) (*Router, error) {
 			}
 			if r.limiter != nil {
 				rt.limit = r.limiter.Route(sc.Name, key)
+			}
+			if rt.subscribe, err = compileChannels(rc.Subscribe); err == nil {
+				rt.unsubscribe, err = compileChannels(rc.Unsubscribe)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("routing: api %q route %q: channels: %w", api.Name, key, err)
 			}
 			if spec := rc.Integration; spec != nil {
 				integ, err := integration.New(spec, sc.Variables, client)
@@ -256,7 +270,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			return refused
 		}
 	}
-	if rt == nil || (rt.integ == nil && rt.authz == nil) {
+	if rt == nil || (rt.integ == nil && rt.authz == nil && len(rt.subscribe)+len(rt.unsubscribe) == 0) {
 		r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 		return res
@@ -278,8 +292,10 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			res.Header = http.Header{"Sec-Websocket-Protocol": {p}}
 		}
 	}
+	call := newCall(ev, nil, st.vars)
+	ops := rt.declared(nil, call) // after the authorizer: templates may read its context
 	if rt.integ != nil {
-		resp, err := rt.integ.Invoke(ctx, &newCall(ev, nil, st.vars).Call)
+		resp, err := rt.integ.Invoke(ctx, &call.Call)
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
@@ -291,12 +307,14 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
 			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
 		}
+		ops.fromHeaders(resp.Headers)
 		h := upgradeHeaders(resp.Headers)
 		if p := res.Header.Get("Sec-Websocket-Protocol"); p != "" && h.Get("Sec-Websocket-Protocol") == "" {
 			h.Set("Sec-Websocket-Protocol", p) // the integration did not choose one: keep the authorizer's
 		}
 		res.Header = h
 	}
+	s.setPending(ops)
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 	return res
@@ -446,7 +464,10 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 					return
 				}
 				if call := r.messageCall(s, rt, m, requestID, now); call != nil {
-					r.run(c, st, rt, call)
+					r.applyDeclared(c, rt, call)
+					if rt.integ != nil {
+						r.run(c, st, rt, call)
+					}
 				}
 			}()
 			return
@@ -459,6 +480,10 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	call := r.messageCall(s, rt, m, requestID, now)
 	if call == nil {
 		return // a route without an integration: nothing to run
+	}
+	r.applyDeclared(c, rt, call)
+	if rt.integ == nil {
+		return
 	}
 	if rt.integ.Mock() {
 		r.run(c, st, rt, call)
@@ -477,9 +502,9 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 }
 
 // messageCall builds the MESSAGE event of m for route rt; nil when the
-// route has no integration.
+// route has neither an integration nor channel templates to evaluate.
 func (r *Router) messageCall(s *session, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
-	if rt.integ == nil {
+	if rt.integ == nil && len(rt.subscribe)+len(rt.unsubscribe) == 0 {
 		return nil
 	}
 	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
@@ -496,6 +521,14 @@ func (r *Router) messageCall(s *session, rt *route, m connections.Message, reque
 	call := newCall(ev, raw, s.stage.vars)
 	ev.Body = &body
 	return call
+}
+
+// applyDeclared joins and leaves the channels rt declares, evaluated
+// over the message.
+func (r *Router) applyDeclared(c connections.Conn, rt *route, call *wsCall) {
+	if len(rt.subscribe)+len(rt.unsubscribe) > 0 {
+		r.applyChannels(c, rt.declared(call.Body, call))
+	}
 }
 
 // acquire counts one more integration call in flight for s and for the
@@ -567,6 +600,11 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 	case err != nil:
 		r.sendError(c, st, msgInternal, requestID)
 		return
+	}
+	if r.channels != nil && len(resp.Headers) > 0 {
+		var ops channelOps
+		ops.fromHeaders(resp.Headers)
+		r.applyChannels(c, ops)
 	}
 	if !rt.twoWay || resp.Body == "" {
 		return

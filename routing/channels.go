@@ -1,0 +1,119 @@
+package routing
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing/expr"
+)
+
+// Channels is what routing asks of the channel registry (a Portico
+// extension): to subscribe a connection to a channel of its stage, or to
+// take it out of one.
+type Channels interface {
+	Subscribe(c connections.Conn, channel string) error
+	Unsubscribe(c connections.Conn, channel string) error
+}
+
+// The extension headers of an integration's answer: a comma-separated
+// list of channel names to join or leave. AWS-style backends never send
+// them; they are taken out of the answer (on $connect, they do not go
+// into the 101).
+const (
+	HeaderSubscribe   = "X-Portico-Subscribe"
+	HeaderUnsubscribe = "X-Portico-Unsubscribe"
+)
+
+// channelOps are the subscriptions a route asks for: declared templates
+// evaluated against the event, then the answer's extension headers.
+type channelOps struct {
+	subscribe, unsubscribe []string
+}
+
+// compileChannels compiles a route's declarative channel templates.
+func compileChannels(srcs []string) ([]*expr.Template, error) {
+	var out []*expr.Template
+	for _, s := range srcs {
+		t, err := expr.Compile(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// declared evaluates a route's templates for one event.
+func (rt *route) declared(body []byte, vars expr.Resolver) channelOps {
+	var ops channelOps
+	for _, t := range rt.subscribe {
+		if name := t.Eval(body, vars); name != "" {
+			ops.subscribe = append(ops.subscribe, name)
+		}
+	}
+	for _, t := range rt.unsubscribe {
+		if name := t.Eval(body, vars); name != "" {
+			ops.unsubscribe = append(ops.unsubscribe, name)
+		}
+	}
+	return ops
+}
+
+// fromHeaders adds the extension headers of an integration's answer and
+// removes them from h.
+func (ops *channelOps) fromHeaders(h http.Header) {
+	for _, hk := range []string{HeaderSubscribe, HeaderUnsubscribe} {
+		for _, v := range h.Values(hk) {
+			for item := range strings.SplitSeq(v, ",") {
+				if item = strings.TrimSpace(item); item == "" {
+					continue
+				}
+				if hk == HeaderSubscribe {
+					ops.subscribe = append(ops.subscribe, item)
+				} else {
+					ops.unsubscribe = append(ops.unsubscribe, item)
+				}
+			}
+		}
+		h.Del(hk)
+	}
+}
+
+func (ops *channelOps) empty() bool { return len(ops.subscribe) == 0 && len(ops.unsubscribe) == 0 }
+
+// applyChannels runs ops on c: leaves first, then joins. A name the
+// registry refuses is logged and skipped.
+func (r *Router) applyChannels(c connections.Conn, ops channelOps) {
+	if r.channels == nil || ops.empty() {
+		return
+	}
+	for _, name := range ops.unsubscribe {
+		if err := r.channels.Unsubscribe(c, name); err != nil {
+			r.log.Debug("channel unsubscribe refused", "connectionId", c.Info().ID, "channel", name, "err", err)
+		}
+	}
+	for _, name := range ops.subscribe {
+		if err := r.channels.Subscribe(c, name); err != nil {
+			r.log.Warn("channel subscribe refused", "connectionId", c.Info().ID, "channel", name, "err", err)
+		}
+	}
+}
+
+// Opened makes the subscriptions $connect asked for, before the client
+// has its 101 (connections.Opener).
+func (r *Router) Opened(c connections.Conn) {
+	s, _ := c.State().(*session)
+	if s == nil || s.pending == nil {
+		return
+	}
+	ops := *s.pending
+	s.pending = nil
+	r.applyChannels(c, ops)
+}
+
+func (s *session) setPending(ops channelOps) {
+	if !ops.empty() {
+		s.pending = &ops
+	}
+}
