@@ -104,16 +104,16 @@ func (r *Router) applyChannels(c connections.Conn, ops channelOps) {
 // has its 101 (connections.Opener).
 func (r *Router) Opened(c connections.Conn) {
 	s, _ := c.State().(*session)
-	if s == nil || s.pending == nil {
+	if s == nil || s.x == nil || s.x.pending == nil {
 		return
 	}
-	ops := *s.pending
-	s.pending = nil
+	ops := *s.x.pending
+	s.x.pending = nil
 	r.applyChannels(c, ops)
 }
 
 func (s *session) setPending(ops channelOps) {
 	if !ops.empty() {
-		s.pending = &ops
+		s.extra().pending = &ops
 	}
 }

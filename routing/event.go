@@ -79,7 +79,7 @@ func newContext(s *session, routeKey, eventType, requestID string, now time.Time
 		DomainName:        s.domainName,
 		ConnectionID:      s.connectionID,
 		APIID:             s.stage.apiID,
-		Authorizer:        s.authorizer,
+		Authorizer:        s.authorizerContext(),
 	}
 }
 

@@ -135,17 +135,56 @@ type session struct {
 	domainName   string
 	connectedAt  int64
 	identity     Identity
-	authorizer   map[string]any // requestContext.authorizer; nil without an authorizer
-	auth         *auth.Identity // nil without an authorizer
-	limits       *throttle.Conn // the connection's API key and message bucket
-	inFlight     atomic.Int32   // integration calls of its messages in flight
-	pending      *channelOps    // $connect's subscriptions, until Opened
+	inFlight     atomic.Int32 // integration calls of its messages in flight
+	// x holds what only some connections have (an authorizer's identity,
+	// an API key, $connect's channels): nil for most, which keeps an idle
+	// connection's session small. Set by Connect, before the connection
+	// is shared; read-only after it, but for pending.
+	x *sessionExtra
+}
+
+// sessionExtra is the part of a session only some connections need.
+type sessionExtra struct {
+	authorizer map[string]any // requestContext.authorizer; nil without an authorizer
+	auth       *auth.Identity // nil without an authorizer
+	limits     *throttle.Conn // the connection's API key and message bucket
+	pending    *channelOps    // $connect's subscriptions, until Opened
+}
+
+// extra returns s.x, allocating it; Connect only.
+func (s *session) extra() *sessionExtra {
+	if s.x == nil {
+		s.x = &sessionExtra{}
+	}
+	return s.x
+}
+
+// authorizerContext is requestContext.authorizer of the connection; nil
+// without an authorizer.
+func (s *session) authorizerContext() map[string]any {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.authorizer
+}
+
+// limits is the connection's throttle state; nil for most connections.
+func (s *session) limits() *throttle.Conn {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.limits
 }
 
 // AuthIdentity is who the connection was authorized as on $connect; nil
 // when no authorizer guards it. Management and the registry record read
 // it through this method, without knowing the session type.
-func (s *session) AuthIdentity() *auth.Identity { return s.auth }
+func (s *session) AuthIdentity() *auth.Identity {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.auth
+}
 
 // New compiles the API's routes for every stage.
 func New(opts Options) (*Router, error) {
@@ -284,11 +323,11 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		if refused := r.authorize(ctx, req, s, ev); refused != nil {
 			return refused
 		}
-		ev.RequestContext.Authorizer = s.authorizer
-		if refused := r.admit(st, s, req.Request, s.auth.UsageIdentifierKey); refused != nil {
+		ev.RequestContext.Authorizer = s.x.authorizer
+		if refused := r.admit(st, s, req.Request, s.x.auth.UsageIdentifierKey); refused != nil {
 			return refused
 		}
-		if p := s.auth.Subprotocol; p != "" {
+		if p := s.x.auth.Subprotocol; p != "" {
 			res.Header = http.Header{"Sec-Websocket-Protocol": {p}}
 		}
 	}
@@ -360,8 +399,9 @@ func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest,
 		r.m.Connects.WithLabelValues(r.apiName, s.stage.name, result).Inc()
 		return refuseJSON(status, body, nil)
 	}
-	s.auth = id
-	s.authorizer = authorizerContext(id)
+	x := s.extra()
+	x.auth = id
+	x.authorizer = authorizerContext(id)
 	return nil
 }
 
@@ -459,7 +499,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			go func() {
 				defer r.wg.Done()
 				defer r.release(s)
-				if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+				if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
 					r.sendError(c, st, refusalMessage(err), requestID)
 					return
 				}
@@ -472,7 +512,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			}()
 			return
 		}
-		if err := r.limiter.Message(s.limits, rt.limit); err != nil {
+		if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
 			r.sendError(c, st, refusalMessage(err), requestID)
 			return
 		}
@@ -564,7 +604,9 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 	}
 	lc, err := r.limiter.Connect(st.connectLimit, req.Header, req.URL.Query(), usageKey)
 	if err == nil {
-		s.limits = lc
+		if lc != nil {
+			s.extra().limits = lc
+		}
 		return nil
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
