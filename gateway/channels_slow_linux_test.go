@@ -40,6 +40,9 @@ func TestChannelSlowConsumerDrop(t *testing.T) {
 	g := startGateway(t, `connections: {sendQueueBytes: 65536}
 apis:
   - name: t
+    # The client that never reads must meet the overflow policy, not the
+    # write timeout, however slow a loaded machine makes the test.
+    limits: {writeTimeout: 10m}
     stages: [{name: test}]
     routes:
       $connect: {subscribe: ["all"]}
@@ -137,6 +140,7 @@ func TestChannelSlowConsumerClose(t *testing.T) {
 apis:
   - name: t
     channelOverflow: close
+    limits: {writeTimeout: 10m} # the overflow policy closes it, not the write timeout
     stages: [{name: test, variables: {backend: BACKEND}}]
     routes:
       $connect: {subscribe: ["all"]}

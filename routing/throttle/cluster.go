@@ -25,7 +25,10 @@ type ClusterOptions struct {
 	// Nodes counts the live nodes; while Redis is unreachable each node
 	// applies 1/Nodes of every limit locally. nil: 1.
 	Nodes func(ctx context.Context) (int, error)
-	// Timeout bounds one Redis call. Default 50ms.
+	// Timeout bounds one Redis call. Default 250ms: long enough that a
+	// busy Redis or machine is not taken for an outage (the fallback
+	// divides every limit by the node count), short enough to bound a
+	// message's wait when Redis is really gone.
 	Timeout time.Duration
 	// ProbeInterval is how often Run checks Redis and counts nodes.
 	// Default 1s.
@@ -50,7 +53,7 @@ func newClusterBackend(o *ClusterOptions, m *metrics.Set, log *slog.Logger) (*cl
 	}
 	c := &clusterBackend{o: *o, rl: redis_rate.NewLimiter(o.Client), m: m, log: log}
 	if c.o.Timeout <= 0 {
-		c.o.Timeout = 50 * time.Millisecond
+		c.o.Timeout = 250 * time.Millisecond
 	}
 	if c.o.ProbeInterval <= 0 {
 		c.o.ProbeInterval = time.Second
