@@ -304,27 +304,54 @@ func ServeAuthorizer(ctx context.Context, a *AuthServer, addr string, duration t
 	return nil
 }
 
-// ReadTokenFile reads tokens, one a line (blank lines skipped), from a
-// file of at most 64 MiB.
+// ReadTokenFile reads a token file (ParseTokens) of at most 64 MiB.
 func ReadTokenFile(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--token-file: %w", err)
 	}
 	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			out = append(out, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	toks, err := ParseTokens(io.LimitReader(f, 64<<20))
+	if err != nil {
 		return nil, fmt.Errorf("--token-file %s: %w", path, err)
 	}
+	return toks, nil
+}
+
+// ErrNoToken: a token file holds no token.
+var ErrNoToken = errors.New("no token in it")
+
+// MaxTokenBytes bounds one token (one line of a token file).
+const MaxTokenBytes = 16 << 10
+
+// ParseTokens reads tokens, one a line: spaces around a token and blank
+// lines are skipped, "\r\n" line ends are taken. A token must be
+// printable ASCII without spaces (what a query parameter or a header
+// carries after escaping) and at most MaxTokenBytes long.
+func ParseTokens(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), MaxTokenBytes+2)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		for i := 0; i < len(line); i++ {
+			if line[i] <= ' ' || line[i] >= 0x7f {
+				return nil, fmt.Errorf("line %d: byte %#x at %d: a token is printable ASCII without spaces", n, line[i], i)
+			}
+		}
+		if len(line) > MaxTokenBytes {
+			return nil, fmt.Errorf("line %d: a token over %d bytes", n, MaxTokenBytes)
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--token-file %s: no token in it", path)
+		return nil, ErrNoToken
 	}
 	return out, nil
 }

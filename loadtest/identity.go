@@ -30,14 +30,24 @@ type identity struct {
 
 type header struct{ name, value string }
 
-// ParseHeader reads "Name: value" as --header takes it.
+// ParseHeader reads "Name: value" as --header takes it: one line, the
+// name an HTTP token (RFC 9110), spaces around both trimmed.
 func ParseHeader(s string) (name, value string, err error) {
 	name, value, ok := strings.Cut(s, ":")
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+	if !ok || name == "" || strings.ContainsAny(s, "\r\n\x00") || strings.IndexFunc(name, notTokenChar) >= 0 {
 		return "", "", fmt.Errorf("--header %q: want \"Name: value\" on one line", s)
 	}
 	return name, value, nil
+}
+
+// notTokenChar reports a rune that may not be in an HTTP field name.
+func notTokenChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 // newIdentity checks the identity options; nil means the handshakes
