@@ -13,6 +13,11 @@
 //     Lambda-proxy-style backend the generator serves itself, reporting
 //     the latency the gateway adds over calling that backend directly.
 //
+// Each handshake may carry an identity for a $connect authorizer (a
+// token in the query or in headers, shared or one a connection), and
+// post may sign its calls with SigV4; AuthServer is the authorizer and
+// JWT issuer such runs use (portico-load authorizer).
+//
 // The connections live in a wsclient.Pool: raw sockets on a few epoll
 // event loops, no goroutine per connection, so one generator process can
 // hold as many connections as one gateway process. cmd/portico-load is
