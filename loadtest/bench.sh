@@ -335,6 +335,8 @@ if [[ $what == auth || $what == all ]]; then
       auth: {type: jwt, issuer: \"$iss\", audience: [bench], identitySource: [route.request.querystring.token]}"
 	custom="        authorizationType: CUSTOM
         authorizer: auth"
+	jwt="        authorizationType: JWT
+        authorizer: auth"
 	# variant -> "API_EXTRA|CONNECT_AUTH|generator flags|warm-up flags" (API_EXTRA and
 	# CONNECT_AUTH name the variables above). The warm-up (one connection
 	# with another token) opens the authorizer's HTTP connection or fetches
@@ -347,8 +349,6 @@ if [[ $what == auth || $what == all ]]; then
 		[token-uncached]="token_api|custom|--token u-ROUND --token-per-connection --header Authorization:{token}|--token warm-ROUND --header Authorization:{token}"
 		[jwt]="jwt_api|jwt|--token-file $tmp/jwts.txt --token-per-connection --token-query token|--token-file $tmp/jwts.txt --token-query token"
 	)
-	jwt="        authorizationType: JWT
-        authorizer: auth"
 	order=(none request-cached request-uncached token-cached token-uncached jwt)
 	for r in $(seq "${REPS:-3}"); do
 		for v in "${order[@]}"; do
