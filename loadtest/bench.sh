@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -15,21 +15,26 @@ mkdir -p "$OUT"
 SRC=127.0.0.2-127.0.0.9
 
 # gateway MODE WSPORT MGMTPORT [extra top-level yaml]: start a gateway; its pid is left in $GW.
+# MGMT_EXTRA (", key: value" pairs added to management), API_EXTRA (keys
+# of the API, indented by four spaces) and CONNECT_AUTH (keys of the
+# $connect route, indented by eight) change it when set.
 gateway() {
 	local mode=$1 ws=$2 mg=$3 extra=${4:-}
 	cat > "$tmp/gw-$ws-$mg.yaml" <<YAML
-management: {address: 127.0.0.1:$mg, pprof: true}
+management: {address: 127.0.0.1:$mg, pprof: true${MGMT_EXTRA:-}}
 connections: {mode: $mode}
 $extra
 apis:
   - name: bench
     listen: 127.0.0.1:$ws
+${API_EXTRA:-}
     stages:
       - name: dev
         variables: {backend: "http://127.0.0.1:18000"}
     routes:
       \$connect:
         integration: {type: mock}
+${CONNECT_AUTH:-}
       echo:
         routeResponse: true
         integration: {type: mock, response: {body: \$request.body.data}}
@@ -297,5 +302,107 @@ if [[ $what == reregister || $what == all ]]; then
 		wait "$gen" || true
 		stop "$REDIS"
 	done
+fi
+if [[ $what == auth || $what == all ]]; then
+	# The cost of authorizing $connect and of signed @connections calls,
+	# against no authorization in the same run: a fresh gateway per
+	# variant and round, REPS rounds alternating the variants so that the
+	# machine's drift hits them all alike. Connect variants: NONE; CUSTOM
+	# with a REQUEST authorizer (resultTtl 300s) and a TOKEN authorizer,
+	# each with one shared token (cached: one authorizer call) and with a
+	# token per connection (uncached: a call per connection); JWT with a
+	# distinct RS256 token per connection (no result cache; verified on the
+	# gateway). The authorizer and the issuer are portico-load authorizer.
+	# Then posts to a gateway with management.auth none and one with iam
+	# (every POST SigV4-signed by the generator, as an SDK signs it).
+	conns=${AUTH_CONNECTIONS:-5000}
+	posts_for=${AUTH_POST_DURATION:-5s}
+	iss=http://127.0.0.1:18500
+	rm -f "$tmp/jwts.txt"
+	"$load" authorizer --listen 127.0.0.1:18500 --duration 1h --token-file "$tmp/jwts.txt" --tokens "$conns" --aud bench \
+		2>"$tmp/authorizer.log" &
+	authz=$!
+	pids+=("$authz")
+	for _ in $(seq 600); do [[ -s $tmp/jwts.txt ]] && break; sleep 0.1; done
+	[[ -s $tmp/jwts.txt ]] || { echo "auth: the authorizer wrote no tokens within 60 s"; cat "$tmp/authorizer.log"; exit 1; }
+	export PORTICO_BENCH_SECRET
+	PORTICO_BENCH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	request_api="    authorizers:
+      auth: {type: request, uri: \"$iss/allow\", identitySource: [route.request.querystring.token], resultTtl: 300s}"
+	token_api="    authorizers:
+      auth: {type: token, uri: \"$iss/allow\", identitySource: [method.request.header.Authorization], resultTtl: 300s}"
+	jwt_api="    authorizers:
+      auth: {type: jwt, issuer: \"$iss\", audience: [bench], identitySource: [route.request.querystring.token]}"
+	custom="        authorizationType: CUSTOM
+        authorizer: auth"
+	jwt="        authorizationType: JWT
+        authorizer: auth"
+	# variant -> "API_EXTRA|CONNECT_AUTH|generator flags|warm-up flags" (API_EXTRA and
+	# CONNECT_AUTH name the variables above). The warm-up (one connection
+	# with another token) opens the authorizer's HTTP connection or fetches
+	# the issuer's keys before the timed run.
+	declare -A variant=(
+		[none]="||"
+		[request-cached]="request_api|custom|--token shared-ROUND --token-query token|--token warm-ROUND --token-query token"
+		[request-uncached]="request_api|custom|--token u-ROUND --token-per-connection --token-query token|--token warm-ROUND --token-query token"
+		[token-cached]="token_api|custom|--token shared-ROUND --header Authorization:{token}|--token warm-ROUND --header Authorization:{token}"
+		[token-uncached]="token_api|custom|--token u-ROUND --token-per-connection --header Authorization:{token}|--token warm-ROUND --header Authorization:{token}"
+		[jwt]="jwt_api|jwt|--token-file $tmp/jwts.txt --token-per-connection --token-query token|--token-file $tmp/jwts.txt --token-query token"
+	)
+	order=(none request-cached request-uncached token-cached token-uncached jwt)
+	for r in $(seq "${REPS:-3}"); do
+		for v in "${order[@]}"; do
+			IFS='|' read -r api_var auth_var flags warm <<<"${variant[$v]}"
+			API_EXTRA=${api_var:+${!api_var}} CONNECT_AUTH=${auth_var:+${!auth_var}} gateway epoll 18280 19290; gw=$GW
+			# shellcheck disable=SC2086 # the flags are split on purpose
+			"$load" connect --url ws://127.0.0.1:18280/dev --connections 1 --hold 10ms --quiet ${warm//ROUND/$r} >/dev/null 2>&1 || true
+			# shellcheck disable=SC2086
+			"$load" connect --url ws://127.0.0.1:18280/dev --connections "$conns" --concurrency 256 --hold 1s \
+				--sources "$SRC" --gateway-pid "$gw" ${flags//ROUND/$r} --json "$OUT/auth-connect-$v-$r.json" >/dev/null 2>>"$tmp/auth-load.log" || true
+			stop "$gw"
+		done
+		for m in none iam; do
+			if [[ $m == iam ]]; then
+				MGMT_EXTRA=", auth: iam, region: us-east-1, credentials: [{accessKeyId: AKIDPORTICOBENCH, secretAccessKey: \"\${PORTICO_BENCH_SECRET}\"}]" \
+					gateway epoll 18280 19290; gw=$GW
+				sign=(--access-key AKIDPORTICOBENCH --region us-east-1)
+			else
+				gateway epoll 18280 19290; gw=$GW
+				sign=()
+			fi
+			AWS_SECRET_ACCESS_KEY=$PORTICO_BENCH_SECRET "$load" post --url ws://127.0.0.1:18280/dev --management http://127.0.0.1:19290/dev \
+				--connections 500 --clients 64 --duration "$posts_for" "${sign[@]}" --gateway-pid "$gw" \
+				--json "$OUT/auth-post-$m-$r.json" >/dev/null 2>>"$tmp/auth-load.log" || true
+			stop "$gw"
+		done
+	done
+	stop "$authz"
+	# One row per variant and round, then the median of the rounds.
+	table() { # variant files...: a row per file, then their median
+		local v=$1
+		shift
+		jq -rs --arg v "$v" '
+			def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+			def row($r; $c; $p; $q; $n): "\($v)\t\($r)\t\($c)\t\($p)\t\($q)\t\($n)";
+			def num: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
+			(to_entries[] | .value as $s | row(.key + 1;
+				(if $s.post then null else $s.connect.perSecond end | num);
+				(if $s.post then null else $s.connect.handshake.p99Ms end | num);
+				($s.post.perSecond | num); ($s.problems | length))),
+			row("median";
+				(map(select(.post == null) | .connect.perSecond) | median | num);
+				(map(select(.post == null) | .connect.handshake.p99Ms) | median | num);
+				(map(.post.perSecond // empty) | median | num); (map(.problems | length) | add))' "$@"
+	}
+	{
+		printf 'variant\tround\tconnects/s\tp99 handshake ms\tposts/s\tproblems\n'
+		for v in "${order[@]}"; do
+			table "$v" $(for r in $(seq "${REPS:-3}"); do [[ -f $OUT/auth-connect-$v-$r.json ]] && echo "$OUT/auth-connect-$v-$r.json"; done)
+		done
+		for m in none iam; do
+			table "post-$m" $(for r in $(seq "${REPS:-3}"); do [[ -f $OUT/auth-post-$m-$r.json ]] && echo "$OUT/auth-post-$m-$r.json"; done)
+		done
+	} | column -t -s$'\t' | tee "$OUT/auth-summary.txt"
+	grep -h 'authorizer calls' "$tmp/authorizer.log" | tee -a "$OUT/auth-summary.txt" || true
 fi
 echo "results in $OUT"

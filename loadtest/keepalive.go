@@ -28,18 +28,19 @@ func newKeepAlive(host string, timeout time.Duration) *keepAlive {
 	return &keepAlive{host: host, timeout: timeout}
 }
 
-// post sends body to path and returns the status and at most 4 KiB of
+// post sends body to path, with the header lines extra ("Name:
+// value\r\n"..., or nil), and returns the status and at most 4 KiB of
 // the answer. After an error the connection is dropped and the next call
 // dials again.
-func (k *keepAlive) post(path string, body []byte) (int, []byte, error) {
-	status, answer, err := k.roundTrip(path, body)
+func (k *keepAlive) post(path string, body, extra []byte) (int, []byte, error) {
+	status, answer, err := k.roundTrip(path, body, extra)
 	if err != nil {
 		k.close()
 	}
 	return status, answer, err
 }
 
-func (k *keepAlive) roundTrip(path string, body []byte) (int, []byte, error) {
+func (k *keepAlive) roundTrip(path string, body, extra []byte) (int, []byte, error) {
 	if k.conn == nil {
 		c, err := net.DialTimeout("tcp", k.host, k.timeout)
 		if err != nil {
@@ -61,7 +62,9 @@ func (k *keepAlive) roundTrip(path string, body []byte) (int, []byte, error) {
 	r = append(r, k.host...)
 	r = append(r, "\r\nContent-Length: "...)
 	r = strconv.AppendInt(r, int64(len(body)), 10)
-	r = append(r, "\r\n\r\n"...)
+	r = append(r, "\r\n"...)
+	r = append(r, extra...)
+	r = append(r, "\r\n"...)
 	r = append(r, body...)
 	k.req = r
 	if _, err := k.conn.Write(r); err != nil {

@@ -13,6 +13,11 @@
 //     Lambda-proxy-style backend the generator serves itself, reporting
 //     the latency the gateway adds over calling that backend directly.
 //
+// Each handshake may carry an identity for a $connect authorizer (a
+// token in the query or in headers, shared or one a connection), and
+// post may sign its calls with SigV4; AuthServer is the authorizer and
+// JWT issuer such runs use (portico-load authorizer).
+//
 // The connections live in a wsclient.Pool: raw sockets on a few epoll
 // event loops, no goroutine per connection, so one generator process can
 // hold as many connections as one gateway process. cmd/portico-load is
@@ -122,6 +127,31 @@ type Options struct {
 	// were messages in flight (at most 1024).
 	DirectAfter time.Duration
 
+	// Token is sent by every handshake (see TokenQuery and Headers), for
+	// a gateway whose $connect has an authorizer: one shared token, whose
+	// authorizer answer a gateway caches ("cached").
+	Token string
+	// Tokens (--token-file) replace Token: connection i sends Tokens[0],
+	// or with TokenPerConnection Tokens[i] (the file must hold one a
+	// connection), e.g. JWTs minted by portico-load authorizer.
+	Tokens []string
+	// TokenPerConnection gives each connection its own token, so that an
+	// authorizer's cache misses ("uncached"): Token + "-<i>", or line i
+	// of the token file.
+	TokenPerConnection bool
+	// TokenQuery names the query parameter the token goes in
+	// (?TokenQuery=<token>); "": none.
+	TokenQuery string
+	// Headers are added to every handshake, "Name: value"; "{token}" in a
+	// value is replaced by the connection's token, e.g.
+	// "Authorization: Bearer {token}".
+	Headers []string
+
+	// AccessKey and SecretKey, when set, sign every POST with AWS
+	// Signature Version 4 for execute-api in Region (default us-east-1),
+	// as the AWS SDKs sign @connections calls (post).
+	AccessKey, SecretKey, Region string
+
 	// GatewayPIDs are processes whose memory and CPU are read before and
 	// after (summed).
 	GatewayPIDs []int
@@ -174,6 +204,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DirectClients == 0 {
 		o.DirectClients = 2
+	}
+	if o.AccessKey != "" && o.Region == "" {
+		o.Region = "us-east-1"
 	}
 	if o.Stage == "" {
 		if u, err := url.Parse(o.URL); err == nil {
@@ -261,6 +294,17 @@ func (o *Options) Validate() error {
 			}
 		} else if err := CheckLoopbackAddr(o.BackendListen); err != nil {
 			return fmt.Errorf("--backend-listen: %w", err)
+		}
+	}
+	if _, err := o.newIdentity(u); err != nil {
+		return err
+	}
+	if o.AccessKey != "" || o.SecretKey != "" {
+		if o.Scenario != Post {
+			return errors.New("--access-key and --secret-key sign @connections calls: post only")
+		}
+		if o.AccessKey == "" || o.SecretKey == "" {
+			return errors.New("SigV4 signing needs both --access-key and --secret-key (or AWS_SECRET_ACCESS_KEY)")
 		}
 	}
 	if o.ComparePlain != "" {

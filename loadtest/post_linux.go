@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/portico-gateway/portico/loadtest/wsclient"
+	"github.com/portico-gateway/portico/management/client"
 )
 
 // whoamiTimeout bounds learning the connection ids.
@@ -112,6 +113,12 @@ func (p *post) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("management URL %q: %w", base, err)
 	}
+	var signer *postSigner
+	if o.AccessKey != "" {
+		signer = newPostSigner(o.AccessKey, o.SecretKey, o.Region)
+		res.Signed = "SigV4 " + o.Region
+	}
+	path, rawPath := mu0.Path, mu0.EscapedPath()
 	httpHist := NewHist()
 	var posts, ok200 atomic.Int64
 	var seq atomic.Uint64
@@ -129,8 +136,8 @@ func (p *post) run(ctx context.Context) error {
 			statuses := map[string]int64{}
 			var firstErr string
 			body := make([]byte, 0, 64+o.MessageBytes)
-			client := newKeepAlive(mu0.Host, 10*time.Second)
-			defer client.close()
+			ka := newKeepAlive(mu0.Host, 10*time.Second)
+			defer ka.close()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				if o.PostRate > 0 {
 					// Client k's i-th post is due at (i*Clients+k)/PostRate;
@@ -143,8 +150,19 @@ func (p *post) run(ctx context.Context) error {
 				n := seq.Add(1)
 				id := ids[(n-1)%uint64(len(ids))]
 				body = appendStamp(body[:0], n, p.r.stamp(), o.MessageBytes)
+				var extra []byte
+				if signer != nil {
+					// Each call signed afresh, as an SDK signs it; the
+					// HTTP latency starts after the signing.
+					var err error
+					if extra, err = signer.sign(ctx, mu0.Host, path, rawPath, id, body, time.Now()); err != nil {
+						statuses["error"]++
+						firstErr = err.Error()
+						continue
+					}
+				}
 				t0 := time.Now()
-				status, answer, err := client.post(mu0.EscapedPath()+url.PathEscape(id), body)
+				status, answer, err := ka.post(rawPath+client.EscapeConnectionID(id), body, extra)
 				posts.Add(1)
 				if err != nil {
 					if ctx.Err() == nil {

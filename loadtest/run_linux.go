@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -115,6 +116,8 @@ type runner struct {
 	// base is the origin of the timestamps put in messages: nanoseconds
 	// on the monotonic clock since the run started.
 	base time.Time
+	// ident is what each handshake carries for an authorizer (nil: none).
+	ident *identity
 	// onMessage is the scenario's message handler.
 	onMessage func(c *wsclient.Conn, payload []byte)
 }
@@ -128,6 +131,7 @@ func (r *runner) since(stamp int64) time.Duration { return time.Since(r.base) - 
 func runOnce(ctx context.Context, o Options) (*Summary, error) {
 	u, _ := url.Parse(o.URL) // checked by Validate
 	r := &runner{o: o, u: u, base: time.Now()}
+	r.ident, _ = o.newIdentity(u) // checked by Validate
 	r.sum = &Summary{
 		Scenario: o.Scenario, Target: o.URL, Date: time.Now().UTC().Format(time.RFC3339),
 		Machine: ReadMachine(), Args: o.Args, Flags: o.Flags, Problems: []string{},
@@ -239,8 +243,12 @@ func (r *runner) connectAll(ctx context.Context) {
 				if len(o.Sources) > 0 {
 					src = o.Sources[i%len(o.Sources)]
 				}
+				u, hdr := r.u, http.Header(nil)
+				if r.ident != nil {
+					u, hdr = r.ident.forConn(r.u, i)
+				}
 				t0 := time.Now()
-				_, err := r.pool.Dial(ctx, r.u, wsclient.DialOptions{Source: src, Timeout: o.HandshakeTimeout})
+				_, err := r.pool.Dial(ctx, u, wsclient.DialOptions{Source: src, Timeout: o.HandshakeTimeout, Header: hdr})
 				if err == nil {
 					hs.Record(time.Since(t0))
 					connected.Add(1)

@@ -79,4 +79,47 @@ start_gateway "$tmp/integration.yaml" 18081
 run http-integration --url ws://127.0.0.1:18081/dev --backend-listen 127.0.0.1:18000 \
 	--connections 200 --duration 3s --direct-after 1s --gateway-pid "$gw"
 
+kill "$gw"
+wait "$gw" 2>/dev/null || true
+
+# Authorization: the generator's authorizer and issuer on 18500, a
+# gateway whose API on 18082 has a REQUEST authorizer and on 18083 a JWT
+# one, and whose management listener (19092) takes SigV4 only.
+"$load" authorizer --listen 127.0.0.1:18500 --duration 2m --token-file "$tmp/jwts.txt" --tokens 100 --aud smoke 2>"$tmp/authorizer.log" &
+pids+=($!)
+for _ in $(seq 100); do [[ -s $tmp/jwts.txt ]] && break; sleep 0.1; done
+export PORTICO_SMOKE_SECRET=smoke-secret-not-for-production
+cat >"$tmp/auth.yaml" <<'YAML'
+management:
+  address: 127.0.0.1:19092
+  auth: iam
+  credentials: [{accessKeyId: AKIDSMOKE, secretAccessKey: "${PORTICO_SMOKE_SECRET}"}]
+apis:
+  - name: smoke-request
+    listen: 127.0.0.1:18082
+    stages: [{name: dev}]
+    authorizers:
+      auth: {type: request, uri: "http://127.0.0.1:18500/allow", identitySource: [route.request.querystring.token]}
+    routes:
+      $connect: {authorizationType: CUSTOM, authorizer: auth, integration: {type: mock}}
+      whoami:
+        routeResponse: true
+        integration: {type: mock, response: {body: '{"connectionId":"$context.connectionId"}'}}
+  - name: smoke-jwt
+    listen: 127.0.0.1:18083
+    stages: [{name: dev}]
+    authorizers:
+      auth: {type: jwt, issuer: "http://127.0.0.1:18500", audience: [smoke], identitySource: [route.request.header.Authorization]}
+    routes:
+      $connect: {authorizationType: JWT, authorizer: auth, integration: {type: mock}}
+YAML
+start_gateway "$tmp/auth.yaml" 18083
+run connect --url ws://127.0.0.1:18082/dev --connections 100 --duration 1s --token smoke --token-per-connection --token-query token
+# One connection first: the gateway fetches the issuer's keys.
+run connect --url ws://127.0.0.1:18083/dev --connections 1 --duration 10ms --token-file "$tmp/jwts.txt" --header 'Authorization: Bearer {token}'
+run connect --url ws://127.0.0.1:18083/dev --connections 100 --duration 1s --token-file "$tmp/jwts.txt" --token-per-connection \
+	--header 'Authorization: Bearer {token}'
+AWS_SECRET_ACCESS_KEY=$PORTICO_SMOKE_SECRET run post --url ws://127.0.0.1:18082/dev --management http://127.0.0.1:19092 \
+	--connections 100 --clients 8 --duration 1s --token smoke --token-query token --access-key AKIDSMOKE
+
 echo "smoke: every load scenario ran clean"

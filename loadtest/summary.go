@@ -77,6 +77,7 @@ type PostResult struct {
 	Management string           `json:"management"`
 	Clients    int              `json:"clients"`
 	PostRate   float64          `json:"postRate,omitempty"` // the pace asked (0: closed loop)
+	Signed     string           `json:"signed,omitempty"`   // "SigV4 REGION" when every POST was signed
 	IDs        int              `json:"ids"`                // connections whose id was learnt
 	MissingIDs int              `json:"missingIds"`         // connections that never said
 	Posts      int64            `json:"posts"`

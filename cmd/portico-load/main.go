@@ -9,6 +9,9 @@
 //	portico-load http-integration --connections 200 --backend-listen 127.0.0.1:8000 --duration 10s
 //	portico-load plain-echo --listen 127.0.0.1:8090   # reference goroutine-per-connection echo server
 //	portico-load backend --listen 127.0.0.1:8000      # the Lambda-proxy backend, as its own process
+//	portico-load authorizer --listen 127.0.0.1:8500 --token-file tokens.txt --tokens 5000 --aud bench   # REQUEST/TOKEN authorizer and JWT issuer
+//	portico-load connect --connections 5000 --token-file tokens.txt --token-per-connection --token-query token --duration 1s
+//	portico-load post --access-key AKID --region us-east-1 --duration 10s   # SigV4, secret in AWS_SECRET_ACCESS_KEY
 //	portico-load redis-echo --serve --redis 127.0.0.1:6379 & portico-load redis-echo --redis 127.0.0.1:6379 --rate 2000 --duration 5s
 //
 // A JSON summary goes to stdout (and to --json FILE), a table to stderr.
@@ -26,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +52,8 @@ func main() {
 		err = backend(ctx, os.Args[2:])
 	case "redis-echo":
 		err = redisEcho(ctx, os.Args[2:])
+	case "authorizer":
+		err = authorizer(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -72,6 +78,7 @@ scenarios (loopback targets only; every run bounded by --connections and --durat
 servers:
   plain-echo        the reference goroutine-per-connection gorilla/websocket echo server
   backend           the http-integration backend as its own process
+  authorizer        a REQUEST/TOKEN authorizer (POST /allow) and a JWT issuer (/jwks, /token) for $connect
 
 other:
   redis-echo        the Redis relay's two hops alone: PUBLISH a request, another process (--serve) PUBLISHes it back
@@ -97,6 +104,13 @@ func scenario(ctx context.Context, name string, args []string) error {
 	failOnErrors := fs.Bool("fail-on-errors", false, "exit 1 if the run had any problem (failed connect, lost or unexpected message, non-200 post)")
 	quiet := fs.Bool("quiet", false, "no status line a second on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file (go tool pprof)")
+	var headers multiFlag
+	tokenFile := fs.String("token-file", "", "tokens, one a line (e.g. written by portico-load authorizer --token-file): every connection sends the first, or with --token-per-connection its own line")
+	fs.StringVar(&o.Token, "token", "", "token every handshake sends (see --token-query and --header): one shared identity, which an authorizer cache keeps")
+	fs.BoolVar(&o.TokenPerConnection, "token-per-connection", false, "a distinct token a connection (--token with \"-<i>\" added, or line i of --token-file), so an authorizer cache misses")
+	fs.StringVar(&o.TokenQuery, "token-query", "", "send the token as this query parameter of the handshake URL (e.g. token: ?token=<token>)")
+	fs.Var(&headers, "header", "add \"Name: value\" to every handshake; {token} in the value is the connection's token (repeatable), e.g. 'Authorization: Bearer {token}'")
+	var secretFile string
 	var hold time.Duration
 	switch name {
 	case loadtest.Connect:
@@ -123,6 +137,10 @@ func scenario(ctx context.Context, name string, args []string) error {
 		fs.Float64Var(&o.PostRate, "post-rate", 0, "pace the clients to this many posts a second in total (0: as fast as answered)")
 		fs.StringVar(&o.Whoami, "whoami", "whoami", "action whose reply is {\"connectionId\":\"...\"}")
 		fs.IntVar(&o.MessageBytes, "message-bytes", 0, "pad each posted body to about this many bytes")
+		fs.StringVar(&o.AccessKey, "access-key", "", "sign every POST with SigV4 (execute-api) with this access key id, as the AWS SDKs do (for management.auth: iam)")
+		fs.StringVar(&o.SecretKey, "secret-key", "", "the key's secret (default: $AWS_SECRET_ACCESS_KEY; prefer the environment or --secret-key-file: a command line is visible to every user); never written to the summary")
+		fs.StringVar(&secretFile, "secret-key-file", "", "read the key's secret from this file (its first line)")
+		fs.StringVar(&o.Region, "region", "us-east-1", "SigV4 signing region: the gateway's management.region")
 	}
 	_ = fs.Parse(args)
 	if fs.NArg() > 0 {
@@ -138,9 +156,32 @@ func scenario(ctx context.Context, name string, args []string) error {
 	if o.GatewayPIDs, err = loadtest.ParsePIDs(*pids); err != nil {
 		return err
 	}
-	o.Args = os.Args
+	o.Headers = headers
+	if *tokenFile != "" {
+		if o.Tokens, err = loadtest.ReadTokenFile(*tokenFile); err != nil {
+			return err
+		}
+	}
+	if o.AccessKey != "" && o.SecretKey == "" {
+		if secretFile != "" {
+			b, err := os.ReadFile(secretFile)
+			if err != nil {
+				return fmt.Errorf("--secret-key-file: %w", err)
+			}
+			o.SecretKey, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+		} else {
+			o.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+		}
+	}
+	if o.AccessKey == "" {
+		o.Region = ""
+	}
+	o.Args = redactArgs(os.Args, "secret-key")
 	o.Flags = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { o.Flags[f.Name] = f.Value.String() })
+	if o.Flags["secret-key"] != "" {
+		o.Flags["secret-key"] = redacted
+	}
 	o.Log = os.Stderr
 	if !*quiet {
 		o.Progress = os.Stderr
@@ -240,5 +281,73 @@ func redisEcho(ctx context.Context, args []string) error {
 		out, _ := json.Marshal(map[string]any{"redisEcho": lat, "rate": *rate, "perSecond": float64(lat.Count) / duration.Seconds()})
 		fmt.Println(string(out))
 	}
+	return err
+}
+
+// redacted stands for a secret in the summary.
+const redacted = "(redacted)"
+
+// redactArgs returns args with the value of the flag name replaced, in
+// both forms "--name value" and "--name=value" (one or two dashes).
+func redactArgs(args []string, name string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i < len(out); i++ {
+		a := strings.TrimLeft(out[i], "-")
+		if len(a) == len(out[i]) {
+			continue
+		}
+		dashes := out[i][:len(out[i])-len(a)]
+		switch {
+		case a == name && i+1 < len(out):
+			out[i+1] = redacted
+			i++
+		case strings.HasPrefix(a, name+"="):
+			out[i] = dashes + name + "=" + redacted
+		}
+	}
+	return out
+}
+
+// multiFlag is a flag that may be given several times.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, "; ") }
+
+func (m *multiFlag) Set(v string) error {
+	if _, _, err := loadtest.ParseHeader(v); err != nil {
+		return err
+	}
+	*m = append(*m, v)
+	return nil
+}
+
+// authorizer serves loadtest.AuthServer until --duration passes.
+func authorizer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("authorizer", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8500", "loopback address to listen on; the issuer is http://ADDR")
+	duration := fs.Duration("duration", 10*time.Minute, "stop after this long (max 1h)")
+	tokenFile := fs.String("token-file", "", "once listening, write --tokens JWTs of the issuer here, one a line (for portico-load --token-file)")
+	tokens := fs.Int("tokens", 1, "tokens to write to --token-file: 1 (sub --sub) or more (sub --sub-0, --sub-1, ...), at most 100000")
+	sub := fs.String("sub", "portico-load", "sub of the tokens written to --token-file")
+	aud := fs.String("aud", "", "aud of the tokens written to --token-file: the audience of the gateway's jwt authorizer")
+	ttl := fs.Duration("token-ttl", time.Hour, "lifetime of minted tokens (max 24h)")
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	a, err := loadtest.NewAuthServer(*ttl)
+	if err != nil {
+		return fmt.Errorf("authorizer: %w", err)
+	}
+	err = loadtest.ServeAuthorizer(ctx, a, *listen, *duration, *tokenFile, *sub, *aud, *tokens, func(issuer string) {
+		fmt.Fprintf(os.Stderr, "authorizer: POST %s/allow (REQUEST and TOKEN), issuer %s (jwks %s/jwks, GET %s/token?sub=&aud=); stops in %v\n",
+			issuer, issuer, issuer, issuer, *duration)
+		if *tokenFile != "" {
+			fmt.Fprintf(os.Stderr, "authorizer: %d tokens for aud %q in %s\n", *tokens, *aud, *tokenFile)
+		}
+	})
+	c := a.Counts()
+	fmt.Fprintf(os.Stderr, "authorizer: %d authorizer calls (%d allowed, %d refused), %d tokens minted, %d key sets served\n",
+		c.Calls, c.Allowed, c.Refused, c.Minted, c.JWKS)
 	return err
 }
