@@ -179,14 +179,6 @@ func TestAuthorizerFlagsAgainstGateway(t *testing.T) {
 		if len(subs) != n {
 			t.Errorf("%d distinct subjects in %d tokens", len(subs), n)
 		}
-		// One connection first: handshakes that arrive while the gateway
-		// fetches the issuer's keys for the first time are refused (401,
-		// "no key of the issuer has this kid"), so a measurement warms the
-		// key cache up as bench.sh does.
-		warm := Options{Scenario: Connect, URL: ws("jwt"), Token: toks[0], TokenQuery: "token", Connections: 1, Duration: time.Millisecond}
-		if s, err := Run(context.Background(), warm); err != nil || s.Connect.Connected != 1 {
-			t.Fatalf("warm-up: %+v, %v", s.Connect, err)
-		}
 		s := connect(t, Options{URL: ws("jwt"), Tokens: toks, TokenPerConnection: true, TokenQuery: "token"})
 		checkClean(t, s, nil)
 		if s := connect(t, Options{URL: ws("jwt"), Token: "not-a-jwt", TokenQuery: "token"}); s.Connect.Failures["http-401"] != n {

@@ -55,6 +55,7 @@ type keySet struct {
 	keys        map[string]jose.JSONWebKey
 	fetchedAt   time.Time // last successful fetch
 	attemptedAt time.Time // last fetch, successful or not
+	fetching    bool      // a fetch is in flight: callers wait for it
 }
 
 // NewKeyCache returns an empty cache. client nil: http.DefaultClient;
@@ -86,11 +87,15 @@ func (c *KeyCache) Key(ctx context.Context, issuer, jwksURI, kid string, timeout
 	k, found := ks.keys[kid]
 	fresh := !ks.fetchedAt.IsZero() && now.Sub(ks.fetchedAt) < DefaultKeysMaxAge
 	mayFetch := ks.attemptedAt.IsZero() || now.Sub(ks.attemptedAt) >= c.interval
+	// A fetch in flight (the first one, typically, with a burst of
+	// handshakes behind it) is joined rather than taken for one that
+	// failed a moment ago.
+	inFlight := ks.fetching
 	c.mu.Unlock()
 	if found && fresh {
 		return &k, nil
 	}
-	if !mayFetch {
+	if !mayFetch && !inFlight {
 		if found {
 			return &k, nil // stale, but refetching failed a moment ago
 		}
@@ -121,8 +126,14 @@ func (c *KeyCache) refresh(ctx context.Context, issuer string, timeout time.Dura
 		return nil // another caller refreshed a moment ago
 	}
 	ks.attemptedAt = c.now()
+	ks.fetching = true
 	uri := ks.jwksURI
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		ks.fetching = false
+		c.mu.Unlock()
+	}()
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

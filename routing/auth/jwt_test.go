@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,5 +344,48 @@ func BenchmarkJWT(b *testing.B) {
 		if _, err := j.Authorize(ctx, r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A burst of first requests, all arriving while the issuer's keys are
+// fetched for the first time, waits for that one fetch instead of being
+// refused as an unknown kid.
+func TestJWTColdStartBurst(t *testing.T) {
+	is := newIssuer(t)
+	is.add("rsa", rsaKey)
+	release := make(chan struct{})
+	slow := is.srv.Config.Handler
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/jwks.json" {
+			<-release // every request below is waiting by now
+		}
+		slow.ServeHTTP(w, r)
+	})
+	j := newTestJWT(t, is, TypeJWT, []string{"my-app"}, nil, func() time.Time { return testNow })
+	tok := sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, nil), nil)
+	const n = 20
+	errs := make(chan error, n)
+	var started sync.WaitGroup
+	started.Add(n)
+	for range n {
+		go func() {
+			started.Done()
+			_, err := j.Authorize(context.Background(), bearer(tok))
+			errs <- err
+		}()
+	}
+	started.Wait()
+	// Let the first fetch begin and the others queue behind it.
+	for is.discovery.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a request during the first key fetch: %v", err)
+		}
+	}
+	if got := is.jwksHits.Load(); got != 1 {
+		t.Errorf("%d key fetches for a burst, want 1", got)
 	}
 }
