@@ -135,6 +135,7 @@ type Registry struct {
 
 type apiState struct {
 	API
+	hub       *connections.Hub // the API's open connections (Handler); nil: none known
 	stages    map[string]bool
 	dropped   prometheus.Counter
 	delivered prometheus.Counter
@@ -149,9 +150,12 @@ type connShard struct {
 	m  map[connections.Conn]*member
 }
 
-// member is one open connection of a registered API: what it is
-// subscribed to and the recovery positions its client asked for. It is
-// the one per-connection cost of channels.
+// member is one open connection of a registered API that has (or had)
+// a subscription or asked to recover one: what it is subscribed to and
+// the recovery positions its client asked for. It is the one
+// per-connection cost of channels, and only such connections pay it: a
+// member is made at a connection's first subscription (or by Opened,
+// for recovery positions), not for every connection.
 type member struct {
 	conn connections.Conn
 	api  *apiState
@@ -243,6 +247,63 @@ func (r *Registry) member(c connections.Conn) *member {
 	return m
 }
 
+// memberFor returns c's member, making it when c is an open connection
+// of a registered API; nil when c is closed or unknown. Whether c is open
+// is asked of its API's hub under the shard lock: a connection leaves
+// its hub before its Disconnect (and so close) runs, so a member made
+// here is always found and removed by close.
+func (r *Registry) memberFor(c connections.Conn) *member {
+	sh := r.shard(c)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m := sh.m[c]; m != nil {
+		return m
+	}
+	api := r.apiOf(c)
+	if api == nil {
+		return nil
+	}
+	m := &member{conn: c, api: api}
+	sh.m[c] = m
+	return m
+}
+
+// apiOf is the registered API whose hub holds c; nil when none does (c
+// closed, or is not open yet).
+func (r *Registry) apiOf(c connections.Conn) *apiState {
+	id := c.Info().ID
+	for _, a := range r.apis {
+		if a.hub == nil {
+			continue
+		}
+		if got, ok := a.hub.Get(id); ok && got == c {
+			return a
+		}
+	}
+	return nil
+}
+
+// isOpen reports whether c is an open connection of a registered API.
+func (r *Registry) isOpen(c connections.Conn) bool { return r.apiOf(c) != nil }
+
+// trim forgets c's member when it has nothing to keep (Opened made it
+// for $connect's subscriptions, and there were none).
+func (r *Registry) trim(c connections.Conn) {
+	sh := r.shard(c)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	m := sh.m[c]
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	empty := len(m.subs) == 0 && len(m.recover) == 0
+	m.mu.Unlock()
+	if empty {
+		delete(sh.m, c)
+	}
+}
+
 // close takes c out of every channel it is in.
 func (r *Registry) close(c connections.Conn) {
 	sh := r.shard(c)
@@ -303,7 +364,7 @@ func (r *Registry) Subscribe(c connections.Conn, name string, pos *Position) err
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	m := r.member(c)
+	m := r.memberFor(c)
 	if m == nil {
 		return ErrClosed
 	}
@@ -377,6 +438,9 @@ func (r *Registry) Unsubscribe(c connections.Conn, name string) (bool, error) {
 	}
 	m := r.member(c)
 	if m == nil {
+		if r.isOpen(c) {
+			return false, nil // open, in no channel
+		}
 		return false, ErrClosed
 	}
 	m.mu.Lock()
@@ -666,12 +730,20 @@ func (r *Registry) HasStage(stage string) bool {
 	return false
 }
 
-// Handler decorates next, the handler of the API named api: it registers
-// each connection when it opens, with the positions of ?recover=
-// parameters of its upgrade request, and takes it out of every channel
-// when it closes. The returned handler implements connections.Opener.
-func (r *Registry) Handler(api string, next connections.Handler) connections.Handler {
-	return &handler{r: r, api: r.byName[api], next: next}
+// Handler decorates next, the handler of the API named api: it keeps the
+// positions of ?recover= parameters of each connection's upgrade request
+// for its first subscriptions, and takes a closed connection out of every
+// channel. The returned handler implements connections.Opener.
+//
+// hub is where the API's connection server registers its connections:
+// the registry asks it whether a connection it has no member for is
+// open, so that it keeps nothing for connections in no channel.
+func (r *Registry) Handler(api string, hub *connections.Hub, next connections.Handler) connections.Handler {
+	st := r.byName[api]
+	if st != nil {
+		st.hub = hub
+	}
+	return &handler{r: r, api: st, next: next}
 }
 
 type handler struct {
@@ -715,10 +787,16 @@ func (h *handler) Opened(c connections.Conn) {
 			delete(h.r.pending, c.Info().ID)
 		}
 		h.r.pendingMu.Unlock()
+		// Not in its hub yet: $connect's subscriptions (the next
+		// Opened) find the member made here, which is forgotten again
+		// if they made none.
 		h.r.open(c, h.api, positions)
 	}
 	if o, ok := h.next.(connections.Opener); ok {
 		o.Opened(c)
+	}
+	if h.api != nil {
+		h.r.trim(c)
 	}
 }
 

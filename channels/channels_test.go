@@ -97,6 +97,7 @@ func (nopHandler) Disconnect(connections.Conn, int, string)      {}
 type env struct {
 	t   *testing.T
 	r   *Registry
+	hub *connections.Hub
 	h   connections.Handler
 	now time.Time
 	m   *metrics.Set
@@ -106,8 +107,15 @@ func newEnv(t *testing.T, overflow string, cfgs ...Config) *env {
 	e := &env{t: t, now: time.Unix(1000, 0), m: metrics.New(nil)}
 	e.r = New(Options{APIs: []API{{Name: "chat", Stages: []string{"prod"}, Channels: cfgs, Overflow: overflow}},
 		Now: func() time.Time { return e.now }, Metrics: e.m})
-	e.h = e.r.Handler("chat", nopHandler{})
+	e.hub = connections.NewHub()
+	e.h = e.r.Handler("chat", e.hub, nopHandler{})
 	return e
+}
+
+// disconnect closes c as a server does: out of its hub, then Disconnect.
+func (e *env) disconnect(c connections.Conn, code int) {
+	e.hub.Remove(c)
+	e.h.Disconnect(c, code, "")
 }
 
 // open connects a fake conn through the handler, with an optional query.
@@ -118,6 +126,7 @@ func (e *env) open(id, query string) *fakeConn {
 		e.t.Fatal("refused")
 	}
 	e.h.(connections.Opener).Opened(c)
+	e.hub.Add(c) // as servers do, once the 101 is written
 	return c
 }
 
@@ -222,7 +231,7 @@ func TestLeaveOnDisconnect(t *testing.T) {
 	e.sub(a, "room:1")
 	e.sub(a, "room:2")
 	e.sub(b, "room:1")
-	e.h.Disconnect(a, 1000, "")
+	e.disconnect(a, 1000)
 	if res := e.pub("room:1", "x", ""); res.Delivered != 1 {
 		t.Errorf("after a left: %+v", res)
 	}
@@ -252,12 +261,13 @@ func TestPresence(t *testing.T) {
 	req := &connections.ConnectRequest{Info: &b.info, Request: httptest.NewRequest("GET", "/prod", nil)}
 	e.h.Connect(context.Background(), req)
 	e.h.(connections.Opener).Opened(b)
+	e.hub.Add(b)
 	plain := e.open("p", "")
 	e.sub(a, "room:1")
 	e.sub(plain, "lobby")
 	e.sub(b, "room:1")
 	e.sub(b, "lobby")
-	e.h.Disconnect(b, 1001, "")
+	e.disconnect(b, 1001)
 	want := []string{
 		`{"type":"portico.presence","channel":"room:1","action":"join","connectionId":"b","principalId":"user-42","connectedAt":1740996000120}`,
 		`{"type":"portico.presence","channel":"room:1","action":"leave","connectionId":"b","principalId":"user-42","connectedAt":1740996000120}`,
@@ -362,7 +372,7 @@ func TestHistoryAndRecovery(t *testing.T) {
 	// channel goes, and a new one has a new epoch.
 	e.now = e.now.Add(2 * time.Minute)
 	for _, conn := range []*fakeConn{a, b, c, d, f} {
-		e.h.Disconnect(conn, 1000, "")
+		e.disconnect(conn, 1000)
 	}
 	g := e.open("g", "")
 	_ = e.r.Subscribe(g, "room:1", &Position{epoch, 6})
@@ -563,5 +573,35 @@ func TestPublishEncodesOnce(t *testing.T) {
 	}
 	if few, many := allocs(10), allocs(2000); many != few {
 		t.Errorf("a publish allocates %v times to 10 members and %v to 2,000", few, many)
+	}
+}
+
+// A connection in no channel costs the registry nothing; one that
+// subscribes is found again at its close.
+func TestNoMemberWithoutSubscriptions(t *testing.T) {
+	e := newEnv(t, "")
+	a := e.open("a", "")
+	if m := e.r.member(a); m != nil {
+		t.Fatalf("a connection in no channel has a member: %+v", m)
+	}
+	if got := e.r.ChannelsOf(a); len(got) != 0 {
+		t.Errorf("ChannelsOf = %v", got)
+	}
+	if in, err := e.r.Unsubscribe(a, "room:1"); in || err != nil {
+		t.Errorf("Unsubscribe of an open connection in no channel: %v, %v", in, err)
+	}
+	e.sub(a, "room:1")
+	if e.r.member(a) == nil {
+		t.Fatal("no member after a subscription")
+	}
+	e.disconnect(a, 1000)
+	if e.r.member(a) != nil {
+		t.Error("the member outlived its connection")
+	}
+	if err := e.r.Subscribe(a, "room:1", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("subscribe after close: %v, want ErrClosed", err)
+	}
+	if _, err := e.r.Unsubscribe(a, "room:1"); !errors.Is(err, ErrClosed) {
+		t.Errorf("unsubscribe after close: %v, want ErrClosed", err)
 	}
 }

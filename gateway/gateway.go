@@ -244,7 +244,7 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 		g.keeper.Track(rec)
 		handler = rec
 	}
-	handler = g.chans.Handler(api.Name, handler) // takes a closed connection out of its channels
+	handler = g.chans.Handler(api.Name, hub, handler) // takes a closed connection out of its channels
 	plain := &apiHTTP{}
 	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
 		Handler: handler,
