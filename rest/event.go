@@ -244,7 +244,7 @@ func (x *exchange) contextV2() ContextV2 {
 	a := x.h.api
 	return ContextV2{
 		AccountID: a.AccountID, APIID: a.ID, DomainName: x.domain, DomainPrefix: domainPrefix(x.domain),
-		HTTP: HTTPV2{Method: x.r.Method, Path: x.decodedFullPath(), Protocol: x.r.Proto, SourceIP: x.sourceIP, UserAgent: x.r.UserAgent()},
+		HTTP:      HTTPV2{Method: x.r.Method, Path: x.decodedFullPath(), Protocol: x.r.Proto, SourceIP: x.sourceIP, UserAgent: x.r.UserAgent()},
 		RequestID: x.id, RouteKey: x.rt.key, Stage: x.st.name,
 		Time: x.now.UTC().Format(clfTime), TimeEpoch: x.now.UnixMilli(),
 		Authorizer: authorizerV2(x.identity),
