@@ -304,13 +304,18 @@ func parseProxyResult(resp *http.Response, body []byte) (*Response, error) {
 			if !multi.IsObject() {
 				multi = gjson.Result{}
 			}
+			// A header without a name cannot be written: it is left out.
 			headers.ForEach(func(k, v gjson.Result) bool {
-				r.Headers.Add(k.String(), v.String())
+				if k.String() != "" {
+					r.Headers.Add(k.String(), v.String())
+				}
 				return true
 			})
 			multi.ForEach(func(k, v gjson.Result) bool {
 				for _, item := range v.Array() {
-					r.Headers.Add(k.String(), item.String())
+					if k.String() != "" {
+						r.Headers.Add(k.String(), item.String())
+					}
 				}
 				return true
 			})
