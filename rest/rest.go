@@ -430,7 +430,7 @@ func (h *Handler) invoke(w *statusWriter, x *exchange) {
 	call := &integration.Call{Body: x.body, Vars: x, RequestID: x.id}
 	switch x.rt.payload {
 	case integration.Payload2:
-		call.Event = x.eventV2()
+		call.Event = v2Event{x}
 	case integration.Payload1:
 		call.Event = x.eventV1()
 	}
