@@ -381,9 +381,10 @@ POST /proxyecho:
 	for _, proto := range []string{"http", "rest"} {
 		g := startGateway(t, httpAPI(proto, "limits: {maxRequestBytes: 1000}\n", "- name: v1\n", routes))
 		base := apiURL(g) + "/v1"
-		timeoutBody, errorBody := `{"message":"Endpoint request timed out"}`, `{"message":"Internal Server Error"}`
+		// HTTP APIs answer a timeout 503 Service Unavailable, REST APIs 504.
+		timeoutStatus, timeoutBody, errorBody := 503, `{"message":"Service Unavailable"}`, `{"message":"Internal Server Error"}`
 		if proto == "rest" {
-			timeoutBody, errorBody = `{"message": "Endpoint request timed out"}`, `{"message": "Internal server error"}`
+			timeoutStatus, timeoutBody, errorBody = 504, `{"message": "Endpoint request timed out"}`, `{"message": "Internal server error"}`
 		}
 		for _, p := range []string{"/slow", "/slowproxy"} {
 			method := "GET"
@@ -391,8 +392,8 @@ POST /proxyecho:
 				method = "POST"
 			}
 			resp, body := call(t, method, base+p, "", nil)
-			if resp.StatusCode != 504 || body != timeoutBody {
-				t.Errorf("%s %s: %d %q, want 504", proto, p, resp.StatusCode, body)
+			if resp.StatusCode != timeoutStatus || body != timeoutBody {
+				t.Errorf("%s %s: %d %q, want %d", proto, p, resp.StatusCode, body, timeoutStatus)
 			}
 			<-arrived
 			<-canceled

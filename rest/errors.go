@@ -19,28 +19,32 @@ type gatewayError struct {
 	httpBody, restBody string
 	// restType is x-amzn-ErrorType on REST APIs ("" for none).
 	restType string
+	// restStatus, when set, is the status on REST APIs.
+	restStatus int
 }
 
 // AWS's default gateway responses (facts: REST bodies have a space
 // after the colon where AWS writes one).
 var (
-	errNotFound = &gatewayError{http.StatusNotFound, `{"message":"Not Found"}`, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException"}
-	// REST APIs answer an unknown route 403, not 404.
-	errMissingToken = &gatewayError{http.StatusForbidden, `{"message":"Not Found"}`, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException"}
-	errTooLarge     = &gatewayError{http.StatusRequestEntityTooLarge, `{"message":"Request Entity Too Large"}`, `{"message":"Request Too Long"}`, "RequestTooLongException"}
-	errUnauthorized = &gatewayError{http.StatusUnauthorized, `{"message":"Unauthorized"}`, `{"message":"Unauthorized"}`, "UnauthorizedException"}
-	errForbidden    = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"message":"Forbidden"}`, "ForbiddenException"}
-	errDenied       = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"Message":"User is not authorized to access this resource with an explicit deny"}`, "AccessDeniedException"}
-	errAuthFailure  = &gatewayError{http.StatusInternalServerError, `{"message":"Internal Server Error"}`, `{"message":null}`, "AuthorizerConfigurationException"}
-	errIntegration  = &gatewayError{http.StatusBadGateway, `{"message":"Internal Server Error"}`, `{"message": "Internal server error"}`, "InternalServerErrorException"}
-	errTimeout      = &gatewayError{http.StatusGatewayTimeout, `{"message":"Endpoint request timed out"}`, `{"message": "Endpoint request timed out"}`, "InternalServerErrorException"}
-	errThrottled    = &gatewayError{http.StatusTooManyRequests, `{"message":"Too Many Requests"}`, `{"message":"Too Many Requests"}`, "TooManyRequestsException"}
-	errQuota        = &gatewayError{http.StatusTooManyRequests, `{"message":"Limit Exceeded"}`, `{"message":"Limit Exceeded"}`, "LimitExceededException"}
+	// No route: 404 on HTTP APIs, 403 Missing Authentication Token on
+	// REST APIs.
+	errNoRoute      = &gatewayError{http.StatusNotFound, `{"message":"Not Found"}`, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException", http.StatusForbidden}
+	errTooLarge     = &gatewayError{http.StatusRequestEntityTooLarge, `{"message":"Request Entity Too Large"}`, `{"message":"Request Too Long"}`, "RequestTooLongException", 0}
+	errUnauthorized = &gatewayError{http.StatusUnauthorized, `{"message":"Unauthorized"}`, `{"message":"Unauthorized"}`, "UnauthorizedException", 0}
+	errForbidden    = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"message":"Forbidden"}`, "ForbiddenException", 0}
+	errDenied       = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"Message":"User is not authorized to access this resource with an explicit deny"}`, "AccessDeniedException", 0}
+	errAuthFailure  = &gatewayError{http.StatusInternalServerError, `{"message":"Internal Server Error"}`, `{"message":null}`, "AuthorizerConfigurationException", 0}
+	errIntegration  = &gatewayError{http.StatusBadGateway, `{"message":"Internal Server Error"}`, `{"message": "Internal server error"}`, "InternalServerErrorException", 0}
+	// HTTP APIs answer an integration that overran its timeout 503
+	// Service Unavailable; REST APIs 504.
+	errTimeout   = &gatewayError{http.StatusServiceUnavailable, `{"message":"Service Unavailable"}`, `{"message": "Endpoint request timed out"}`, "InternalServerErrorException", http.StatusGatewayTimeout}
+	errThrottled = &gatewayError{http.StatusTooManyRequests, `{"message":"Too Many Requests"}`, `{"message":"Too Many Requests"}`, "TooManyRequestsException", 0}
+	errQuota     = &gatewayError{http.StatusTooManyRequests, `{"message":"Limit Exceeded"}`, `{"message":"Limit Exceeded"}`, "LimitExceededException", 0}
 )
 
 // reply writes e as the API's type spells it.
 func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
-	body := e.httpBody
+	body, status := e.httpBody, e.status
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
 	if h.api.Protocol == ProtocolREST {
@@ -48,8 +52,11 @@ func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
 		if e.restType != "" {
 			hd.Set("X-Amzn-Errortype", e.restType)
 		}
+		if e.restStatus != 0 {
+			status = e.restStatus
+		}
 	}
-	w.WriteHeader(e.status)
+	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
 }
 

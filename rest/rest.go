@@ -330,13 +330,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.observe(x.rt, sw, x.now)
 }
 
-func (h *Handler) noRoute(w http.ResponseWriter) {
-	if h.api.Protocol == ProtocolREST {
-		h.reply(w, errMissingToken)
-		return
-	}
-	h.reply(w, errNotFound)
-}
+func (h *Handler) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
 
 func (h *Handler) observe(rt *route, sw *statusWriter, start time.Time) {
 	class := sw.status / 100
@@ -464,6 +458,9 @@ func (h *Handler) invoke(w *statusWriter, x *exchange) {
 	}
 	for _, c := range resp.Cookies {
 		hd.Add("Set-Cookie", c)
+	}
+	if x.rt.invoke.Mock() && hd.Get("Content-Type") == "" && json.Valid(body) {
+		hd.Set("Content-Type", "application/json") // as REST APIs' mock integrations answer
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
