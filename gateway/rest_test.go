@@ -703,3 +703,48 @@ func TestHTTPAPIShutdownDrains(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// Route and stage throttling on an HTTP API, and the request metrics by
+// route key.
+func TestHTTPAPIThrottleAndMetrics(t *testing.T) {
+	clk := newTestClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	stages := `- name: prod
+  defaultRouteSettings: {throttlingRateLimit: 1, throttlingBurstLimit: 2}
+  routeSettings:
+    GET /fast: {throttlingRateLimit: 100, throttlingBurstLimit: 100}
+`
+	routes := "GET /slow/{id}:\n  integration: {type: mock, response: {body: ok}}\nGET /fast:\n  integration: {type: mock, response: {body: ok}}\n"
+	g := startGateway(t, httpAPI("http", "", stages, routes), WithClock(clk.now))
+	base := apiURL(g) + "/prod"
+	for i, want := range []int{200, 200, 429} {
+		resp, body := call(t, "GET", base+"/slow/"+fmt.Sprint(i), "", nil)
+		if resp.StatusCode != want || (want == 429 && body != `{"message":"Too Many Requests"}`) {
+			t.Errorf("request %d to the default-throttled route: %d %q, want %d", i, resp.StatusCode, body, want)
+		}
+	}
+	for i := range 5 {
+		if resp, _ := call(t, "GET", base+"/fast", "", nil); resp.StatusCode != 200 {
+			t.Errorf("request %d to the route with its own settings: %d", i, resp.StatusCode)
+		}
+	}
+	clk.add(time.Second)
+	if resp, _ := call(t, "GET", base+"/slow/9", "", nil); resp.StatusCode != 200 {
+		t.Errorf("after a second: %d", resp.StatusCode)
+	}
+	call(t, "GET", base+"/nothing", "", nil)
+	_, metrics := call(t, "GET", "http://"+g.ManagementAddr()+"/metrics", "", nil)
+	for _, want := range []string{
+		`portico_http_requests_total{api="pets",route="GET /slow/{id}",stage="prod",status_class="2xx"} 3`,
+		`portico_http_requests_total{api="pets",route="GET /slow/{id}",stage="prod",status_class="4xx"} 1`,
+		`portico_http_requests_total{api="pets",route="GET /fast",stage="prod",status_class="2xx"} 5`,
+		`portico_http_requests_total{api="pets",route="-",stage="prod",status_class="4xx"} 1`,
+		`portico_http_latency_seconds_count{api="pets",route="GET /fast",stage="prod"} 5`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(metrics, "/slow/0") {
+		t.Error("a raw path is a metric label")
+	}
+}
