@@ -41,7 +41,8 @@ type File struct {
 	// when set, wins.
 	GCPercent int `yaml:"gcPercent"`
 
-	// APIs are the WebSocket APIs this gateway serves. At least one.
+	// APIs are the APIs this gateway serves (WebSocket, HTTP and REST
+	// APIs). At least one.
 	APIs []API `yaml:"apis"`
 
 	// Throttling is the gateway-wide bucket and where buckets are kept.
@@ -241,8 +242,11 @@ type API struct {
 	// lowercase letters and digits derived from Name, stable across restarts.
 	ID string `yaml:"id"`
 
-	// Listen is the host:port the WebSocket listener binds. Clients connect
-	// to ws://Listen/{stage}. Default ":8080". Two APIs may not share one.
+	// Listen is the host:port the API's listener binds. Clients connect
+	// to ws://Listen/{stage} (WebSocket APIs) or call
+	// http://Listen/{stage}/path (HTTP and REST APIs; /path alone for an
+	// HTTP API's $default stage). Default ":8080". Two APIs may not
+	// share one.
 	Listen string `yaml:"listen"`
 
 	// DomainName is put in events (requestContext.domainName) and in the

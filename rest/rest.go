@@ -26,6 +26,7 @@
 package rest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -368,7 +369,7 @@ func (h *Handler) serve(w *statusWriter, x *exchange) {
 		}
 		x.body = body
 		if x.rt.proxy != nil {
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 	} else if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
