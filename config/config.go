@@ -41,7 +41,8 @@ type File struct {
 	// when set, wins.
 	GCPercent int `yaml:"gcPercent"`
 
-	// APIs are the WebSocket APIs this gateway serves. At least one.
+	// APIs are the APIs this gateway serves (WebSocket, HTTP and REST
+	// APIs). At least one.
 	APIs []API `yaml:"apis"`
 
 	// Throttling is the gateway-wide bucket and where buckets are kept.
@@ -220,17 +221,32 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// API is one WebSocket API: a listener, its stages and its routes.
+// API is one API: a listener, its stages and its routes.
 type API struct {
 	// Name identifies the API in logs and metrics. Required.
 	Name string `yaml:"name"`
+
+	// Protocol is the API's type, as AWS names them: "websocket"
+	// (default), "http" (an HTTP API: routes such as "GET /pets/{id}",
+	// payload format 1.0 or 2.0, CORS, a $default route and stage) or
+	// "rest" (a REST API: the same routes without $default, the REST
+	// proxy event, API keys).
+	Protocol string `yaml:"protocol"`
+
+	// CORS makes an HTTP API answer CORS preflight requests itself and
+	// add CORS headers to its answers, as AWS's HTTP APIs do. Default:
+	// none (no CORS headers; OPTIONS requests are routed like others).
+	CORS *CORS `yaml:"cors"`
 
 	// ID is the apiId put in events (requestContext.apiId). Default: ten
 	// lowercase letters and digits derived from Name, stable across restarts.
 	ID string `yaml:"id"`
 
-	// Listen is the host:port the WebSocket listener binds. Clients connect
-	// to ws://Listen/{stage}. Default ":8080". Two APIs may not share one.
+	// Listen is the host:port the API's listener binds. Clients connect
+	// to ws://Listen/{stage} (WebSocket APIs) or call
+	// http://Listen/{stage}/path (HTTP and REST APIs; /path alone for an
+	// HTTP API's $default stage). Default ":8080". Two APIs may not
+	// share one.
 	Listen string `yaml:"listen"`
 
 	// DomainName is put in events (requestContext.domainName) and in the
@@ -289,6 +305,30 @@ type API struct {
 	ChannelOverflow string `yaml:"channelOverflow"`
 }
 
+// CORS is an HTTP API's cross-origin resource sharing, as AWS's
+// corsConfiguration. A request whose Origin is not allowed gets no CORS
+// headers.
+type CORS struct {
+	// AllowOrigins are the origins allowed ("https://app.example.com"),
+	// or "*" for any. Default: none.
+	AllowOrigins []string `yaml:"allowOrigins"`
+	// AllowMethods are the methods a preflight allows ("GET", ... or
+	// "*"). Default: none.
+	AllowMethods []string `yaml:"allowMethods"`
+	// AllowHeaders are the request headers a preflight allows (or "*").
+	// Default: none.
+	AllowHeaders []string `yaml:"allowHeaders"`
+	// ExposeHeaders are the response headers a browser may read.
+	// Default: none.
+	ExposeHeaders []string `yaml:"exposeHeaders"`
+	// MaxAge is how many seconds a browser may cache a preflight's
+	// answer: 0 to 86400. Default 0: not sent.
+	MaxAge int `yaml:"maxAge"`
+	// AllowCredentials sends Access-Control-Allow-Credentials: true (not
+	// with the origin "*"). Default false.
+	AllowCredentials bool `yaml:"allowCredentials"`
+}
+
 // Channel configures the channels whose name matches Pattern.
 type Channel struct {
 	// Pattern is a channel name in which '*' matches any run of
@@ -344,6 +384,9 @@ type Limits struct {
 	// Default 0 and 0: off.
 	MessageRateLimit  float64 `yaml:"messageRateLimit"`
 	MessageBurstLimit int     `yaml:"messageBurstLimit"`
+	// MaxRequestBytes (HTTP and REST APIs) caps a request's body; over
+	// it the client gets 413. Default 10485760 (10 MB, AWS's quota).
+	MaxRequestBytes int `yaml:"maxRequestBytes"`
 	// MaxInFlightPerConnection bounds one connection's integration calls
 	// in flight (mock routes answer inline and do not count); past it a
 	// message gets the "Too Many Requests" error frame. Default 64.
@@ -353,7 +396,10 @@ type Limits struct {
 // Stage is a named deployment of the API with its variables.
 type Stage struct {
 	// Name appears in the URL path (/{name}) and in events. Letters,
-	// digits, '-' and '_', at most 128. Required.
+	// digits, '-' and '_', at most 128. Required. An HTTP API may have a
+	// stage named "$default", served at the root (no /{stage} prefix)
+	// and taking every request whose first path segment names no other
+	// stage.
 	Name string `yaml:"name"`
 	// Variables are stageVariables, usable as ${stageVariables.x} in
 	// integration URIs and mock templates.
@@ -404,12 +450,23 @@ type Route struct {
 
 // Integration is the backend of a route.
 type Integration struct {
-	// Type is "http" (POST the AWS Lambda-proxy event JSON to URI) or
-	// "mock" (answer from Response without a backend). Required.
+	// Type is "http" (POST the AWS Lambda-proxy event JSON to URI),
+	// "http_proxy" (HTTP and REST APIs: forward the request itself to URI,
+	// AWS's HTTP proxy integration) or "mock" (answer from Response
+	// without a backend). Required.
 	Type string `yaml:"type"`
-	// URI is the backend URL for type http; ${stageVariables.x} is
-	// substituted per stage.
+	// URI is the backend URL for types http and http_proxy;
+	// ${stageVariables.x} is substituted per stage. For http_proxy,
+	// {name} is replaced by the route's path parameter name ({proxy} by
+	// what a greedy {proxy+} matched), the query string is passed on,
+	// and on the $default route the request's path is appended, as AWS
+	// does.
 	URI string `yaml:"uri"`
+	// PayloadFormatVersion (HTTP APIs, type http) is the event sent and
+	// the answer expected: "2.0" (default, as AWS's console) or "1.0"
+	// (the REST proxy event). REST APIs always send 1.0; WebSocket APIs
+	// have none.
+	PayloadFormatVersion string `yaml:"payloadFormatVersion"`
 	// Timeout bounds one call. Default 29s (AWS's fixed value); up to 1h.
 	Timeout Duration `yaml:"timeout"`
 	// Headers are added to every request of an http integration.

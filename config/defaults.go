@@ -38,6 +38,11 @@ const (
 	defaultThrottlingScope = "local"
 	defaultMaxInFlight     = 10000
 
+	defaultProtocol        = ProtocolWebSocket
+	defaultMaxRequestBytes = 10 << 20 // AWS's payload quota of HTTP and REST APIs
+	defaultHTTPPayload     = "2.0"    // AWS's console default for HTTP APIs
+	restPayload            = "1.0"    // REST APIs send nothing else
+
 	defaultIntegrationTimeout = 29 * time.Second // AWS's fixed value
 	defaultMockStatusCode     = 200
 )
@@ -77,6 +82,7 @@ func (f *File) ApplyDefaults() {
 		if len(f.APIs) == 1 {
 			setString(&a.Listen, defaultListen)
 		}
+		setString(&a.Protocol, defaultProtocol)
 		setString(&a.RouteSelectionExpression, defaultRouteSelectionExpression)
 		setString(&a.BinaryFrames, defaultBinaryFrames)
 		setString(&a.APIKeySelectionExpression, throttle.DefaultKeySelection)
@@ -97,6 +103,14 @@ func (f *File) ApplyDefaults() {
 			// the shared value, so changes stick.
 			if r.Integration != nil {
 				r.Integration.applyDefaults()
+				if r.Integration.Type == "http" {
+					switch a.Protocol {
+					case ProtocolHTTP:
+						setString(&r.Integration.PayloadFormatVersion, defaultHTTPPayload)
+					case ProtocolREST:
+						setString(&r.Integration.PayloadFormatVersion, restPayload)
+					}
+				}
 			}
 		}
 	}
@@ -112,6 +126,7 @@ func (l *Limits) applyDefaults() {
 	setDuration(&l.HandshakeTimeout, d.HandshakeTimeout)
 	setDuration(&l.WriteTimeout, d.WriteTimeout)
 	setInt(&l.MaxInFlightPerConnection, routing.DefaultMaxInFlightPerConnection)
+	setInt(&l.MaxRequestBytes, defaultMaxRequestBytes)
 }
 
 func (ic *Integration) applyDefaults() {

@@ -444,7 +444,7 @@ func TestFullExample(t *testing.T) {
 		t.Fatalf("full.yaml: %v", err)
 	}
 	for _, p := range schemaPaths(reflect.TypeFor[File](), "") {
-		re := regexp.MustCompile("^" + strings.NewReplacer(`\[0\]`, `\[\d+\]`, `\*`, `[^.]+`).Replace(regexp.QuoteMeta(p)) + "$")
+		re := regexp.MustCompile("^" + strings.NewReplacer(`\[0\]`, `\[\d+\]`, `\.\*`, `(?:\.[^.]+|\["(?:[^"\\]|\\.)*"\])`).Replace(regexp.QuoteMeta(p)) + "$")
 		found := false
 		for k := range f.lines {
 			found = found || re.MatchString(k)

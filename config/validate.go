@@ -141,10 +141,20 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 		}
 	}
 
-	if a.BinaryFrames != "accept" && a.BinaryFrames != "reject" {
-		v.add(key+".binaryFrames", "want \"accept\" or \"reject\", got %q", a.BinaryFrames)
+	switch a.Protocol {
+	case ProtocolWebSocket:
+		if a.BinaryFrames != "accept" && a.BinaryFrames != "reject" {
+			v.add(key+".binaryFrames", "want \"accept\" or \"reject\", got %q", a.BinaryFrames)
+		}
+		v.routeSelection(key+".routeSelectionExpression", a.RouteSelectionExpression)
+		if a.CORS != nil {
+			v.add(key+".cors", "only HTTP APIs (protocol: http) answer CORS requests themselves")
+		}
+	case ProtocolHTTP, ProtocolREST:
+		v.cors(key+".cors", a)
+	default:
+		v.add(key+".protocol", "unknown protocol %q (want websocket, http or rest)", a.Protocol)
 	}
-	v.routeSelection(key+".routeSelectionExpression", a.RouteSelectionExpression)
 	v.limits(key+".limits", &a.Limits)
 
 	if len(a.Stages) == 0 {
@@ -154,6 +164,9 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 	for i, st := range a.Stages {
 		sk := itemPath(key+".stages", i) + ".name"
 		switch {
+		case st.Name == defaultStage && a.Protocol == ProtocolHTTP:
+		case st.Name == defaultStage:
+			v.add(sk, "only HTTP APIs (protocol: http) have a $default stage")
 		case !stageNameRE.MatchString(st.Name):
 			v.add(sk, "want 1 to 128 letters, digits, '-' or '_', got %q", st.Name)
 		case seen[st.Name]:
@@ -172,10 +185,18 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 	sort.Strings(routeKeys) // a stable order for problems on one line
 	v.authorizers(key, a)
 	for _, rk := range routeKeys {
+		if a.Protocol != ProtocolWebSocket {
+			v.restRoute(childPath(key+".routes", rk), rk, a.Routes[rk], a)
+			continue
+		}
 		v.route(childPath(key+".routes", rk), rk, a.Routes[rk], a.Stages)
 		v.routeAuth(childPath(key+".routes", rk), rk, a.Routes[rk], a)
 	}
-	v.channels(key, a)
+	if a.Protocol == ProtocolWebSocket {
+		v.channels(key, a)
+	} else {
+		v.restPaths(key+".routes", a)
+	}
 }
 
 // channels checks the channel section of an API and the routes'
@@ -244,6 +265,9 @@ func (v *validator) limits(key string, l *Limits) {
 		v.add(key+".maxFrameBytes", "%d is over maxMessageBytes (%d): a frame may not be larger than a message",
 			l.MaxFrameBytes, l.MaxMessageBytes)
 	}
+	if l.MaxRequestBytes <= 0 {
+		v.add(key+".maxRequestBytes", "must be positive, got %d", l.MaxRequestBytes)
+	}
 	for _, d := range []struct {
 		name string
 		d    Duration
@@ -276,15 +300,32 @@ func (v *validator) route(key, rk string, r Route, stages []Stage) {
 		}
 		return
 	}
-	ik := key + ".integration"
+	v.integration(key+".integration", ic, stages, ProtocolWebSocket)
+}
+
+// integration checks a route's integration in an API of protocol.
+func (v *validator) integration(ik string, ic *Integration, stages []Stage, protocol string) {
 	if t := ic.Timeout.D(); t < minIntegrationTimeout || t > maxIntegrationTimeout {
 		v.add(ik+".timeout", "want between %s and %s, got %s", minIntegrationTimeout, "1h", t)
 	}
+	if ic.PayloadFormatVersion != "" && (ic.Type != "http" || protocol == ProtocolWebSocket) {
+		v.add(ik+".payloadFormatVersion", "only http integrations of HTTP and REST APIs have a payload format version")
+	}
 	switch ic.Type {
-	case "http":
+	case "http", "http_proxy":
+		if ic.Type == "http_proxy" && protocol == ProtocolWebSocket {
+			v.add(ik+".type", "http_proxy integrations are for HTTP and REST APIs (protocol: http or rest); use http")
+		}
 		v.httpURI(ik+".uri", ic.URI, stages)
 		if ic.Response != nil {
 			v.add(ik+".response", "only mock integrations have a response")
+		}
+		switch {
+		case ic.Type != "http" || protocol == ProtocolWebSocket:
+		case protocol == ProtocolREST && ic.PayloadFormatVersion != restPayload:
+			v.add(ik+".payloadFormatVersion", "REST APIs send payload format 1.0 only, got %q", ic.PayloadFormatVersion)
+		case ic.PayloadFormatVersion != "1.0" && ic.PayloadFormatVersion != "2.0":
+			v.add(ik+".payloadFormatVersion", "want \"1.0\" or \"2.0\", got %q", ic.PayloadFormatVersion)
 		}
 	case "mock":
 		if ic.URI != "" {
@@ -301,7 +342,11 @@ func (v *validator) route(key, rk string, r Route, stages []Stage) {
 	case "":
 		v.add(ik+".type", "required: \"http\" or \"mock\"")
 	default:
-		v.add(ik+".type", "unknown integration type %q (want \"http\" or \"mock\")", ic.Type)
+		if protocol == ProtocolWebSocket {
+			v.add(ik+".type", "unknown integration type %q (want \"http\" or \"mock\")", ic.Type)
+		} else {
+			v.add(ik+".type", "unknown integration type %q (want \"http\", \"http_proxy\" or \"mock\")", ic.Type)
+		}
 	}
 }
 

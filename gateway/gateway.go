@@ -43,7 +43,8 @@ type Gateway struct {
 	reg     storage.Registry
 	promReg *prometheus.Registry
 	metrics *metrics.Set
-	apis    []*apiRuntime
+	apis    []*apiRuntime  // WebSocket APIs
+	rests   []*restRuntime // HTTP and REST APIs
 	mgmt    *http.Server
 	mgmtLn  net.Listener
 	node    string
@@ -67,6 +68,8 @@ type Gateway struct {
 	now        func() time.Time // authorizer clocks; nil: time.Now
 	authClient *http.Client     // authorizer and integration calls
 	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
+	// proxyTransport carries every http_proxy integration's requests.
+	proxyTransport *http.Transport
 }
 
 type apiRuntime struct {
@@ -149,6 +152,14 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
+		if api.Protocol != config.ProtocolWebSocket {
+			if err := g.addRESTAPI(i, api); err != nil {
+				g.shutdownServers()
+				_ = reg.Close()
+				return nil, err
+			}
+			continue
+		}
 		if err := g.addAPI(i, api, shared); err != nil {
 			g.shutdownServers()
 			_ = reg.Close()
@@ -207,8 +218,8 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		mopts.Authorizer = authz
 	}
 	g.mh = management.NewHandler(mopts)
-	for i, a := range g.apis {
-		a.http.mh = g.apiManagement(&cfg.APIs[i])
+	for _, a := range g.apis {
+		a.http.mh = g.apiManagement(g.apiConfig(a.name))
 	}
 	g.mgmt = management.Server(g.mh)
 	return g, nil
@@ -355,14 +366,18 @@ func (g *Gateway) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return fmt.Errorf("gateway: registering this node in the %s registry: %w", g.cfg.Storage.Type, err)
 	}
-	for i, a := range g.apis {
-		addr := g.cfg.APIs[i].Listen
+	for _, a := range g.apis {
+		addr := g.apiConfig(a.name).Listen
 		ln, err := connections.Listen(ctx, addr, g.cfg.Listen.ReusePort, g.cfg.Listen.TCPKeepAlive.D())
 		if err != nil {
 			g.closeListeners()
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
 		}
 		a.ln = ln
+	}
+	if err := g.startREST(ctx); err != nil {
+		g.closeListeners()
+		return err
 	}
 	if bc, ok := g.reg.(cluster.BusCarrier); ok {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -404,6 +419,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}()
 		g.log.Info("websocket api listening", "api", a.name, "address", a.ln.Addr().String())
 	}
+	g.serveREST()
 	g.log.Info("management listening", "address", g.mgmtLn.Addr().String())
 	return nil
 }
@@ -417,6 +433,11 @@ func (g *Gateway) closeListeners() {
 			_ = a.ln.Close()
 		}
 	}
+	for _, a := range g.rests {
+		if a.ln != nil {
+			_ = a.ln.Close()
+		}
+	}
 }
 
 // Err delivers the first listener failure after Start.
@@ -426,6 +447,11 @@ func (g *Gateway) Err() <-chan error { return g.errc }
 // not started).
 func (g *Gateway) APIAddr(name string) string {
 	for _, a := range g.apis {
+		if a.name == name && a.ln != nil {
+			return a.ln.Addr().String()
+		}
+	}
+	for _, a := range g.rests {
 		if a.name == name && a.ln != nil {
 			return a.ln.Addr().String()
 		}
@@ -471,6 +497,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 				}
 			}()
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.shutdownREST(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 		wg.Wait()
 		if g.deletes != nil {
 			if err := g.deletes.Close(ctx); err != nil {

@@ -13,7 +13,7 @@ import (
 func TestLayers(t *testing.T) {
 	const mod = "github.com/portico-gateway/portico/"
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}",
-		"../connections/...", "../channels/...", "../routing/...", "../cluster/...", "../storage/...", "../metrics/...", "../internal/...").CombinedOutput()
+		"../connections/...", "../channels/...", "../rest/...", "../routing/...", "../cluster/...", "../storage/...", "../metrics/...", "../internal/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}

@@ -168,6 +168,9 @@ func throttleAPI(api *config.API) throttle.APIOptions {
 func channelAPIs(apis []config.API) []channels.API {
 	out := make([]channels.API, 0, len(apis))
 	for _, a := range apis {
+		if a.Protocol != config.ProtocolWebSocket {
+			continue // channels are for WebSocket connections
+		}
 		ca := channels.API{Name: a.Name, Overflow: a.ChannelOverflow}
 		for _, st := range a.Stages {
 			ca.Stages = append(ca.Stages, st.Name)

@@ -65,6 +65,16 @@ type Set struct {
 	// (drop: the gap is marked for recovery; close: the subscriber is
 	// closed with 1008). Labels: api, policy.
 	ChannelDropped *prometheus.CounterVec
+	// HTTPRequests counts requests to HTTP and REST APIs by the class
+	// of the status answered (2xx, 4xx, ...; AWS's Count, 4xx and 5xx).
+	// Labels: api, stage, route (the route key, never the raw path; "-"
+	// when no route matched), status_class.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPLatency observes HTTP and REST requests in seconds, from the
+	// request's arrival until its answer's headers went out (AWS's
+	// Latency; for streamed http_proxy answers the headers, not the
+	// whole body). Labels: api, stage, route.
+	HTTPLatency *prometheus.HistogramVec
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -119,11 +129,19 @@ func New(reg prometheus.Registerer) *Set {
 	s.ChannelDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portico_channel_dropped_total", Help: "Channel deliveries dropped on a full send queue, by overflow policy (drop, close).",
 	}, []string{"api", "policy"})
+	s.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_http_requests_total", Help: "HTTP and REST API requests by route key and status class.",
+	}, []string{"api", "stage", "route", "status_class"})
+	s.HTTPLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portico_http_latency_seconds",
+		Help:    "HTTP and REST API request latency, until the answer's headers.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"api", "stage", "route"})
 	s.RegistryUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
 			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
-			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped)
+			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped, s.HTTPRequests, s.HTTPLatency)
 	}
 	return s
 }

@@ -125,6 +125,17 @@ type Request struct {
 	// RequestContext is the transport's requestContext, put as it is
 	// into REQUEST authorizer events; nil: left out.
 	RequestContext any
+
+	// MethodPath, when set, ends the method ARN instead of RouteKey:
+	// HTTP and REST APIs name the method and the request's path there,
+	// "GET/pets/7" (arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/GET/pets/7).
+	MethodPath string
+	// RequestEvent, when set, builds the REQUEST authorizer event in
+	// the transport's own shape (an HTTP API's payload format 2.0
+	// authorizer event, a REST API's REQUEST event) from the
+	// identity-source values and the method ARN; nil: the WebSocket
+	// $connect shape.
+	RequestEvent func(identitySource []string, methodArn string) ([]byte, error)
 }
 
 // Authorizer types, as AWS names them (Identity.Type).

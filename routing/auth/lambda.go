@@ -156,9 +156,14 @@ func NewLambda(o LambdaOptions) (*Lambda, error) {
 }
 
 // MethodARN is the methodArn of r:
-// arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{routeKey}.
+// arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{routeKey}, or
+// r.MethodPath in place of the route key when it is set.
 func MethodARN(region, account string, r *Request) string {
-	return "arn:aws:execute-api:" + region + ":" + account + ":" + r.APIID + "/" + r.Stage + "/" + r.RouteKey
+	end := r.RouteKey
+	if r.MethodPath != "" {
+		end = r.MethodPath
+	}
+	return "arn:aws:execute-api:" + region + ":" + account + ":" + r.APIID + "/" + r.Stage + "/" + end
 }
 
 // Authorize implements Authorizer.
@@ -246,6 +251,9 @@ type tokenEvent struct {
 func (l *Lambda) Event(r *Request, vals []string, methodArn string) ([]byte, error) {
 	if l.o.Type == TypeToken {
 		return json.Marshal(tokenEvent{Type: TypeToken, AuthorizationToken: vals[0], MethodArn: methodArn})
+	}
+	if r.RequestEvent != nil {
+		return r.RequestEvent(vals, methodArn)
 	}
 	ev := requestEvent{Type: TypeRequest, MethodArn: methodArn, Headers: r.EventHeaders, MultiValueHeaders: r.EventMultiValueHeaders,
 		StageVariables: r.StageVariables, RequestContext: r.RequestContext}

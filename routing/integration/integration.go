@@ -43,6 +43,21 @@ type Response struct {
 	Headers         http.Header
 	Body            string
 	IsBase64Encoded bool
+	// Cookies are payload 2.0's cookies, each one Set-Cookie header.
+	Cookies []string
+}
+
+// Payload format versions of HTTP APIs' Lambda-proxy integrations
+// (Spec.PayloadFormatVersion).
+const (
+	Payload1 = "1.0"
+	Payload2 = "2.0"
+)
+
+// Appender is an event that encodes itself as JSON, appending to dst
+// (an HTTP integration uses it instead of encoding/json).
+type Appender interface {
+	AppendJSON(dst []byte) []byte
 }
 
 // Integration runs one event. Implementations are safe for concurrent use.
@@ -68,8 +83,15 @@ type Call struct {
 
 // Spec describes an integration, as the configuration gives it.
 type Spec struct {
-	// Type is "http" or "mock".
+	// Type is "http", "http_proxy" (HTTP and REST APIs: see Proxy) or
+	// "mock".
 	Type string
+	// PayloadFormatVersion is how an http integration reads its answer:
+	// "" (WebSocket APIs) takes a Lambda-proxy result or a plain HTTP
+	// reply; Payload1 and Payload2 take only what a Lambda function of
+	// that format may return, as AWS's HTTP and REST APIs do (anything
+	// else is ErrIntegration).
+	PayloadFormatVersion string
 	// URI is the backend URL of type http; ${stageVariables.x} is
 	// substituted when the integration is built for a stage.
 	URI string
@@ -98,7 +120,7 @@ func New(s *Spec, stageVars map[string]string, client *http.Client) (Integration
 			return nil, fmt.Errorf("uri: %w", err)
 		}
 		uri := t.Eval(nil, stageVariables(stageVars))
-		return &httpIntegration{uri: uri, headers: s.Headers, timeout: s.Timeout, client: client}, nil
+		return &httpIntegration{uri: uri, headers: s.Headers, timeout: s.Timeout, client: client, payload: s.PayloadFormatVersion}, nil
 	case "mock":
 		m := &mockIntegration{status: http.StatusOK}
 		if s.StatusCode != 0 {
@@ -112,6 +134,9 @@ func New(s *Spec, stageVars map[string]string, client *http.Client) (Integration
 			m.body = t.Partial("stageVariables.", stageVariables(stageVars))
 		}
 		return m, nil
+	}
+	if s.Type == "http_proxy" {
+		return nil, fmt.Errorf("an http_proxy integration forwards requests: build it with NewProxy")
 	}
 	return nil, fmt.Errorf("unknown integration type %q", s.Type)
 }
@@ -146,6 +171,7 @@ type httpIntegration struct {
 	headers map[string]string
 	timeout time.Duration
 	client  *http.Client
+	payload string // "", Payload1 or Payload2
 }
 
 // Invoke posts the event and reads the proxy result. A backend answering
@@ -156,9 +182,14 @@ type httpIntegration struct {
 func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	payload, err := json.Marshal(call.Event)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encoding event: %v", ErrIntegration, err)
+	var payload []byte
+	if a, ok := call.Event.(Appender); ok {
+		payload = a.AppendJSON(make([]byte, 0, 1024))
+	} else {
+		var err error
+		if payload, err = json.Marshal(call.Event); err != nil {
+			return nil, fmt.Errorf("%w: encoding event: %v", ErrIntegration, err)
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.uri, bytes.NewReader(payload))
 	if err != nil {
@@ -189,7 +220,52 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 	if resp.StatusCode >= 500 {
 		return nil, fmt.Errorf("%w: %s answered HTTP %d", ErrIntegration, h.uri, resp.StatusCode)
 	}
+	if h.payload != "" {
+		r, err := parseLambdaResult(body, h.payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w (from %s)", err, h.uri)
+		}
+		return r, nil
+	}
 	return parseProxyResult(resp, body)
+}
+
+// parseLambdaResult reads what a Lambda function of payload format
+// version may return. 1.0: an object with statusCode. 2.0: the same
+// (with cookies), or any other valid JSON, which AWS answers as 200
+// application/json with that JSON as the body (a JSON string: its
+// text).
+func parseLambdaResult(body []byte, version string) (*Response, error) {
+	trimmed := bytes.TrimSpace(body)
+	if !gjson.ValidBytes(trimmed) || len(trimmed) == 0 {
+		return nil, fmt.Errorf("%w: the answer is not JSON", ErrIntegration)
+	}
+	if trimmed[0] == '{' && gjson.GetBytes(trimmed, "statusCode").Exists() {
+		r, err := parseProxyResult(nil, trimmed)
+		if err != nil {
+			return nil, err
+		}
+		if version == Payload2 {
+			c := gjson.GetBytes(trimmed, "cookies")
+			if c.Exists() && c.Type != gjson.Null && !c.IsArray() {
+				return nil, fmt.Errorf("%w: cookies %s is not a list", ErrIntegration, c.Raw)
+			}
+			for _, v := range c.Array() {
+				r.Cookies = append(r.Cookies, v.String())
+			}
+		}
+		return r, nil
+	}
+	if version != Payload2 {
+		return nil, fmt.Errorf("%w: the answer has no statusCode", ErrIntegration)
+	}
+	r := &Response{StatusCode: http.StatusOK, Headers: http.Header{"Content-Type": {"application/json"}}}
+	if trimmed[0] == '"' {
+		r.Body = gjson.ParseBytes(trimmed).Str
+	} else {
+		r.Body = string(trimmed)
+	}
+	return r, nil
 }
 
 // parseProxyResult reads {"statusCode":…, "headers":…, "body":…} or
@@ -228,18 +304,26 @@ func parseProxyResult(resp *http.Response, body []byte) (*Response, error) {
 			if !multi.IsObject() {
 				multi = gjson.Result{}
 			}
+			// A header without a name cannot be written: it is left out.
 			headers.ForEach(func(k, v gjson.Result) bool {
-				r.Headers.Add(k.String(), v.String())
+				if k.String() != "" {
+					r.Headers.Add(k.String(), v.String())
+				}
 				return true
 			})
 			multi.ForEach(func(k, v gjson.Result) bool {
 				for _, item := range v.Array() {
-					r.Headers.Add(k.String(), item.String())
+					if k.String() != "" {
+						r.Headers.Add(k.String(), item.String())
+					}
 				}
 				return true
 			})
 			return r, nil
 		}
+	}
+	if resp == nil {
+		return nil, fmt.Errorf("%w: the answer is not a Lambda-proxy result", ErrIntegration)
 	}
 	return &Response{StatusCode: resp.StatusCode, Body: string(body), Headers: http.Header{}}, nil
 }

@@ -1,0 +1,101 @@
+package rest
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/portico-gateway/portico/routing/auth"
+	"github.com/portico-gateway/portico/routing/throttle"
+)
+
+// gatewayError is an answer the gateway gives itself (AWS's "gateway
+// responses"): a status, a body and, on REST APIs, x-amzn-ErrorType.
+// A later slice makes them configurable per API; every refusal goes
+// through reply, so that is one place.
+type gatewayError struct {
+	status int
+	// httpBody and restBody are the bodies of HTTP APIs and of REST
+	// APIs, which AWS spells differently.
+	httpBody, restBody string
+	// restType is x-amzn-ErrorType on REST APIs ("" for none).
+	restType string
+	// restStatus, when set, is the status on REST APIs.
+	restStatus int
+}
+
+// AWS's default gateway responses (facts: REST bodies have a space
+// after the colon where AWS writes one).
+var (
+	// No route: 404 on HTTP APIs, 403 Missing Authentication Token on
+	// REST APIs.
+	errNoRoute      = &gatewayError{http.StatusNotFound, `{"message":"Not Found"}`, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException", http.StatusForbidden}
+	errTooLarge     = &gatewayError{http.StatusRequestEntityTooLarge, `{"message":"Request Entity Too Large"}`, `{"message":"Request Too Long"}`, "RequestTooLongException", 0}
+	errUnauthorized = &gatewayError{http.StatusUnauthorized, `{"message":"Unauthorized"}`, `{"message":"Unauthorized"}`, "UnauthorizedException", 0}
+	errForbidden    = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"message":"Forbidden"}`, "ForbiddenException", 0}
+	errDenied       = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"Message":"User is not authorized to access this resource with an explicit deny"}`, "AccessDeniedException", 0}
+	errAuthFailure  = &gatewayError{http.StatusInternalServerError, `{"message":"Internal Server Error"}`, `{"message":null}`, "AuthorizerConfigurationException", 0}
+	errIntegration  = &gatewayError{http.StatusBadGateway, `{"message":"Internal Server Error"}`, `{"message": "Internal server error"}`, "InternalServerErrorException", 0}
+	// HTTP APIs answer an integration that overran its timeout 503
+	// Service Unavailable; REST APIs 504.
+	errTimeout   = &gatewayError{http.StatusServiceUnavailable, `{"message":"Service Unavailable"}`, `{"message": "Endpoint request timed out"}`, "InternalServerErrorException", http.StatusGatewayTimeout}
+	errThrottled = &gatewayError{http.StatusTooManyRequests, `{"message":"Too Many Requests"}`, `{"message":"Too Many Requests"}`, "TooManyRequestsException", 0}
+	errQuota     = &gatewayError{http.StatusTooManyRequests, `{"message":"Limit Exceeded"}`, `{"message":"Limit Exceeded"}`, "LimitExceededException", 0}
+)
+
+// reply writes e as the API's type spells it.
+func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
+	body, status := e.httpBody, e.status
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	if h.api.Protocol == ProtocolREST {
+		body = e.restBody
+		if e.restType != "" {
+			hd.Set("X-Amzn-Errortype", e.restType)
+		}
+		if e.restStatus != 0 {
+			status = e.restStatus
+		}
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// replyAuth answers an authorizer's refusal: 401, 403 or 500, with the
+// message an IAM check gives (InvalidSignatureException, ...) when there
+// is one.
+func (h *Handler) replyAuth(w http.ResponseWriter, err error) {
+	var ae *auth.Error
+	if errors.As(err, &ae) && ae.Message != "" {
+		status := http.StatusForbidden
+		switch {
+		case errors.Is(err, auth.ErrUnauthorized):
+			status = http.StatusUnauthorized
+		case errors.Is(err, auth.ErrAuthorizerFailure):
+			status = http.StatusInternalServerError
+		}
+		msg, _ := jsonString(ae.Message)
+		e := &gatewayError{status: status, httpBody: `{"message":` + msg + `}`, restBody: `{"message":` + msg + `}`, restType: ae.Type}
+		h.reply(w, e)
+		return
+	}
+	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		h.reply(w, errUnauthorized)
+	case errors.Is(err, auth.ErrForbidden):
+		h.reply(w, errDenied)
+	default:
+		h.reply(w, errAuthFailure)
+	}
+}
+
+// replyThrottle answers a throttling decision.
+func (h *Handler) replyThrottle(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, throttle.ErrQuotaExceeded):
+		h.reply(w, errQuota)
+	case errors.Is(err, throttle.ErrForbidden):
+		h.reply(w, errForbidden)
+	default:
+		h.reply(w, errThrottled)
+	}
+}
