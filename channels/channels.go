@@ -197,10 +197,13 @@ type channel struct {
 	members []sub
 	index   map[*member]int32
 
-	// With a Bus: closed once this node receives the channel's messages,
-	// and the epoch of the last message received.
-	ready <-chan struct{}
-	epoch string
+	// With a Bus: closed once this node receives the channel's messages;
+	// the epoch of the last message received; what arrives for members
+	// whose recovery is being read from the bus's history (nil when
+	// none is).
+	ready      <-chan struct{}
+	epoch      string
+	recovering map[*member]*recovering
 }
 
 // sub is one subscription: 16 bytes in the channel's member slice, plus
@@ -210,9 +213,6 @@ type sub struct {
 	// gapFrom is the first offset dropped for this member since its last
 	// delivery; 0: none.
 	gapFrom uint64
-	// rec holds what arrives for a member whose recovery is being read
-	// from the bus's history (with a Bus only); nil otherwise.
-	rec *recovering
 }
 
 // New returns a Registry.
@@ -449,6 +449,7 @@ func (r *Registry) leave(ch *channel, m *member) {
 	ch.members[last] = sub{}
 	ch.members = ch.members[:last]
 	delete(ch.index, m)
+	delete(ch.recovering, m)
 	if len(ch.members) < cap(ch.members)/4 {
 		ch.members = slices.Clip(ch.members) // give back what a crowd left behind
 	}
@@ -580,11 +581,13 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 		if s.m == skip {
 			continue
 		}
-		if s.rec != nil {
-			// Its recovery is being read: this comes after it.
-			s.rec.held = append(s.rec.held, held{seq: ch.seq, epoch: epoch, p: p, message: message})
-			res.Delivered++
-			continue
+		if len(ch.recovering) > 0 {
+			if rec := ch.recovering[s.m]; rec != nil {
+				// Its recovery is being read: this comes after it.
+				rec.held = append(rec.held, held{seq: ch.seq, epoch: epoch, p: p, message: message})
+				res.Delivered++
+				continue
+			}
 		}
 		c := s.m.conn
 		var err error

@@ -153,12 +153,14 @@ func (r *Registry) subscribeShared(m *member, name string, pos *Position) error 
 		m.mu.Unlock()
 		return nil
 	}
-	s := sub{m: m}
 	if pos != nil {
-		s.rec = &recovering{}
+		if ch.recovering == nil {
+			ch.recovering = map[*member]*recovering{}
+		}
+		ch.recovering[m] = &recovering{}
 	}
 	ch.index[m] = int32(len(ch.members))
-	ch.members = append(ch.members, s)
+	ch.members = append(ch.members, sub{m: m})
 	ready := ch.ready
 	ch.mu.Unlock()
 	m.subs = append(m.subs, ch)
@@ -220,13 +222,15 @@ func (r *Registry) recoverShared(ch *channel, m *member, pos Position) {
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	i, ok := ch.index[m]
-	if !ok || ch.members[i].rec == nil {
+	rec := ch.recovering[m]
+	if rec == nil {
 		return // it left meanwhile
 	}
-	s := &ch.members[i]
-	kept := s.rec.held
-	s.rec = nil
+	delete(ch.recovering, m)
+	if len(ch.recovering) == 0 {
+		ch.recovering = nil
+	}
+	kept := rec.held
 	for _, p := range frames {
 		_ = connections.SendPrepared(m.conn, p)
 	}

@@ -153,11 +153,17 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, reg *channels.
 		binary = true
 	}
 	res, err := reg.Publish(r.Context(), stage, name, data, binary, r.URL.Query().Get("exclude"))
-	if err != nil && !errors.Is(err, channels.ErrInvalidName) {
-		h.log.Warn("channel publish reached only part of the cluster", "stage", stage, "err", err)
-	} else if err != nil {
+	switch {
+	case errors.Is(err, channels.ErrInvalidName):
 		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
 		return
+	case err != nil && res == (channels.Result{}):
+		// The bus (Redis) took none of it.
+		h.log.Warn("channel publish failed", "stage", stage, "err", err)
+		writeError(w, http.StatusServiceUnavailable, cluster.ErrTypeServiceUnavailable, "The channel bus is unavailable")
+		return
+	case err != nil:
+		h.log.Warn("channel publish reached only part of the cluster", "stage", stage, "err", err)
 	}
 	writeJSON(w, res)
 }
