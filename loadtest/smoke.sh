@@ -2,8 +2,9 @@
 # A short run of every load scenario against a real gateway, so that the
 # load generator and the gateway cannot drift apart: ~200 connections and
 # 2-3 seconds per scenario, on loopback ports 18080/19090 (the echo
-# example), 18081/19091 (an HTTP-integration gateway), 18000 (the
-# generator's backend) and 18090 (the plain echo server).
+# example), 18081/19091 (an HTTP-integration gateway), 18082/19092 (a
+# gateway with a subscribe route), 18000 (the generator's backend) and
+# 18090 (the plain echo server).
 #
 #   bash loadtest/smoke.sh
 #
@@ -78,5 +79,27 @@ YAML
 start_gateway "$tmp/integration.yaml" 18081
 run http-integration --url ws://127.0.0.1:18081/dev --backend-listen 127.0.0.1:18000 \
 	--connections 200 --duration 3s --direct-after 1s --gateway-pid "$gw"
+
+kill "$gw"
+wait "$gw" 2>/dev/null || true
+
+# A gateway whose "subscribe" route joins the channel the message names.
+cat >"$tmp/broadcast.yaml" <<'YAML'
+management:
+  address: 127.0.0.1:19092
+apis:
+  - name: smoke-broadcast
+    listen: 127.0.0.1:18082
+    stages:
+      - name: dev
+    routes:
+      subscribe:
+        subscribe: ["${request.body.channel}"]
+        routeResponse: true
+        integration: {type: mock, response: {body: subscribed}}
+YAML
+start_gateway "$tmp/broadcast.yaml" 18082
+run broadcast --url ws://127.0.0.1:18082/dev --management http://127.0.0.1:19092 --connections 200 \
+	--publishes 50 --publish-rate 50 --message-bytes 100 --duration 5s --gateway-pid "$gw"
 
 echo "smoke: every load scenario ran clean"
