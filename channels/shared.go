@@ -292,6 +292,28 @@ func (r *Registry) Receive(k Key, msg *BusMessage) {
 	}
 }
 
+// Resync writes this node's members of channel k to the bus again (the
+// bus lost them: Redis restarted empty).
+func (r *Registry) Resync(k Key) {
+	api := r.byName[k.API]
+	if api == nil {
+		return
+	}
+	ch := r.lookup(api, k.Stage, k.Name, false)
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	ms := make([]Member, 0, len(ch.members))
+	for _, s := range ch.members {
+		ms = append(ms, describe(s.m.conn))
+	}
+	ch.mu.Unlock()
+	for _, m := range ms {
+		r.bus.Join(k, m)
+	}
+}
+
 // publishShared is publish with a Bus: through the bus to every node
 // watching the channel, this one included.
 func (r *Registry) publishShared(ctx context.Context, api *apiState, stage, name string, data []byte, binary bool, exclude string) (Result, error) {

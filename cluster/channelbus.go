@@ -28,7 +28,8 @@ package cluster
 //
 // Watch and Unwatch count per channel and only mark it; one goroutine
 // (the flusher) sends what changed in one SUBSCRIBE and one UNSUBSCRIBE
-// per round, so a burst of first joins costs one command, and a leave
+// per round, a round gathering what changes within a millisecond of the
+// first change, so a burst of first joins costs one command, and a leave
 // followed by a join before the round costs nothing. A watch is ready
 // (its channel closed) when Redis confirms every SUBSCRIBE sent for it.
 // Member-list writes and presence events queue up behind the same
@@ -70,6 +71,12 @@ const historyKeep = 24 * time.Hour
 // busOpTimeout bounds one round of the flusher's writes.
 const busOpTimeout = 5 * time.Second
 
+// batchWindow is how long the flusher gathers after the first change
+// before a round: the joins of a burst of connects (each to a channel of
+// its own, such as user:<id>) then share a SUBSCRIBE, for a millisecond
+// more on the first join of a channel.
+const batchWindow = time.Millisecond
+
 // ChannelBusOptions configure a ChannelBus.
 type ChannelBusOptions struct {
 	Client goredis.UniversalClient // required
@@ -80,7 +87,16 @@ type ChannelBusOptions struct {
 	// NodeTTL is the registry's node TTL: member lists are renewed every
 	// NodeTTL and expire after ten of them. 0: storage.DefaultNodeTTL.
 	NodeTTL time.Duration
-	Logger  *slog.Logger // nil: slog.Default()
+	Logger  *slog.Logger     // nil: slog.Default()
+	Now     func() time.Time // how long a node has not been live; nil: time.Now
+}
+
+// Receiver is what the bus delivers to: channels.Registry.
+type Receiver interface {
+	// Receive delivers a message of channel k to this node's members.
+	Receive(k channels.Key, m *channels.BusMessage)
+	// Resync writes this node's members of k to the bus again.
+	Resync(k channels.Key)
 }
 
 // ChannelBus is channels.Bus over Redis.
@@ -88,7 +104,8 @@ type ChannelBus struct {
 	o       ChannelBusOptions
 	sharded bool // Redis Cluster: SSUBSCRIBE and SPUBLISH
 
-	recv func(channels.Key, *channels.BusMessage)
+	recv   func(channels.Key, *channels.BusMessage)
+	resync func(channels.Key)
 
 	mu      sync.Mutex
 	watches map[string]*watch // by pub/sub channel
@@ -105,6 +122,12 @@ type ChannelBus struct {
 	closed  chan struct{} // closed when the flusher has returned
 
 	received atomic.Uint64 // messages read from the bus
+
+	// deadSince is when Members first found a node's entries without the
+	// node live; they are deleted once that has lasted a node TTL (a node
+	// re-registering after a Redis restart is not dead).
+	deadMu    sync.Mutex
+	deadSince map[string]time.Time
 }
 
 // watch is one channel this node watches (or did until a moment ago).
@@ -145,19 +168,25 @@ func NewChannelBus(o ChannelBusOptions) (*ChannelBus, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	_, sharded := o.Client.(*goredis.ClusterClient)
 	b := &ChannelBus{o: o, sharded: sharded, watches: map[string]*watch{}, dirty: map[string]bool{},
-		subs: map[string]*busSub{}, kick: make(chan struct{}, 1), closed: make(chan struct{})}
+		subs: map[string]*busSub{}, kick: make(chan struct{}, 1), closed: make(chan struct{}),
+		deadSince: map[string]time.Time{}}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
 
-// Start delivers what the bus reads to recv (channels.Registry.Receive)
+// Start delivers what the bus reads to r (channels.Registry: Receive)
 // and starts the flusher. With a single Redis it subscribes to this
 // node's own channel first, within ctx, so a Redis that cannot be reached
-// fails the start.
-func (b *ChannelBus) Start(ctx context.Context, recv func(channels.Key, *channels.BusMessage)) error {
-	b.recv = recv
+// fails the start. When Redis confirms again a subscription it had
+// confirmed (go-redis subscribes again after a reconnection: Redis may
+// have restarted empty), r.Resync writes the channel's members again.
+func (b *ChannelBus) Start(ctx context.Context, r Receiver) error {
+	b.recv, b.resync = r.Receive, r.Resync
 	b.started.Store(true)
 	if !b.sharded {
 		s := &busSub{ps: b.o.Client.Subscribe(ctx, b.o.Prefix+"chnode:"+b.o.Node)}
@@ -267,9 +296,16 @@ func (b *ChannelBus) flush() {
 	defer close(b.closed)
 	renew := time.NewTicker(b.o.NodeTTL)
 	defer renew.Stop()
+	gather := time.NewTimer(batchWindow)
+	gather.Stop()
 	for {
 		select {
 		case <-b.kick:
+			gather.Reset(batchWindow)
+			select {
+			case <-gather.C:
+			case <-b.ctx.Done():
+			}
 			b.round()
 		case <-renew.C:
 			b.renew()
@@ -491,11 +527,20 @@ func (b *ChannelBus) read(s *busSub) {
 
 func (b *ChannelBus) confirmed(ch string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	w := b.watches[ch]
 	if w == nil {
+		b.mu.Unlock()
 		return
 	}
+	if w.awaiting == 0 && w.active && w.closed {
+		// Not one this node asked for: go-redis subscribed again after a
+		// reconnection.
+		k := w.key
+		b.mu.Unlock()
+		b.resync(k)
+		return
+	}
+	defer b.mu.Unlock()
 	if w.awaiting > 0 {
 		w.awaiting--
 	}
@@ -723,19 +768,39 @@ func (b *ChannelBus) Members(ctx context.Context, k channels.Key) ([]channels.Me
 	}
 	var out []channels.Member
 	var dead []string
+	now := b.o.Now()
+	b.deadMu.Lock()
+	for id := range b.deadSince {
+		if live[id] {
+			delete(b.deadSince, id)
+		}
+	}
 	for id, v := range all {
 		parts := strings.SplitN(v, "\n", 3)
-		if len(parts) != 3 || !live[parts[0]] {
+		if len(parts) != 3 {
 			dead = append(dead, id)
+			continue
+		}
+		if node := parts[0]; !live[node] {
+			since, ok := b.deadSince[node]
+			if !ok && len(b.deadSince) < maxDeadNodes {
+				b.deadSince[node] = now
+			} else if now.Sub(since) > b.o.NodeTTL {
+				dead = append(dead, id)
+			}
 			continue
 		}
 		at, _ := strconv.ParseInt(parts[2], 10, 64)
 		out = append(out, channels.Member{ConnectionID: id, PrincipalID: parts[1], ConnectedAt: at})
 	}
+	b.deadMu.Unlock()
 	if len(dead) > 0 {
-		// Only the entries read as dead: a member that joined again since
-		// is written anew by its node.
+		// Connection ids are never reused: an entry read as dead stays so.
 		_ = b.o.Client.HDel(ctx, key, dead...).Err()
 	}
 	return out, nil
 }
+
+// maxDeadNodes bounds the nodes Members remembers as not live; beyond
+// it, entries of nodes not live are deleted at once.
+const maxDeadNodes = 1024

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,15 +26,19 @@ type got struct {
 // startBus starts a bus of node on client; what it reads arrives on the
 // returned channel.
 func startBus(t *testing.T, client goredis.UniversalClient, node, prefix string, reg storage.Registry) (*ChannelBus, chan got) {
+	return startBusAt(t, client, node, prefix, reg, nil)
+}
+
+func startBusAt(t *testing.T, client goredis.UniversalClient, node, prefix string, reg storage.Registry, now func() time.Time) (*ChannelBus, chan got) {
 	t.Helper()
-	b, err := NewChannelBus(ChannelBusOptions{Client: client, Node: node, Prefix: prefix, Registry: reg, NodeTTL: time.Second})
+	b, err := NewChannelBus(ChannelBusOptions{Client: client, Node: node, Prefix: prefix, Registry: reg, NodeTTL: time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make(chan got, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.Start(ctx, func(k channels.Key, m *channels.BusMessage) { out <- got{k, *m} }); err != nil {
+	if err := b.Start(ctx, recorder(out)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -43,6 +48,12 @@ func startBus(t *testing.T, client goredis.UniversalClient, node, prefix string,
 	})
 	return b, out
 }
+
+// recorder hands what a bus receives to a channel.
+type recorder chan got
+
+func (r recorder) Receive(k channels.Key, m *channels.BusMessage) { r <- got{k, *m} }
+func (r recorder) Resync(channels.Key)                            {}
 
 func waitReady(t *testing.T, ready <-chan struct{}) {
 	t.Helper()
@@ -185,7 +196,8 @@ func TestChannelBusHistory(t *testing.T) {
 	}
 }
 
-// Member lists show members of live nodes only, and forget the others.
+// Member lists show members of live nodes only, and forget the others
+// once they have not been live for a node TTL.
 func TestChannelBusMembers(t *testing.T) {
 	client := goredis.NewClient(&goredis.Options{Addr: storagetest.RedisAddr(t)})
 	t.Cleanup(func() { _ = client.Close() })
@@ -197,7 +209,10 @@ func TestChannelBusMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, _ := startBus(t, client, "a", prefix, reg)
+	var mu sync.Mutex
+	clock := time.Unix(1_800_000_000, 0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	a, _ := startBusAt(t, client, "a", prefix, reg, now)
 	ghost, _ := startBus(t, client, "ghost", prefix, reg) // never registered: not live
 	k := channels.Key{API: "api", Stage: "dev", Name: "room"}
 	a.Join(k, channels.Member{ConnectionID: "c1", PrincipalID: "alice", ConnectedAt: 42})
@@ -222,8 +237,17 @@ func TestChannelBusMembers(t *testing.T) {
 	if len(ms) != 1 || ms[0] != (channels.Member{ConnectionID: "c1", PrincipalID: "alice", ConnectedAt: 42}) {
 		t.Errorf("members %+v, want c1 alone", ms)
 	}
+	if n, _ := client.HLen(ctx, a.channel(k)+":members").Result(); n != 2 {
+		t.Errorf("the entry of a node not live for a moment was removed at once: %d entries", n)
+	}
+	mu.Lock()
+	clock = clock.Add(1500 * time.Millisecond) // past the node TTL
+	mu.Unlock()
+	if ms, err := a.Members(ctx, k); err != nil || len(ms) != 1 {
+		t.Fatalf("members %+v %v", ms, err)
+	}
 	if n, _ := client.HLen(ctx, a.channel(k)+":members").Result(); n != 1 {
-		t.Errorf("the dead node's entry was not removed: %d entries", n)
+		t.Errorf("the dead node's entry was not removed a node TTL later: %d entries", n)
 	}
 }
 

@@ -425,3 +425,48 @@ func TestChannelNodeDiesMembersLeave(t *testing.T) {
 		t.Errorf("the dead node's member was listed for %v, over the node TTL and a beat", d)
 	}
 }
+
+// TestChannelsAfterRedisRestart: while Redis is down a publish is
+// answered 503; once an empty Redis is back, the nodes subscribe again,
+// publishes reach every node, and the member lists are written again.
+func TestChannelsAfterRedisRestart(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	yml := "storage: {type: redis, nodeTTL: 1500ms, redis: {addrs: [" + addr + "]}}\n" +
+		yamlAPI(sharedChannelConfig, sharedChannelRoutes)
+	gs := []*Gateway{startGateway(t, yml), startGateway(t, yml)}
+	ms := membersOn(t, gs, 1)
+	publish(t, gs[0], "lobby", "before", "")
+	for _, m := range ms {
+		readText(t, m.c)
+	}
+	restart := stopRedis(t, addr)
+	waitReadyz(t, gs[0], http.StatusServiceUnavailable)
+	if resp, out := doHTTP(t, "POST", mgmtURL(gs[0], "test")+"/@channels/lobby", "during"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("publish while Redis is down: %d %s, want 503", resp.StatusCode, out)
+	}
+	restart()
+	eventually(t, "a publish reaches both nodes again", func() error {
+		res, err := publishVia(gs[1], "lobby", "after")
+		if err != nil {
+			return err
+		}
+		if res != (publishResult{Delivered: 1, Nodes: 1}) {
+			return fmt.Errorf("%+v", res)
+		}
+		return nil
+	})
+	for _, m := range ms {
+		// Earlier tries may have reached one node only.
+		for {
+			if got := readText(t, m.c); got == "after" {
+				break
+			}
+		}
+	}
+	eventually(t, "both members listed again", func() error {
+		if p := members(t, gs[0], "lobby", ""); p.Count != 2 {
+			return fmt.Errorf("%+v", p)
+		}
+		return nil
+	})
+}

@@ -393,7 +393,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	if g.chanBus != nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = g.chanBus.Start(rctx, g.chans.Receive)
+		err = g.chanBus.Start(rctx, g.chans)
 		cancel()
 		if err != nil {
 			_ = g.relay.Close()
