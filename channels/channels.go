@@ -185,9 +185,12 @@ type member struct {
 
 // channel is one channel of one stage of one API.
 type channel struct {
-	key  key
-	cfg  *Config // nil: no presence, no history
-	hist History // nil without history
+	key key
+	cfg *Config // nil: no presence, no history
+	// hist is the channel's history: nil without history; with a Bus,
+	// always the node's *busState of the channel (the history itself is
+	// the bus's), which keeps single-node channels from paying for it.
+	hist History
 
 	// mu serialises publishes (so every member sees them in order) and
 	// guards everything below.
@@ -197,13 +200,6 @@ type channel struct {
 	members []sub
 	index   map[*member]int32
 
-	// With a Bus: closed once this node receives the channel's messages;
-	// the epoch of the last message received; what arrives for members
-	// whose recovery is being read from the bus's history (nil when
-	// none is).
-	ready      <-chan struct{}
-	epoch      string
-	recovering map[*member]*recovering
 }
 
 // sub is one subscription: 16 bytes in the channel's member slice, plus
@@ -319,7 +315,7 @@ func (r *Registry) lookup(api *apiState, stage, name string, create bool) *chann
 	if r.bus != nil {
 		// The history is the bus's; this node watches the channel while
 		// it has members here.
-		ch.ready = r.bus.Watch(k.export())
+		ch.hist = &busState{ready: r.bus.Watch(k.export())}
 	} else if ch.cfg != nil && ch.cfg.History.Enabled() {
 		ch.hist = r.history(ch.cfg.History)
 	}
@@ -449,7 +445,9 @@ func (r *Registry) leave(ch *channel, m *member) {
 	ch.members[last] = sub{}
 	ch.members = ch.members[:last]
 	delete(ch.index, m)
-	delete(ch.recovering, m)
+	if bs, ok := ch.hist.(*busState); ok {
+		delete(bs.recovering, m)
+	}
 	if len(ch.members) < cap(ch.members)/4 {
 		ch.members = slices.Clip(ch.members) // give back what a crowd left behind
 	}
@@ -571,18 +569,19 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 	var res Result
 	var overflowed []connections.Conn
 	api := r.byName[ch.key.api]
-	epoch := ch.epoch
+	epoch := ""
 	if ch.hist != nil {
 		epoch = ch.hist.Epoch()
 	}
 	one := []*connections.Prepared{p} // passed as is: no slice per member
+	bs, _ := ch.hist.(*busState)
 	for i := range ch.members {
 		s := &ch.members[i]
 		if s.m == skip {
 			continue
 		}
-		if len(ch.recovering) > 0 {
-			if rec := ch.recovering[s.m]; rec != nil {
+		if bs != nil && len(bs.recovering) > 0 {
+			if rec := bs.recovering[s.m]; rec != nil {
 				// Its recovery is being read: this comes after it.
 				rec.held = append(rec.held, held{seq: ch.seq, epoch: epoch, p: p, message: message})
 				res.Delivered++

@@ -112,6 +112,23 @@ const (
 	localTimeout = 2 * time.Second
 )
 
+// busState is what a node keeps of a channel on the bus, in the
+// channel's History slot: the bus's watch, the epoch of the last message
+// received, and what arrives for members whose recovery is being read.
+// As a History it is empty: the registry reads the bus's history
+// through the Bus, never through it.
+type busState struct {
+	ready      <-chan struct{} // closed once this node receives the channel
+	epoch      string
+	recovering map[*member]*recovering // nil when none is
+}
+
+func (b *busState) Epoch() string                           { return b.epoch }
+func (b *busState) Last() uint64                            { return 0 }
+func (b *busState) Append(Entry)                            {}
+func (b *busState) Since(uint64, time.Time) ([]Entry, bool) { return nil, false }
+func (b *busState) Retained(time.Time) bool                 { return false }
+
 // recovering is what a member whose recovery is being read has been
 // handed meanwhile.
 type recovering struct {
@@ -153,15 +170,16 @@ func (r *Registry) subscribeShared(m *member, name string, pos *Position) error 
 		m.mu.Unlock()
 		return nil
 	}
+	bs := ch.hist.(*busState)
 	if pos != nil {
-		if ch.recovering == nil {
-			ch.recovering = map[*member]*recovering{}
+		if bs.recovering == nil {
+			bs.recovering = map[*member]*recovering{}
 		}
-		ch.recovering[m] = &recovering{}
+		bs.recovering[m] = &recovering{}
 	}
 	ch.index[m] = int32(len(ch.members))
 	ch.members = append(ch.members, sub{m: m})
-	ready := ch.ready
+	ready := bs.ready
 	ch.mu.Unlock()
 	m.subs = append(m.subs, ch)
 	k, d := ch.key.export(), describe(m.conn)
@@ -222,13 +240,14 @@ func (r *Registry) recoverShared(ch *channel, m *member, pos Position) {
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	rec := ch.recovering[m]
+	bs := ch.hist.(*busState)
+	rec := bs.recovering[m]
 	if rec == nil {
 		return // it left meanwhile
 	}
-	delete(ch.recovering, m)
-	if len(ch.recovering) == 0 {
-		ch.recovering = nil
+	delete(bs.recovering, m)
+	if len(bs.recovering) == 0 {
+		bs.recovering = nil
 	}
 	kept := rec.held
 	for _, p := range frames {
@@ -261,7 +280,8 @@ func (r *Registry) Receive(k Key, msg *BusMessage) {
 			case !message:
 				p = connections.NewPrepared(msg.Data, false)
 			case ch.cfg != nil && ch.cfg.History.Enabled():
-				ch.seq, ch.epoch = msg.Seq, msg.Epoch
+				ch.seq = msg.Seq
+				ch.hist.(*busState).epoch = msg.Epoch
 				p = connections.NewPrepared(envelope(k.Name, msg.Epoch, msg.Seq, msg.Data, msg.Binary), false)
 			default:
 				ch.seq = msg.Seq
@@ -323,7 +343,7 @@ func (r *Registry) publishShared(ctx context.Context, api *apiState, stage, name
 	}
 	msg := &BusMessage{Kind: KindPublish, From: r.node, Exclude: exclude, Binary: binary, Data: data}
 	var wait chan Result
-	if ch := r.lookup(api, stage, name, false); ch != nil && isClosed(ch.ready) {
+	if ch := r.lookup(api, stage, name, false); ch != nil && isClosed(ch.hist.(*busState).ready) {
 		// This node has members: its delivery comes back from the bus.
 		msg.ID = r.pubID.Add(1)
 		wait = make(chan Result, 1)
