@@ -348,14 +348,16 @@ func (b *ChannelBus) round() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), busOpTimeout)
 	defer cancel()
 	for s, chs := range unsubscribe {
-		var err error
-		if b.sharded {
-			err = s.ps.SUnsubscribe(ctx, chs...)
-		} else {
-			err = s.ps.Unsubscribe(ctx, chs...)
+		if !b.sharded {
+			if err := s.ps.Unsubscribe(ctx, chs...); err != nil {
+				b.o.Logger.Warn("channel bus: unsubscribing failed", "channels", len(chs), "err", err)
+			}
+			continue
 		}
-		if err != nil {
-			b.o.Logger.Warn("channel bus: unsubscribing failed", "channels", len(chs), "err", err)
+		for _, ch := range chs {
+			if err := s.ps.SUnsubscribe(ctx, ch); err != nil {
+				b.o.Logger.Warn("channel bus: unsubscribing failed", "err", err)
+			}
 		}
 	}
 	if len(subscribe) > 0 {
@@ -366,8 +368,8 @@ func (b *ChannelBus) round() {
 	}
 }
 
-// subscribe sends one SUBSCRIBE (one SSUBSCRIBE per Redis master) for
-// chans. A failure is logged; go-redis subscribes again when it
+// subscribe sends one SUBSCRIBE (with a cluster, one SSUBSCRIBE per
+// slot, on the subscription of the slot's master) for chans. A failure is logged; go-redis subscribes again when it
 // reconnects, and the watch becomes ready with that confirmation.
 func (b *ChannelBus) subscribe(ctx context.Context, chans []string) {
 	groups := map[*busSub][]string{}
@@ -385,14 +387,21 @@ func (b *ChannelBus) subscribe(ctx context.Context, chans []string) {
 		groups[s] = append(groups[s], ch)
 	}
 	for s, chs := range groups {
-		var err error
-		if b.sharded {
-			err = s.ps.SSubscribe(ctx, chs...)
-		} else {
-			err = s.ps.Subscribe(ctx, chs...)
+		if !b.sharded {
+			if err := s.ps.Subscribe(ctx, chs...); err != nil {
+				b.o.Logger.Warn("channel bus: subscribing failed", "channels", len(chs), "err", err)
+			}
+			continue
 		}
-		if err != nil {
-			b.o.Logger.Warn("channel bus: subscribing failed", "channels", len(chs), "err", err)
+		// SSUBSCRIBE takes the channels of one slot per call.
+		bySlot := map[int][]string{}
+		for _, ch := range chs {
+			bySlot[keySlot(ch)] = append(bySlot[keySlot(ch)], ch)
+		}
+		for _, same := range bySlot {
+			if err := s.ps.SSubscribe(ctx, same...); err != nil {
+				b.o.Logger.Warn("channel bus: subscribing failed", "channels", len(same), "err", err)
+			}
 		}
 	}
 }

@@ -265,12 +265,17 @@ func TestChannelBusSharded(t *testing.T) {
 		t.Fatal("a cluster client must use sharded pub/sub")
 	}
 	ctx := context.Background()
-	// Channels over several slots, hence several masters.
+	// Channels over several slots, hence several masters, watched at
+	// once (one round: several slots on one master).
 	var keys []channels.Key
+	var readies []<-chan struct{}
 	for i := range 12 {
 		k := channels.Key{API: "api", Stage: "dev", Name: fmt.Sprint("room:", i)}
 		keys = append(keys, k)
-		waitReady(t, a.Watch(k))
+		readies = append(readies, a.Watch(k))
+	}
+	for _, r := range readies {
+		waitReady(t, r)
 	}
 	for i, k := range keys {
 		m := &channels.BusMessage{Kind: channels.KindPublish, From: "p", Data: []byte(fmt.Sprint(i))}
@@ -294,5 +299,24 @@ func TestChannelBusSharded(t *testing.T) {
 	a.Presence(keys[0], &channels.BusMessage{Kind: channels.KindPresence, Data: []byte("p")})
 	if g := receive(t, in); g.m.Kind != channels.KindPresence || string(g.m.Data) != "p" {
 		t.Fatalf("presence: %+v", g)
+	}
+	// Unwatched at once, none is received any more.
+	for _, k := range keys {
+		a.Unwatch(k)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, k := range keys {
+		for {
+			n, err := pub.Publish(ctx, k, &channels.BusMessage{Kind: channels.KindPublish, Data: []byte("late")}, channels.HistoryConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still watched after Unwatch", k.Name)
+			}
+		}
 	}
 }
