@@ -470,3 +470,37 @@ func TestChannelsAfterRedisRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestChannelsAcrossNodesOnRedisCluster: the same over a Redis Cluster
+// (sharded pub/sub), with history.
+func TestChannelsAcrossNodesOnRedisCluster(t *testing.T) {
+	addrs := storagetest.RedisCluster(t)
+	yml := "storage: {type: redis, nodeTTL: 3s, redis: {addrs: [" + strings.Join(addrs, ", ") + "]}}\n" +
+		yamlAPI(sharedChannelConfig, sharedChannelRoutes)
+	gs := []*Gateway{startGateway(t, yml), startGateway(t, yml)}
+	ms := membersOn(t, gs, 1)
+	for _, m := range ms {
+		send(t, m.c, `{"action":"join","ch":"hist:c"}`)
+		if got := readText(t, m.c); got != "joined" {
+			t.Fatalf("join: %q", got)
+		}
+	}
+	for i := 1; i <= 10; i++ {
+		if res := publish(t, gs[i%2], "hist:c", fmt.Sprint(i), ""); res != (publishResult{Delivered: 1, Nodes: 1}) {
+			t.Errorf("publish %d: %+v", i, res)
+		}
+	}
+	for _, m := range ms {
+		for i := 1; i <= 10; i++ {
+			if f := readFrame(t, m.c); f["offset"] != float64(i) || f["data"] != float64(i) {
+				t.Fatalf("member on node %d: %v, want offset %d", m.node, f, i)
+			}
+		}
+	}
+	eventually(t, "both listed", func() error {
+		if p := members(t, gs[0], "hist:c", ""); p.Count != 2 || p.Offset != 10 {
+			return fmt.Errorf("%+v", p)
+		}
+		return nil
+	})
+}
