@@ -199,7 +199,6 @@ type channel struct {
 	seq     uint64
 	members []sub
 	index   map[*member]int32
-
 }
 
 // sub is one subscription: 16 bytes in the channel's member slice, plus

@@ -312,6 +312,10 @@ func (r *Registry) Receive(k Key, msg *BusMessage) {
 	}
 }
 
+// Shared reports whether the registry spans nodes (it has a Bus): a
+// Subscribe may then wait for the bus (see "Joining").
+func (r *Registry) Shared() bool { return r.bus != nil }
+
 // Resync writes this node's members of channel k to the bus again (the
 // bus lost them: Redis restarted empty).
 func (r *Registry) Resync(k Key) {
