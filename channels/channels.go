@@ -10,14 +10,29 @@
 // extension of integration answers, declarative route subscriptions) and
 // from management (PUT /{stage}/@connections/{id}/channels/{channel}).
 //
-// Channels live on one node in this package. Remote is the seam for
-// delivering to the other nodes that hold members (a no-op on one node),
-// History the seam for a shared history.
+// # One node, or many
+//
+// Without a Bus (Options.Bus nil: the memory registry) everything lives
+// in this process: a publish is handed to the channel's members under
+// the channel's lock, history is a ring in memory (NewMemoryHistory),
+// and nothing else is paid for.
+//
+// With a Bus (cluster.ChannelBus, over the Redis registry) channels span
+// every node sharing that Redis; see shared.go. In short: a node watches
+// a channel on the bus while it holds at least one member of it, and
+// every publish, the publishing node's own delivery included, goes
+// through the bus, which numbers it (one counter per channel in Redis)
+// and hands it to the watching nodes in that order. Each node then
+// delivers it to its own members under the channel's lock, as on one
+// node. History, epochs and the member lists are kept in Redis.
 //
 // Locks: a connection's state lock, then the registry's map lock, then a
 // channel's lock. A channel's lock is held while its message is handed to
 // every member's send queue (Conn.Send and SendPrepared never block and
 // never call back); no goroutine is started per channel or per member.
+// The Bus's Watch, Unwatch, Join, Leave and Presence only queue work
+// under the bus's own lock and never call back, so they are called with
+// these locks held.
 package channels
 
 import (
@@ -29,6 +44,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,22 +91,15 @@ type API struct {
 	Overflow string
 }
 
-// Remote delivers a publish to the other nodes that hold members of the
-// channel. The single-node implementation (nil in Options) does nothing
-// and reports no nodes.
-type Remote interface {
-	// Publish hands the message to the other nodes; it returns how many
-	// nodes took it.
-	Publish(ctx context.Context, api, stage, channel string, data []byte, binary bool, exclude string) (nodes int, err error)
-}
-
 // Options configure a Registry. The zero value of each optional field
 // means the default noted beside it.
 type Options struct {
 	// APIs are the APIs whose connections may subscribe. Required.
 	APIs []API
-	// Remote reaches other nodes. nil: this node only.
-	Remote Remote
+	// Bus spans channels over the nodes sharing it. nil: this node only.
+	Bus Bus
+	// Node is this node's id on the bus. Required with Bus.
+	Node string
 	// History makes a channel's history. nil: NewMemoryHistory.
 	History NewHistory
 	// Now is the clock (history ages). nil: time.Now.
@@ -116,7 +125,8 @@ type Result struct {
 type Registry struct {
 	apis    []*apiState
 	byName  map[string]*apiState
-	remote  Remote
+	bus     Bus
+	node    string
 	history NewHistory
 	now     func() time.Time
 	log     *slog.Logger
@@ -131,6 +141,12 @@ type Registry struct {
 	// Connect and its Opened.
 	pendingMu sync.Mutex
 	pending   map[string]map[string]Position
+
+	// With a Bus: the publishes of this node waiting for its own
+	// delivery, by BusMessage.ID.
+	pubID     atomic.Uint64
+	waitersMu sync.Mutex
+	waiters   map[uint64]chan Result
 }
 
 type apiState struct {
@@ -142,6 +158,11 @@ type apiState struct {
 }
 
 type key struct{ api, stage, name string }
+
+// Key names a channel on the bus: a channel of a stage of an API.
+type Key struct{ API, Stage, Name string }
+
+func (k key) export() Key { return Key{k.api, k.stage, k.name} }
 
 const connShards = 64
 
@@ -168,9 +189,12 @@ type member struct {
 
 // channel is one channel of one stage of one API.
 type channel struct {
-	key  key
-	cfg  *Config // nil: no presence, no history
-	hist History // nil without history
+	key key
+	cfg *Config // nil: no presence, no history
+	// hist is the channel's history: nil without history; with a Bus,
+	// always the node's *busState of the channel (the history itself is
+	// the bus's), which keeps single-node channels from paying for it.
+	hist History
 
 	// mu serialises publishes (so every member sees them in order) and
 	// guards everything below.
@@ -192,9 +216,9 @@ type sub struct {
 
 // New returns a Registry.
 func New(o Options) *Registry {
-	r := &Registry{byName: map[string]*apiState{}, remote: o.Remote, history: o.History, now: o.Now,
+	r := &Registry{byName: map[string]*apiState{}, bus: o.Bus, node: o.Node, history: o.History, now: o.Now,
 		log: o.Logger, chans: map[key]*channel{}, seed: maphash.MakeSeed(),
-		pending: map[string]map[string]Position{}}
+		pending: map[string]map[string]Position{}, waiters: map[uint64]chan Result{}}
 	if r.history == nil {
 		r.history = NewMemoryHistory
 	}
@@ -348,7 +372,11 @@ func (r *Registry) lookup(api *apiState, stage, name string, create bool) *chann
 		return ch
 	}
 	ch = &channel{key: k, cfg: r.config(api, name), index: map[*member]int32{}}
-	if ch.cfg != nil && ch.cfg.History.Enabled() {
+	if r.bus != nil {
+		// The history is the bus's; this node watches the channel while
+		// it has members here.
+		ch.hist = &busState{ready: r.bus.Watch(k.export())}
+	} else if ch.cfg != nil && ch.cfg.History.Enabled() {
 		ch.hist = r.history(ch.cfg.History)
 	}
 	r.chans[k] = ch
@@ -367,6 +395,9 @@ func (r *Registry) Subscribe(c connections.Conn, name string, pos *Position) err
 	m := r.memberFor(c)
 	if m == nil {
 		return ErrClosed
+	}
+	if r.bus != nil {
+		return r.subscribeShared(m, name, pos)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -477,10 +508,20 @@ func (r *Registry) leave(ch *channel, m *member) {
 	ch.members[last] = sub{}
 	ch.members = ch.members[:last]
 	delete(ch.index, m)
+	if bs, ok := ch.hist.(*busState); ok {
+		delete(bs.recovering, m)
+	}
 	if len(ch.members) < cap(ch.members)/4 {
 		ch.members = slices.Clip(ch.members) // give back what a crowd left behind
 	}
-	if ch.cfg != nil && ch.cfg.Presence && len(ch.members) > 0 {
+	if r.bus != nil {
+		d := describe(m.conn)
+		r.bus.Leave(ch.key.export(), d.ConnectionID)
+		if ch.cfg != nil && ch.cfg.Presence {
+			r.bus.Presence(ch.key.export(), &BusMessage{Kind: KindPresence, From: r.node,
+				Data: presenceFrame(ch.key.name, "leave", d)})
+		}
+	} else if ch.cfg != nil && ch.cfg.Presence && len(ch.members) > 0 {
 		r.fanOut(ch, connections.NewPrepared(presenceFrame(ch.key.name, "leave", describe(m.conn)), false), nil)
 	}
 	empty := len(ch.members) == 0 && (ch.hist == nil || !ch.hist.Retained(r.now()))
@@ -491,6 +532,9 @@ func (r *Registry) leave(ch *channel, m *member) {
 		if len(ch.members) == 0 && (ch.hist == nil || !ch.hist.Retained(r.now())) && !ch.dead {
 			ch.dead = true
 			delete(r.chans, ch.key)
+			if r.bus != nil {
+				r.bus.Unwatch(ch.key.export())
+			}
 		}
 		ch.mu.Unlock()
 		r.mu.Unlock()
@@ -511,13 +555,14 @@ func (r *Registry) Publish(ctx context.Context, stage, name string, data []byte,
 		if !api.stages[stage] {
 			continue
 		}
-		res.add(r.publish(api, stage, name, data, binary, exclude))
-		if r.remote != nil {
-			n, err := r.remote.Publish(ctx, api.Name, stage, name, data, binary, exclude)
-			res.Nodes += n
-			if err != nil {
-				errs = append(errs, err)
-			}
+		if r.bus == nil {
+			res.add(r.publish(api, stage, name, data, binary, exclude))
+			continue
+		}
+		o, err := r.publishShared(ctx, api, stage, name, data, binary, exclude)
+		res.add(o)
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)
@@ -592,10 +637,19 @@ func (r *Registry) deliver(ch *channel, p *connections.Prepared, skip *member, m
 		epoch = ch.hist.Epoch()
 	}
 	one := []*connections.Prepared{p} // passed as is: no slice per member
+	bs, _ := ch.hist.(*busState)
 	for i := range ch.members {
 		s := &ch.members[i]
 		if s.m == skip {
 			continue
+		}
+		if bs != nil && len(bs.recovering) > 0 {
+			if rec := bs.recovering[s.m]; rec != nil {
+				// Its recovery is being read: this comes after it.
+				rec.held = append(rec.held, held{seq: ch.seq, epoch: epoch, p: p, message: message})
+				res.Delivered++
+				continue
+			}
 		}
 		c := s.m.conn
 		var err error
@@ -680,12 +734,15 @@ type Page struct {
 	Offset uint64 `json:"offset,omitempty"`
 }
 
-// Members lists the members of the channel name of stage on this node,
-// in every API that has the stage, ordered by connection id: up to limit
+// Members lists the members of the channel name of stage (on this node;
+// with a Bus, on every live node), in every API that has the stage, ordered by connection id: up to limit
 // of them after the cursor (a connection id; "" for the first page).
-func (r *Registry) Members(stage, name, cursor string, limit int) (Page, error) {
+func (r *Registry) Members(ctx context.Context, stage, name, cursor string, limit int) (Page, error) {
 	if err := ValidName(name); err != nil {
 		return Page{}, err
+	}
+	if r.bus != nil {
+		return r.membersShared(ctx, stage, name, cursor, limit)
 	}
 	page := Page{Channel: name, Members: []Member{}}
 	var all []connections.Conn

@@ -278,7 +278,7 @@ func TestPresence(t *testing.T) {
 	if len(b.frames()) != 0 || len(plain.frames()) != 0 {
 		t.Errorf("the joiner or a channel without presence got %v %v", b.frames(), plain.frames())
 	}
-	page, err := e.r.Members("prod", "room:1", "", 10)
+	page, err := e.r.Members(context.Background(), "prod", "room:1", "", 10)
 	if err != nil || page.Count != 1 || len(page.Members) != 1 || page.Members[0].ConnectionID != "a" {
 		t.Errorf("members: %+v %v", page, err)
 	}
@@ -292,7 +292,7 @@ func TestMembersPaged(t *testing.T) {
 	var ids []string
 	cursor := ""
 	for pages := 0; ; pages++ {
-		p, err := e.r.Members("prod", "big", cursor, 10)
+		p, err := e.r.Members(context.Background(), "prod", "big", cursor, 10)
 		if err != nil || p.Count != 25 || pages > 3 {
 			t.Fatalf("page %d: %+v %v", pages, p, err)
 		}

@@ -13,9 +13,13 @@
 //     (Op) to the node that holds the connection and bring its answer
 //     (Result) back. A registry whose backend can carry the bus says so by
 //     implementing BusCarrier.
+//   - ChannelBus carries channels (a Portico extension) between the nodes
+//     sharing a Redis: per-channel pub/sub channels watched by the nodes
+//     that have members, history and member lists in Redis. It is the
+//     channels.Bus of those nodes.
 //
 // The package knows connections only through connections.Conn and the
-// Hub, and the registry only through storage.Registry; it knows nothing
-// of routes, events or HTTP handlers of the management listener, which
-// call it.
+// Hub, channels only through the channels package's bus types, and the
+// registry only through storage.Registry; it knows nothing of routes,
+// events or HTTP handlers of the management listener, which call it.
 package cluster

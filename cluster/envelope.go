@@ -22,8 +22,9 @@ type envelope struct {
 //	kind     byte    kindRequest or kindReply
 //	seq      uvarint
 //	from     string  (uvarint length, then the bytes)
-//	request: op byte (opPost, opGet, opDelete), stage string, id string,
-//	         data string
+//	request: op byte (post 1, get 2, delete 3, subscribe 4,
+//	         unsubscribe 5), stage string, id string, data string,
+//	         channel string, recover string (version 2 on)
 //	reply:   status uvarint, errType string, message string,
 //	         body flag byte (0: nil, 1: present), body string when present
 //
@@ -31,15 +32,15 @@ type envelope struct {
 // it, so mixing releases with different versions fails loudly (the caller
 // gets a timeout), not by misreading bytes. Bump envelopeVersion on any
 // change to the layout.
-const envelopeVersion = 1
+const envelopeVersion = 2
 
 const (
 	kindRequest = 1
 	kindReply   = 2
 )
 
-var opCodes = map[string]byte{"post": 1, "get": 2, "delete": 3}
-var opNames = [...]string{1: "post", 2: "get", 3: "delete"}
+var opCodes = map[string]byte{OpPost: 1, OpGet: 2, OpDelete: 3, OpSubscribe: 4, OpUnsubscribe: 5}
+var opNames = [...]string{1: OpPost, 2: OpGet, 3: OpDelete, 4: OpSubscribe, 5: OpUnsubscribe}
 
 // errMalformed reports an envelope that cannot be decoded.
 var errMalformed = errors.New("relay: malformed envelope")
@@ -63,7 +64,9 @@ func appendEnvelope(b []byte, e *envelope) []byte {
 		b = append(b, opCodes[o.Kind])
 		b = appendString(b, o.Stage)
 		b = appendString(b, o.ID)
-		return appendString(b, string(o.Data))
+		b = appendString(b, string(o.Data))
+		b = appendString(b, o.Channel)
+		return appendString(b, o.Recover)
 	}
 	r := e.Result
 	if r == nil {
@@ -149,6 +152,8 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		if data := d.bytes("data"); len(data) > 0 {
 			o.Data = append([]byte(nil), data...)
 		}
+		o.Channel = d.string("channel")
+		o.Recover = d.string("recover")
 		if d.err == nil {
 			o.Kind = opNames[code]
 		}

@@ -6,20 +6,29 @@ import (
 	"time"
 )
 
-// Op is one @connections operation: what a POST, GET or DELETE asks.
-// Ops travel between nodes, so the type is plain data.
+// Op is one @connections operation: what a POST, GET or DELETE asks,
+// or a channel subscription of the connection (a Portico extension: PUT
+// and DELETE of /{stage}/@connections/{id}/channels/{channel}). Ops
+// travel between nodes, so the type is plain data.
 type Op struct {
-	Kind  string `json:"op"` // post, get, delete
+	Kind  string `json:"op"` // post, get, delete, subscribe, unsubscribe
 	Stage string `json:"stage"`
 	ID    string `json:"id"`
 	Data  []byte `json:"data,omitempty"`
+	// Channel is the channel of subscribe and unsubscribe.
+	Channel string `json:"channel,omitempty"`
+	// Recover is subscribe's recovery position, <epoch>:<offset> ("":
+	// none), as the request gave it.
+	Recover string `json:"recover,omitempty"`
 }
 
 // Operation kinds.
 const (
-	OpPost   = "post"
-	OpGet    = "get"
-	OpDelete = "delete"
+	OpPost        = "post"
+	OpGet         = "get"
+	OpDelete      = "delete"
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
 )
 
 // Result is an operation's answer in HTTP terms.
@@ -40,6 +49,9 @@ const (
 	ErrTypeBadRequest         = "BadRequestException"
 	ErrTypeServiceUnavailable = "ServiceUnavailableException"
 	ErrTypeGatewayTimeout     = "GatewayTimeoutException"
+	// ErrTypeNotFound is Portico's own: the connection is not in the
+	// channel it asks to leave.
+	ErrTypeNotFound = "NotFoundException"
 )
 
 // GoneMessage is the message of every 410: the id is unknown, the

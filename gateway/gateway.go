@@ -52,8 +52,9 @@ type Gateway struct {
 	keeper  *cluster.Keeper
 	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
 	mh      *management.Handler
-	chans   *channels.Registry // every API's channels (a Portico extension)
-	relay   *cluster.Relay     // cross-node @connections over Redis; nil unless the registry carries a bus
+	chans   *channels.Registry  // every API's channels (a Portico extension)
+	relay   *cluster.Relay      // cross-node @connections over Redis; nil unless the registry carries a bus
+	chanBus *cluster.ChannelBus // channels across nodes over Redis; nil unless the registry carries a bus
 	// forward carries @connections to other nodes (a *cluster.Relay or
 	// a *cluster.HTTPRelay); nil on a single node.
 	forward  cluster.Forwarder
@@ -148,7 +149,20 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	if shared {
 		g.deletes = cluster.NewDeleter(reg.DeleteMany, log)
 	}
-	g.chans = channels.New(channels.Options{APIs: channelAPIs(cfg.APIs), Metrics: g.metrics, Logger: log})
+	copts := channels.Options{APIs: channelAPIs(cfg.APIs), Metrics: g.metrics, Logger: log}
+	if bc, ok := reg.(cluster.BusCarrier); ok && shared {
+		// Channels span the nodes sharing this Redis.
+		g.chanBus, err = cluster.NewChannelBus(cluster.ChannelBusOptions{
+			Client: bc.BusClient(), Node: g.node, Prefix: cfg.Storage.Redis.Prefix,
+			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log,
+		})
+		if err != nil {
+			_ = reg.Close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		copts.Bus, copts.Node = g.chanBus, g.node
+	}
+	g.chans = channels.New(copts)
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
@@ -392,6 +406,16 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 		g.forward = g.relay
 	}
+	if g.chanBus != nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = g.chanBus.Start(rctx, g.chans)
+		cancel()
+		if err != nil {
+			_ = g.relay.Close()
+			g.closeListeners()
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
 	var bgctx context.Context
 	bgctx, g.bgCancel = context.WithCancel(context.Background())
 	g.bg.Add(2)
@@ -524,6 +548,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.bgCancel != nil {
 			g.bgCancel()
 			g.bg.Wait()
+		}
+		if g.chanBus != nil {
+			if err := g.chanBus.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: channel bus: %w", err))
+			}
 		}
 		if g.relay != nil {
 			if err := g.relay.Close(); err != nil {

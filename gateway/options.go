@@ -191,6 +191,10 @@ func (rc routingChannels) Subscribe(c connections.Conn, name string) error {
 	return rc.r.Subscribe(c, name, nil)
 }
 
+// Shared reports whether channels span nodes (a subscribe may wait for
+// Redis).
+func (rc routingChannels) Shared() bool { return rc.r.Shared() }
+
 func (rc routingChannels) Unsubscribe(c connections.Conn, name string) error {
 	_, err := rc.r.Unsubscribe(c, name)
 	return err

@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -44,6 +44,10 @@ ${CONNECT_AUTH:-}
       becho:
         routeResponse: true
         integration: {type: http, uri: "\${stageVariables.backend}/"}
+      subscribe:
+        subscribe: ["\${request.body.channel}"]
+        routeResponse: true
+        integration: {type: mock, response: {body: subscribed}}
 YAML
 	"$tmp/portico" --config "$tmp/gw-$ws-$mg.yaml" >/dev/null 2>"$tmp/gw-$ws-$mg.log" &
 	GW=$!
@@ -404,5 +408,38 @@ if [[ $what == auth || $what == all ]]; then
 		done
 	} | column -t -s$'\t' | tee "$OUT/auth-summary.txt"
 	grep -h 'authorizer calls' "$tmp/authorizer.log" | tee -a "$OUT/auth-summary.txt" || true
+fi
+if [[ $what == broadcast || $what == all ]]; then
+	# 10,000 subscribers of one channel (each joins through the subscribe
+	# route), on one node (memory registry), then over three nodes sharing
+	# port 18080 (reusePort) and one Redis. Per setup: 200 publishes of
+	# 100 bytes paced at 10/s (latency to the last subscriber below
+	# saturation), then 500 published back to back (deliveries per second).
+	# BROADCAST_SUBSCRIBERS=500 makes it a quick check of the script.
+	subs=${BROADCAST_SUBSCRIBERS:-10000}
+	bcast() { # NAME MGMTPORT PIDS
+		"$load" broadcast --url ws://127.0.0.1:18080/dev --management "http://127.0.0.1:$2/dev" --connections "$subs" --rate 5000 \
+			--publishes 200 --publish-rate 10 --message-bytes 100 --duration 60s \
+			--sources "$SRC" --gateway-pid "$3" --json "$OUT/broadcast-$1-paced.json" >/dev/null
+		"$load" broadcast --url ws://127.0.0.1:18080/dev --management "http://127.0.0.1:$2/dev" --connections "$subs" --rate 5000 \
+			--publishes 500 --message-bytes 100 --duration 60s \
+			--sources "$SRC" --gateway-pid "$3" --json "$OUT/broadcast-$1-flood.json" >/dev/null
+	}
+	gateway epoll 18080 19090; gw=$GW
+	bcast 1node 19090 "$gw"
+	stop "$gw"
+	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+	pids+=($!)
+	until redis-cli -p 16379 ping >/dev/null 2>&1; do sleep 0.05; done
+	gws=()
+	for i in 1 2 3; do gateway epoll 18080 "1909$i" 'listen: {reusePort: true}
+storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'; gws+=("$GW"); done
+	bcast 3nodes 19091 "$(IFS=,; echo "${gws[*]}")"
+	for g in "${gws[@]}"; do stop "$g"; done
+	if command -v jq >/dev/null; then
+		for f in "$OUT"/broadcast-*.json; do
+			jq -r --arg f "$(basename "$f" .json)" '.broadcast | "\($f): \(.subscribed) subscribers, \(.perSecond|floor) deliveries/s, last delivery p50 \(.lastDelivery.p50Ms) ms p99 \(.lastDelivery.p99Ms) ms, \(.bytesPerSubscription|floor) bytes/subscription, \(.lost) lost"' "$f"
+		done | tee "$OUT/broadcast.txt"
+	fi
 fi
 echo "results in $OUT"

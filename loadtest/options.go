@@ -11,7 +11,11 @@
 //     latency and the delivery latency measured at the receiving socket;
 //   - http-integration: echo through a route whose integration is a
 //     Lambda-proxy-style backend the generator serves itself, reporting
-//     the latency the gateway adds over calling that backend directly.
+//     the latency the gateway adds over calling that backend directly;
+//   - broadcast: every connection subscribes to one channel, the
+//     generator publishes to it through the management API, reporting
+//     per publish the time until the last subscriber has it, deliveries
+//     per second and the gateway's memory per subscription.
 //
 // Each handshake may carry an identity for a $connect authorizer (a
 // token in the query or in headers, shared or one a connection), and
@@ -42,7 +46,16 @@ const (
 	Echo            = "echo"
 	Post            = "post"
 	HTTPIntegration = "http-integration"
+	Broadcast       = "broadcast"
 )
+
+// MaxPublishes caps --publishes (the generator keeps counters per
+// publish and subscriber shard).
+const MaxPublishes = 100_000
+
+// MaxMergeable is the most publishes whose times a broadcast summary
+// lists one by one, for MergeBroadcast.
+const MaxMergeable = 20_000
 
 // MaxDuration caps every phase of a run but the ramp.
 const MaxDuration = 10 * time.Minute
@@ -54,7 +67,7 @@ const MaxRamp = 30 * time.Minute
 // Options configure a run. Run fills in defaults for zero fields; the
 // run is bounded by Connections and Duration and targets loopback only.
 type Options struct {
-	Scenario string // Connect, Echo, Post or HTTPIntegration
+	Scenario string // Connect, Echo, Post, HTTPIntegration or Broadcast
 
 	// URL is the WebSocket URL of the stage, e.g. ws://127.0.0.1:8080/dev.
 	URL string
@@ -112,6 +125,21 @@ type Options struct {
 	// Whoami is the action answering {"connectionId":"..."} (post).
 	// Default "whoami".
 	Whoami string
+
+	// Channel is the channel of broadcast. Default "bench".
+	Channel string
+	// Publishes is how many messages broadcast publishes (or, with
+	// Publish off, expects). Default 100.
+	Publishes int
+	// PublishRate paces the publishes (per second; 0: each as soon as
+	// the previous one is answered).
+	PublishRate float64
+	// Publish makes this process the publisher of broadcast; a process
+	// without it only listens (several processes hold the subscribers).
+	Publish bool
+	// WaitMembers, when set, makes the publisher wait until the channel
+	// has this many members (the other processes' subscribers too).
+	WaitMembers int
 
 	// BackendListen is where the in-process backend listens
 	// (http-integration). Default 127.0.0.1:8000.
@@ -184,8 +212,17 @@ func (o Options) withDefaults() Options {
 	if o.Concurrency == 0 {
 		o.Concurrency = 64
 	}
+	if o.Action == "" && o.Scenario == Broadcast {
+		o.Action = "subscribe"
+	}
 	if o.Action == "" {
 		o.Action = "echo"
+	}
+	if o.Channel == "" {
+		o.Channel = "bench"
+	}
+	if o.Publishes == 0 {
+		o.Publishes = 100
 	}
 	if o.Expect == "" {
 		o.Expect = "auto"
@@ -219,9 +256,9 @@ func (o Options) withDefaults() Options {
 // Validate refuses anything but a bounded run against loopback addresses.
 func (o *Options) Validate() error {
 	switch o.Scenario {
-	case Connect, Echo, Post, HTTPIntegration:
+	case Connect, Echo, Post, HTTPIntegration, Broadcast:
 	default:
-		return fmt.Errorf("unknown scenario %q (want connect, echo, post or http-integration)", o.Scenario)
+		return fmt.Errorf("unknown scenario %q (want connect, echo, post, http-integration or broadcast)", o.Scenario)
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil || u.Host == "" {
@@ -268,10 +305,14 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--message-bytes %d: want 0 to 1048576", o.MessageBytes)
 	case o.Expect != "data" && o.Expect != "raw" && o.Expect != "auto":
 		return fmt.Errorf("--expect %q: want data, raw or auto", o.Expect)
-	case strings.ContainsAny(o.Action+o.Whoami, `"\`):
-		return errors.New("--action and --whoami must not hold quotes or backslashes")
+	case strings.ContainsAny(o.Action+o.Whoami+o.Channel, `"\`):
+		return errors.New("--action, --whoami and --channel must not hold quotes or backslashes")
+	case o.Publishes < 1 || o.Publishes > MaxPublishes:
+		return fmt.Errorf("--publishes %d: want 1 to %d", o.Publishes, MaxPublishes)
+	case o.PublishRate < 0 || o.WaitMembers < 0:
+		return errors.New("--publish-rate and --wait-members must not be negative")
 	}
-	if o.Scenario == Post {
+	if o.Scenario == Post || o.Scenario == Broadcast {
 		m, err := url.Parse(o.Management)
 		if err != nil || m.Host == "" || m.Scheme != "http" {
 			return fmt.Errorf("--management %q: want http://127.0.0.1:PORT", o.Management)

@@ -45,6 +45,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	bound := o.RampTimeout + o.Duration + o.DirectAfter + 2*o.Drain + whoamiTimeout + time.Minute
+	if o.Scenario == Broadcast {
+		bound += 2 * subscribeTimeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 
@@ -158,6 +161,9 @@ func runOnce(ctx context.Context, o Options) (*Summary, error) {
 	case Post:
 		p := r.newPost()
 		phase = p.run
+	case Broadcast:
+		b := r.newBroadcast()
+		phase = b.run
 	case HTTPIntegration:
 		hi, err := r.newIntegration()
 		if err != nil {

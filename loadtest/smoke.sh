@@ -2,8 +2,9 @@
 # A short run of every load scenario against a real gateway, so that the
 # load generator and the gateway cannot drift apart: ~200 connections and
 # 2-3 seconds per scenario, on loopback ports 18080/19090 (the echo
-# example), 18081/19091 (an HTTP-integration gateway), 18000 (the
-# generator's backend) and 18090 (the plain echo server).
+# example), 18081/19091 (an HTTP-integration gateway), 18082/19092 (a
+# gateway with a subscribe route), 18000 (the generator's backend) and
+# 18090 (the plain echo server).
 #
 #   bash loadtest/smoke.sh
 #
@@ -121,5 +122,23 @@ run connect --url ws://127.0.0.1:18083/dev --connections 100 --duration 1s --tok
 	--header 'Authorization: Bearer {token}'
 AWS_SECRET_ACCESS_KEY=$PORTICO_SMOKE_SECRET run post --url ws://127.0.0.1:18082/dev --management http://127.0.0.1:19092 \
 	--connections 100 --clients 8 --duration 1s --token smoke --token-query token --access-key AKIDSMOKE
+# A gateway whose "subscribe" route joins the channel the message names.
+cat >"$tmp/broadcast.yaml" <<'YAML'
+management:
+  address: 127.0.0.1:19093
+apis:
+  - name: smoke-broadcast
+    listen: 127.0.0.1:18084
+    stages:
+      - name: dev
+    routes:
+      subscribe:
+        subscribe: ["${request.body.channel}"]
+        routeResponse: true
+        integration: {type: mock, response: {body: subscribed}}
+YAML
+start_gateway "$tmp/broadcast.yaml" 18084
+run broadcast --url ws://127.0.0.1:18084/dev --management http://127.0.0.1:19093 --connections 200 \
+	--publishes 50 --publish-rate 50 --message-bytes 100 --duration 5s --gateway-pid "$gw"
 
 echo "smoke: every load scenario ran clean"

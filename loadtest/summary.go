@@ -26,6 +26,7 @@ type Summary struct {
 	Messages    *MessageResult     `json:"messages,omitempty"`    // echo, http-integration
 	Post        *PostResult        `json:"post,omitempty"`        // post
 	Integration *IntegrationResult `json:"integration,omitempty"` // http-integration
+	Broadcast   *BroadcastResult   `json:"broadcast,omitempty"`   // broadcast
 	// Connections says how the connections ended.
 	Connections wsclient.Stats `json:"connections"`
 	// Gateway is the memory and CPU of --gateway-pid, read before the
@@ -177,6 +178,9 @@ func printTable(tw io.Writer, s *Summary) {
 		if p.Lost+p.Unexpected+int64(p.MissingIDs) > 0 {
 			fmt.Fprintf(tw, "  not delivered\t%d lost, %d unexpected, %d ids missing\n", p.Lost, p.Unexpected, p.MissingIDs)
 		}
+	}
+	if b := s.Broadcast; b != nil {
+		printBroadcast(tw, b)
 	}
 	if in := s.Integration; in != nil {
 		if in.Outside {

@@ -23,8 +23,11 @@ import (
 //
 //	PUT    /{stage}/@connections/{id}/channels/{channel}[?recover=<epoch>:<offset>]  subscribe (204)
 //	DELETE /{stage}/@connections/{id}/channels/{channel}                            unsubscribe (204; 404 if not subscribed)
-//	POST   /{stage}/@channels/{channel}[?exclude={id}]       publish the body: {"delivered":n,"dropped":m,"nodes":0}
-//	GET    /{stage}/@channels/{channel}[?limit=&cursor=]     members on this node, by connection id
+//
+// (both run on the node holding the connection: forwarded like other
+// @connections calls when it is another)
+//	POST   /{stage}/@channels/{channel}[?exclude={id}]       publish the body: {"delivered":n,"dropped":m,"nodes":k}
+//	GET    /{stage}/@channels/{channel}[?limit=&cursor=]     members (on every live node with Redis), by connection id
 //	GET    /{stage}/@connections[?limit=&cursor=]            this stage's connections on this node
 //
 // A channel name may contain '/': it is the rest of the path.
@@ -78,16 +81,21 @@ func (h *Handler) serveExtension(w http.ResponseWriter, r *http.Request) bool {
 	case "publish":
 		h.publish(w, r, reg, stage, name)
 	case "members":
-		page, err := reg.Members(stage, name, cursor, limit)
-		if err != nil {
+		page, err := reg.Members(r.Context(), stage, name, cursor, limit)
+		switch {
+		case errors.Is(err, channels.ErrInvalidName):
 			writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
+			return true
+		case err != nil:
+			h.log.Warn("channel members could not be listed", "stage", stage, "err", err)
+			writeError(w, http.StatusServiceUnavailable, cluster.ErrTypeServiceUnavailable, "The channel's members could not be read")
 			return true
 		}
 		writeJSON(w, page)
 	case "list":
 		h.list(w, stage, cursor, limit)
 	case "subscribe", "unsubscribe":
-		h.membership(w, r, reg, op, stage, id, name)
+		h.membership(w, r, op, stage, id, name)
 	}
 	return true
 }
@@ -145,53 +153,82 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, reg *channels.
 		binary = true
 	}
 	res, err := reg.Publish(r.Context(), stage, name, data, binary, r.URL.Query().Get("exclude"))
-	if err != nil && !errors.Is(err, channels.ErrInvalidName) {
-		h.log.Warn("channel publish reached only part of the cluster", "stage", stage, "err", err)
-	} else if err != nil {
+	switch {
+	case errors.Is(err, channels.ErrInvalidName):
 		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
 		return
+	case err != nil && res == (channels.Result{}):
+		// The bus (Redis) took none of it.
+		h.log.Warn("channel publish failed", "stage", stage, "err", err)
+		writeError(w, http.StatusServiceUnavailable, cluster.ErrTypeServiceUnavailable, "The channel bus is unavailable")
+		return
+	case err != nil:
+		h.log.Warn("channel publish reached only part of the cluster", "stage", stage, "err", err)
 	}
 	writeJSON(w, res)
 }
 
-func (h *Handler) membership(w http.ResponseWriter, r *http.Request, reg *channels.Registry, op, stage, id, name string) {
-	c, found := h.opts.Conns.Get(id)
-	if !found || c.Info().Stage != stage {
-		// This slice subscribes connections of this node only.
-		writeResult(w, cluster.Gone())
-		return
+// membership subscribes or unsubscribes a connection, on the node that
+// holds it: here, or forwarded to its owner like other @connections calls.
+func (h *Handler) membership(w http.ResponseWriter, r *http.Request, op, stage, id, name string) {
+	o := &cluster.Op{Kind: op, Stage: stage, ID: id, Channel: name}
+	if op == cluster.OpSubscribe {
+		if v := r.URL.Query().Get("recover"); v != "" {
+			if _, err := channels.ParsePosition(v); err != nil {
+				writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
+				return
+			}
+			o.Recover = v
+		}
 	}
-	if op == "unsubscribe" {
-		ok, err := reg.Unsubscribe(c, name)
+	res := h.Local(o)
+	if res.Status == http.StatusGone && h.opts.Forward != nil {
+		if fwd, ok := h.opts.Forward(r.Context(), o); ok {
+			res = fwd
+			h.opts.Metrics.Relayed.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
+		}
+	}
+	writeResult(w, res)
+}
+
+// localMembership runs a subscribe or unsubscribe of c, a connection of
+// this node.
+func (h *Handler) localMembership(c connections.Conn, o *cluster.Op) cluster.Result {
+	reg := h.opts.Channels
+	if reg == nil {
+		return cluster.Result{Status: http.StatusForbidden, ErrType: cluster.ErrTypeForbidden, Message: "Forbidden"}
+	}
+	bad := func(err error) cluster.Result {
+		return cluster.Result{Status: http.StatusBadRequest, ErrType: cluster.ErrTypeBadRequest, Message: err.Error()}
+	}
+	if o.Kind == cluster.OpUnsubscribe {
+		ok, err := reg.Unsubscribe(c, o.Channel)
 		switch {
 		case errors.Is(err, channels.ErrClosed):
-			writeResult(w, cluster.Gone())
+			return cluster.Gone()
 		case err != nil:
-			writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
+			return bad(err)
 		case !ok:
-			writeError(w, http.StatusNotFound, "NotFoundException", "The connection is not subscribed to "+name)
-		default:
-			w.WriteHeader(http.StatusNoContent)
+			return cluster.Result{Status: http.StatusNotFound, ErrType: cluster.ErrTypeNotFound,
+				Message: "The connection is not subscribed to " + o.Channel}
 		}
-		return
+		return cluster.Result{Status: http.StatusNoContent}
 	}
 	var pos *channels.Position
-	if v := r.URL.Query().Get("recover"); v != "" {
-		p, err := channels.ParsePosition(v)
+	if o.Recover != "" {
+		p, err := channels.ParsePosition(o.Recover)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
-			return
+			return bad(err)
 		}
 		pos = &p
 	}
-	switch err := reg.Subscribe(c, name, pos); {
+	switch err := reg.Subscribe(c, o.Channel, pos); {
 	case errors.Is(err, channels.ErrClosed):
-		writeResult(w, cluster.Gone())
+		return cluster.Gone()
 	case err != nil:
-		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, err.Error())
-	default:
-		w.WriteHeader(http.StatusNoContent)
+		return bad(err)
 	}
+	return cluster.Result{Status: http.StatusNoContent}
 }
 
 // connectionPage is the answer of GET /{stage}/@connections.

@@ -286,6 +286,8 @@ func (h *Handler) Local(o *cluster.Op) cluster.Result {
 			return cluster.Gone()
 		}
 		return cluster.Result{Status: http.StatusNoContent}
+	case cluster.OpSubscribe, cluster.OpUnsubscribe:
+		return h.localMembership(c, o)
 	}
 	return cluster.Result{Status: http.StatusForbidden, ErrType: cluster.ErrTypeForbidden, Message: "Missing Authentication Token"}
 }

@@ -16,6 +16,17 @@ type Channels interface {
 	Unsubscribe(c connections.Conn, channel string) error
 }
 
+// SharedChannels is implemented by registries whose Subscribe may wait
+// for another system (channels across nodes wait for Redis on a node's
+// first member of a channel). Routing then applies a route's declared
+// subscriptions on a goroutine of its own, never on the connection
+// server's loop, as it does for cluster-wide throttling; so with shared
+// channels the answers of such mock routes may overtake each other.
+type SharedChannels interface {
+	Channels
+	Shared() bool
+}
+
 // The extension headers of an integration's answer: a comma-separated
 // list of channel names to join or leave. AWS-style backends never send
 // them; they are taken out of the answer (on $connect, they do not go

@@ -1,10 +1,14 @@
 package routing
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/expr"
 )
 
@@ -61,4 +65,68 @@ func FuzzChannelHeaders(f *testing.F) {
 			t.Fatalf("left %v", h)
 		}
 	})
+}
+
+// blockingChannels is a SharedChannels whose Subscribe waits until
+// released, as a first subscribe across nodes waits for Redis.
+type blockingChannels struct {
+	shared  bool
+	entered chan string
+	release chan struct{}
+}
+
+func (b *blockingChannels) Subscribe(_ connections.Conn, name string) error {
+	b.entered <- name
+	<-b.release
+	return nil
+}
+func (b *blockingChannels) Unsubscribe(connections.Conn, string) error { return nil }
+func (b *blockingChannels) Shared() bool                               { return b.shared }
+
+// With shared channels a route's declared subscribe runs off the
+// connection server's loop: Message returns while the subscribe waits,
+// and the route's answer follows the subscribe.
+func TestSharedChannelsSubscribeOffTheLoop(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		ch := &blockingChannels{shared: shared, entered: make(chan string, 1), release: make(chan struct{})}
+		api := baseAPI(map[string]Route{"join": {RouteResponse: true, Subscribe: []string{"room:${request.body.room}"}, Integration: mock("joined")}})
+		r, err := New(Options{API: api, Metrics: metrics.New(nil), Logger: slog.New(slog.DiscardHandler), Channels: ch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &testRouter{r, nil}
+		c := tr.open(t, "prod")
+		returned := make(chan struct{})
+		go func() {
+			r.Message(c, connections.Message{Data: []byte(`{"action":"join","room":"7"}`)})
+			close(returned)
+		}()
+		if got := <-ch.entered; got != "room:7" {
+			t.Fatalf("subscribed to %q", got)
+		}
+		if shared {
+			select {
+			case <-returned:
+			case <-time.After(waitTimeout):
+				t.Fatal("Message waited for the subscribe: it would hold the connection server's loop")
+			}
+		} else {
+			select {
+			case <-returned:
+				t.Fatal("without shared channels the subscribe runs inline, yet Message returned before it")
+			default: // Message is inside Subscribe, which waits for release
+			}
+		}
+		select {
+		case f := <-c.sent:
+			t.Fatalf("answer %q before the subscribe was done", f.data)
+		default:
+		}
+		close(ch.release)
+		if f := c.next(t); f.data != "joined" {
+			t.Errorf("answer %q", f.data)
+		}
+		<-returned
+		r.shutdown(t)
+	}
 }

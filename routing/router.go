@@ -91,6 +91,9 @@ type Router struct {
 	inFlight   *throttle.Gate
 	maxPerConn int32    // 0: no bound
 	channels   Channels // nil: channel subscriptions are ignored
+	// sharedChannels: subscribing may wait (SharedChannels), so declared
+	// subscriptions of messages run off the loop.
+	sharedChannels bool
 
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
@@ -201,6 +204,9 @@ func New(opts Options) (*Router, error) {
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
 		channels: opts.Channels,
 		limiter:  opts.Throttle, inFlight: opts.InFlight,
+	}
+	if sc, ok := opts.Channels.(SharedChannels); ok {
+		r.sharedChannels = sc.Shared()
 	}
 	switch n := opts.MaxInFlightPerConnection; {
 	case n == 0:
@@ -520,6 +526,23 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	call := r.messageCall(s, rt, m, requestID, now)
 	if call == nil {
 		return // a route without an integration: nothing to run
+	}
+	if r.sharedChannels && len(rt.subscribe) > 0 {
+		// The subscribe may wait for Redis: not on the loop.
+		if !r.acquire(s, st) {
+			r.sendError(c, st, msgThrottled, requestID)
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer r.release(s)
+			r.applyDeclared(c, rt, call)
+			if rt.integ != nil {
+				r.run(c, st, rt, call)
+			}
+		}()
+		return
 	}
 	r.applyDeclared(c, rt, call)
 	if rt.integ == nil {

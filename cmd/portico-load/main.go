@@ -7,6 +7,8 @@
 //	portico-load echo --connections 1000 --depth 4 --duration 10s [--compare-plain 127.0.0.1:8090]
 //	portico-load post --connections 1000 --clients 64 --duration 10s --management http://127.0.0.1:9090
 //	portico-load http-integration --connections 200 --backend-listen 127.0.0.1:8000 --duration 10s
+//	portico-load broadcast --connections 10000 --publishes 200 --publish-rate 20 --message-bytes 100 --duration 30s --management http://127.0.0.1:9090
+//	portico-load broadcast-merge gen1.json gen2.json ...   # one run's listener and publisher summaries
 //	portico-load plain-echo --listen 127.0.0.1:8090   # reference goroutine-per-connection echo server
 //	portico-load backend --listen 127.0.0.1:8000      # the Lambda-proxy backend, as its own process
 //	portico-load authorizer --listen 127.0.0.1:8500 --token-file tokens.txt --tokens 5000 --aud bench   # REQUEST/TOKEN authorizer and JWT issuer
@@ -44,8 +46,10 @@ func main() {
 	defer stop()
 	var err error
 	switch cmd := os.Args[1]; cmd {
-	case loadtest.Connect, loadtest.Echo, loadtest.Post, loadtest.HTTPIntegration:
+	case loadtest.Connect, loadtest.Echo, loadtest.Post, loadtest.HTTPIntegration, loadtest.Broadcast:
 		err = scenario(ctx, cmd, os.Args[2:])
+	case "broadcast-merge":
+		err = broadcastMerge(os.Args[2:])
 	case "plain-echo":
 		err = plainEcho(ctx, os.Args[2:])
 	case "backend":
@@ -74,6 +78,7 @@ scenarios (loopback targets only; every run bounded by --connections and --durat
   echo              closed-loop (or --msg-rate) messages on a two-way route, report msgs/s and round trips
   post              @connections POSTs to random connections, report HTTP and delivery latency
   http-integration  echo through an HTTP integration served by the generator, report what the gateway adds
+  broadcast         subscribe every connection to a channel, publish to it, report time to the last subscriber
 
 servers:
   plain-echo        the reference goroutine-per-connection gorilla/websocket echo server
@@ -81,6 +86,7 @@ servers:
   authorizer        a REQUEST/TOKEN authorizer (POST /allow) and a JWT issuer (/jwks, /token) for $connect
 
 other:
+  broadcast-merge   combine the summaries (--json) of the generator processes of one broadcast run
   redis-echo        the Redis relay's two hops alone: PUBLISH a request, another process (--serve) PUBLISHes it back
 `)
 	os.Exit(2)
@@ -141,6 +147,16 @@ func scenario(ctx context.Context, name string, args []string) error {
 		fs.StringVar(&o.SecretKey, "secret-key", "", "the key's secret (default: $AWS_SECRET_ACCESS_KEY; prefer the environment or --secret-key-file: a command line is visible to every user); never written to the summary")
 		fs.StringVar(&secretFile, "secret-key-file", "", "read the key's secret from this file (its first line)")
 		fs.StringVar(&o.Region, "region", "us-east-1", "SigV4 signing region: the gateway's management.region")
+	case loadtest.Broadcast:
+		fs.StringVar(&o.Management, "management", "http://127.0.0.1:9090", "management listener; /STAGE is added unless the URL has a path")
+		fs.StringVar(&o.Stage, "stage", "", "stage for --management (default: the first path segment of --url)")
+		fs.StringVar(&o.Action, "action", "subscribe", "route that subscribes: {\"action\":ACTION,\"channel\":CHANNEL}, answered by the route")
+		fs.StringVar(&o.Channel, "channel", "bench", "channel to subscribe to and publish to")
+		fs.IntVar(&o.Publishes, "publishes", 100, fmt.Sprintf("messages to publish (or, with --publish=false, to expect); at most %d", loadtest.MaxPublishes))
+		fs.Float64Var(&o.PublishRate, "publish-rate", 0, "publishes a second (0: each as soon as the previous one is answered)")
+		fs.BoolVar(&o.Publish, "publish", true, "publish (false: only listen, for the other generator processes of a run)")
+		fs.IntVar(&o.WaitMembers, "wait-members", 0, "before publishing, wait until the channel has this many members (all processes' subscribers)")
+		fs.IntVar(&o.MessageBytes, "message-bytes", 0, "pad each published body to about this many bytes")
 	}
 	_ = fs.Parse(args)
 	if fs.NArg() > 0 {
@@ -217,6 +233,32 @@ func scenario(ctx context.Context, name string, args []string) error {
 	if *failOnErrors && sum.Failed() {
 		return errors.New("the run had problems (see \"problems\" in the summary)")
 	}
+	return nil
+}
+
+// broadcastMerge prints the combination of broadcast summaries.
+func broadcastMerge(files []string) error {
+	if len(files) == 0 {
+		return errors.New("broadcast-merge: give the --json summaries of one run's generator processes")
+	}
+	var sums []*loadtest.Summary
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var s loadtest.Summary
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		sums = append(sums, &s)
+	}
+	m, err := loadtest.MergeBroadcast(sums)
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(m, "", "  ")
+	fmt.Println(string(out))
 	return nil
 }
 

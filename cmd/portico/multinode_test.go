@@ -42,6 +42,17 @@ type node struct {
 // each has its own ports.
 func startNodes(t *testing.T, n int, storage string) []*node {
 	t.Helper()
+	return startNodesWith(t, n, storage, `    routes:
+      whoami:
+        routeResponse: true
+        integration: {type: mock, response: {body: "$context.connectionId"}}
+`)
+}
+
+// startNodesWith is startNodes with api as the rest of the API's YAML
+// (its routes, its channels), indented under it.
+func startNodesWith(t *testing.T, n int, storage, api string) []*node {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "portico")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -56,11 +67,7 @@ apis:
   - name: multi
     listen: %q
     stages: [{name: test}]
-    routes:
-      whoami:
-        routeResponse: true
-        integration: {type: mock, response: {body: "$context.connectionId"}}
-`, nd.mgmt, storage, nd.ws)
+`, nd.mgmt, storage, nd.ws) + api
 		path := filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
