@@ -814,6 +814,9 @@ func (h *handler) Connect(ctx context.Context, req *connections.ConnectRequest) 
 	if !res.Accepted() || h.api == nil {
 		return res
 	}
+	if !strings.Contains(req.Request.URL.RawQuery, "recover") {
+		return res // most handshakes: no query to parse
+	}
 	var positions map[string]Position
 	for _, v := range req.Request.URL.Query()["recover"] {
 		for item := range strings.SplitSeq(v, ",") {
@@ -836,25 +839,37 @@ func (h *handler) Connect(ctx context.Context, req *connections.ConnectRequest) 
 }
 
 func (h *handler) Opened(c connections.Conn) {
+	var positions map[string]Position
 	if h.api != nil {
-		var positions map[string]Position
 		h.r.pendingMu.Lock()
 		if len(h.r.pending) > 0 {
 			positions = h.r.pending[c.Info().ID]
 			delete(h.r.pending, c.Info().ID)
 		}
 		h.r.pendingMu.Unlock()
-		// Not in its hub yet: $connect's subscriptions (the next
-		// Opened) find the member made here, which is forgotten again
-		// if they made none.
+	}
+	// Not in its hub yet: $connect's subscriptions (the next Opened) find
+	// a member made here, forgotten again if they made none. A
+	// connection with neither recovery positions nor subscriptions to
+	// make, most of them, costs no member at all.
+	made := h.api != nil && (positions != nil || wantsChannels(c))
+	if made {
 		h.r.open(c, h.api, positions)
 	}
 	if o, ok := h.next.(connections.Opener); ok {
 		o.Opened(c)
 	}
-	if h.api != nil {
+	if made {
 		h.r.trim(c)
 	}
+}
+
+// wantsChannels reports whether c's handler has channels to join for it
+// on Opened: a connection state that says so (routing's session, when
+// $connect asked for subscriptions).
+func wantsChannels(c connections.Conn) bool {
+	p, ok := c.State().(interface{ PendingChannels() bool })
+	return ok && p.PendingChannels()
 }
 
 func (h *handler) Message(c connections.Conn, m connections.Message) { h.next.Message(c, m) }

@@ -7,6 +7,7 @@
 #
 #   bash loadtest/revs.sh OLD NEW        # e.g. 11d8756 HEAD
 #   REPS=3 bash loadtest/revs.sh main~5 main
+#   WHAT="connect echo" REPS=5 bash loadtest/revs.sh OLD NEW   # some of them
 #
 # Each revision is built from a temporary git worktree. Results (JSON
 # summaries) go to $OUT (default ./bench-results/revs); the table at the
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 old=${1:?usage: revs.sh OLD NEW}
 new=${2:?usage: revs.sh OLD NEW}
 REPS=${REPS:-3}
+WHAT=${WHAT:-idle connect echo post}
+has() { [[ " $WHAT " == *" $1 "* ]]; }
 OUT=${OUT:-$PWD/bench-results/revs}
 mkdir -p "$OUT"
 . loadtest/lib.sh
@@ -63,24 +66,35 @@ stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 for rep in $(seq "$REPS"); do
 	for side in old new; do
 		j="$OUT/$side-$rep"
-		start "$side"
-		"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 5000 --hold 20s \
-			--sources "$SRC" --gateway-pid "$GW" --json "$j-idle.json" >/dev/null
-		stop "$GW"
-		start "$side"
-		"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --concurrency 512 --hold 1s \
-			--sources "$SRC" --gateway-pid "$GW" --json "$j-connect.json" >/dev/null
-		stop "$GW"
-		start "$side"
-		"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --duration 10s \
-			--sources "$SRC" --gateway-pid "$GW" --json "$j-echo.json" >/dev/null
-		stop "$GW"
-		start "$side"
-		"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
-			--clients 64 --duration 10s --gateway-pid "$GW" --json "$j-post.json" >/dev/null
-		stop "$GW"
+		if has idle; then
+			start "$side"
+			"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 5000 --hold 20s \
+				--sources "$SRC" --gateway-pid "$GW" --json "$j-idle.json" >/dev/null
+			stop "$GW"
+		fi
+		if has connect; then
+			start "$side"
+			"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --concurrency 512 --hold 1s \
+				--sources "$SRC" --gateway-pid "$GW" --json "$j-connect.json" >/dev/null
+			stop "$GW"
+		fi
+		if has echo; then
+			start "$side"
+			"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --duration 10s \
+				--sources "$SRC" --gateway-pid "$GW" --json "$j-echo.json" >/dev/null
+			stop "$GW"
+		fi
+		if has post; then
+			start "$side"
+			"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
+				--clients 64 --duration 10s --gateway-pid "$GW" --json "$j-post.json" >/dev/null
+			stop "$GW"
+		fi
 	done
 done
+
+# fig FILE PATH: the figure, rounded, or "-" when that run was not made.
+fig() { if [[ -f $1 ]]; then jq -r "$2 | round" "$1"; else echo -; fi; }
 
 # The table: one row per round and revision.
 {
@@ -88,11 +102,11 @@ done
 	for rep in $(seq "$REPS"); do
 		for side in old new; do
 			j="$OUT/$side-$rep"
-			printf '%-4s %-4s %14.0f %14.0f %14.0f %14.0f\n' "$rep" "$side" \
-				"$(jq -r .gateway.bytesPerConnection "$j-idle.json")" \
-				"$(jq -r .connect.perSecond "$j-connect.json")" \
-				"$(jq -r .messages.perSecond "$j-echo.json")" \
-				"$(jq -r .post.perSecond "$j-post.json")"
+			printf '%-4s %-4s %14s %14s %14s %14s\n' "$rep" "$side" \
+				"$(fig "$j-idle.json" .gateway.bytesPerConnection)" \
+				"$(fig "$j-connect.json" .connect.perSecond)" \
+				"$(fig "$j-echo.json" .messages.perSecond)" \
+				"$(fig "$j-post.json" .post.perSecond)"
 		done
 	done
 } | tee "$OUT/table.txt"

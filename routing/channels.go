@@ -123,6 +123,11 @@ func (r *Router) Opened(c connections.Conn) {
 	r.applyChannels(c, ops)
 }
 
+// PendingChannels reports whether $connect asked for subscriptions that
+// Opened is still to make (the channels registry asks, to keep nothing
+// for the connections that ask for none).
+func (s *session) PendingChannels() bool { return s.x != nil && s.x.pending != nil }
+
 func (s *session) setPending(ops channelOps) {
 	if !ops.empty() {
 		s.extra().pending = &ops

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -625,7 +626,11 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 	if r.limiter == nil || st.connectLimit == nil {
 		return nil
 	}
-	lc, err := r.limiter.Connect(st.connectLimit, req.Header, req.URL.Query(), usageKey)
+	var q url.Values // parsed only when there is a query (an API key may be in it)
+	if req.URL.RawQuery != "" {
+		q = req.URL.Query()
+	}
+	lc, err := r.limiter.Connect(st.connectLimit, req.Header, q, usageKey)
 	if err == nil {
 		if lc != nil {
 			s.extra().limits = lc
