@@ -112,23 +112,21 @@ func ParseRecover(s string) (string, Position, error) {
 // match reports whether name matches pattern, where '*' stands for any
 // run of characters (room:* matches room:1 and room:a/b).
 func match(pattern, name string) bool {
-	for {
-		star := strings.IndexByte(pattern, '*')
-		if star < 0 {
-			return pattern == name
-		}
-		if !strings.HasPrefix(name, pattern[:star]) {
-			return false
-		}
-		name, pattern = name[star:], pattern[star+1:]
-		if pattern == "" {
-			return true
-		}
-		for i := 0; i <= len(name); i++ {
-			if match(pattern, name[i:]) {
-				return true
-			}
-		}
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, pattern[:star]) {
 		return false
 	}
+	name, pattern = name[star:], pattern[star+1:]
+	if pattern == "" {
+		return true
+	}
+	for i := 0; i <= len(name); i++ {
+		if match(pattern, name[i:]) {
+			return true
+		}
+	}
+	return false
 }

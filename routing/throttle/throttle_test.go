@@ -332,8 +332,9 @@ func TestNewRefusesBadPlans(t *testing.T) {
 
 func TestGate(t *testing.T) {
 	g := NewGate(2)
-	if !g.Acquire() || !g.Acquire() || g.Acquire() {
-		t.Fatal("want two admitted, the third refused")
+	first, second, third := g.Acquire(), g.Acquire(), g.Acquire()
+	if !first || !second || third {
+		t.Fatalf("admitted %v %v %v, want two admitted and the third refused", first, second, third)
 	}
 	g.Release()
 	if !g.Acquire() {
