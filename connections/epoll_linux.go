@@ -4,7 +4,6 @@ package connections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -53,34 +52,22 @@ type EpollServer struct {
 	shards []*shard
 	next   atomic.Uint32 // round-robin shard choice
 
-	// ctx is every handshake's context (Handler.Connect); Shutdown
-	// cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	// mu guards closing, listeners and reading. It is never held while
-	// calling the Handler or taking a shard's or a connection's lock.
-	mu         sync.Mutex
-	closing    bool
-	listeners  []net.Listener
-	reading    map[net.Conn]struct{} // handshakes still reading their request
-	handshakes sync.WaitGroup        // one per accepted socket until handed to a shard or closed
-	wg         sync.WaitGroup        // shard loops
-	stopShards sync.Once             // a second Shutdown must not wake closed loops
-	open       sync.WaitGroup        // one per connection until Disconnect returned
+	acceptor                  // listeners, handshakes, closing; its mu guards them
+	wg         sync.WaitGroup // shard loops
+	stopShards sync.Once      // a second Shutdown must not wake closed loops
+	open       sync.WaitGroup // one per connection until Disconnect returned
 }
 
 // NewEpollServer returns an epoll server with opts.Shards shards
 // (0: GOMAXPROCS).
 func NewEpollServer(opts Options) (*EpollServer, error) {
 	s := &EpollServer{
-		opts:    opts,
-		limits:  opts.Limits.WithDefaults(),
-		hub:     opts.Hub,
-		log:     opts.Logger,
-		reading: map[net.Conn]struct{}{},
+		opts:   opts,
+		limits: opts.Limits.WithDefaults(),
+		hub:    opts.Hub,
+		log:    opts.Logger,
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.initAcceptor()
 	if s.hub == nil {
 		s.hub = NewHub()
 	}
@@ -119,69 +106,13 @@ func (s *EpollServer) Hub() *Hub { return s.hub }
 // itself (handshake.go), asks the Handler, writes the 101 and hands the
 // raw socket to a shard, then ends.
 func (s *EpollServer) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
-	// The listener's address, for X-Forwarded-Port (as net/http does).
-	ctx := context.WithValue(s.ctx, http.LocalAddrContextKey, ln.Addr())
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of descriptors and the like: back off as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
-			select {
-			case <-time.After(delay):
-			case <-s.ctx.Done():
-			}
-			continue
-		}
-		delay = 0
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return ErrServerClosed
-		}
-		s.handshakes.Add(1)
-		s.reading[nc] = struct{}{}
-		s.mu.Unlock()
-		go s.handshake(ctx, nc)
-	}
+	return s.acceptLoop(ln, s.log, s.handshake)
 }
 
 // Shutdown stops accepting, waits for handshakes in progress, closes every
 // connection with 1001 and waits for their Disconnect calls, until ctx ends.
 func (s *EpollServer) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	s.listeners = nil
-	for nc := range s.reading {
-		_ = nc.Close() // a handshake still reading its request is dropped
-	}
-	s.mu.Unlock()
-	s.cancel() // Connect calls in progress end
-	var err error
-	for _, ln := range lns {
-		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-			err = cerr
-		}
-	}
+	err := s.stopAccepting()
 	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
@@ -214,10 +145,7 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	defer s.handshakes.Done()
 	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
-	s.mu.Lock()
-	delete(s.reading, nc)
-	closing := s.closing
-	s.mu.Unlock()
+	closing := s.doneReading(nc)
 	switch {
 	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown
 		_ = nc.Close()

@@ -59,33 +59,21 @@ type GoroutineServer struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	// ctx is every handshake's context (Handler.Connect); Shutdown
-	// cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	// mu guards closing, listeners, reading and conns. It is never held
-	// while calling the Handler or taking a connection's lock.
-	mu         sync.Mutex
-	closing    bool
-	listeners  []net.Listener
-	reading    map[net.Conn]struct{} // handshakes still reading their request
-	conns      map[*goConn]struct{}
-	handshakes sync.WaitGroup // one per accepted socket until it is a connection or closed
-	open       sync.WaitGroup // one per connection until Disconnect returned
+	acceptor // listeners, handshakes, closing; its mu also guards conns
+	conns    map[*goConn]struct{}
+	open     sync.WaitGroup // one per connection until Disconnect returned
 }
 
 // NewGoroutineServer returns a server; opts.Handler must be set.
 func NewGoroutineServer(opts Options) *GoroutineServer {
 	s := &GoroutineServer{
-		opts:    opts,
-		limits:  opts.Limits.WithDefaults(),
-		hub:     opts.Hub,
-		log:     opts.Logger,
-		reading: make(map[net.Conn]struct{}),
-		conns:   make(map[*goConn]struct{}),
+		opts:   opts,
+		limits: opts.Limits.WithDefaults(),
+		hub:    opts.Hub,
+		log:    opts.Logger,
+		conns:  make(map[*goConn]struct{}),
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.initAcceptor()
 	if s.hub == nil {
 		s.hub = NewHub()
 	}
@@ -112,74 +100,18 @@ func (s *GoroutineServer) Hub() *Hub { return s.hub }
 // gets a goroutine that reads its upgrade request, asks the Handler and,
 // once upgraded, becomes the connection's read loop.
 func (s *GoroutineServer) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners = append(s.listeners, ln)
-	s.mu.Unlock()
-	// The listener's address, for X-Forwarded-Port (as net/http does).
-	ctx := context.WithValue(s.ctx, http.LocalAddrContextKey, ln.Addr())
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of descriptors and the like: back off as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
-			select {
-			case <-time.After(delay):
-			case <-s.ctx.Done():
-			}
-			continue
+	return s.acceptLoop(ln, s.log, func(ctx context.Context, nc net.Conn) {
+		if c := s.handshake(ctx, nc); c != nil {
+			c.run()
 		}
-		delay = 0
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return ErrServerClosed
-		}
-		s.handshakes.Add(1)
-		s.reading[nc] = struct{}{}
-		s.mu.Unlock()
-		go func() {
-			if c := s.handshake(ctx, nc); c != nil {
-				c.run()
-			}
-		}()
-	}
+	})
 }
 
 // Shutdown stops accepting, drops handshakes still reading their request,
 // waits for handshakes in progress, closes every connection with 1001 and
 // waits for their Disconnect calls, until ctx ends.
 func (s *GoroutineServer) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	s.listeners = nil
-	for nc := range s.reading {
-		_ = nc.Close()
-	}
-	s.mu.Unlock()
-	s.cancel() // Connect calls in progress end
-	var err error
-	for _, ln := range lns {
-		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-			err = cerr
-		}
-	}
+	err := s.stopAccepting()
 	if werr := waitCtx(ctx, &s.handshakes); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
@@ -229,10 +161,7 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	defer s.handshakes.Done()
 	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
-	s.mu.Lock()
-	delete(s.reading, nc)
-	closing := s.closing
-	s.mu.Unlock()
+	closing := s.doneReading(nc)
 	switch {
 	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown
 		_ = nc.Close()

@@ -1,0 +1,117 @@
+package connections
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// acceptor is what both server modes share of accepting sockets: the
+// listeners, the handshakes still reading their request, and the closing
+// state. A server embeds it, so its fields and its lock are the server's.
+type acceptor struct {
+	// ctx is every handshake's context (Handler.Connect); stopAccepting
+	// cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards closing, listeners, reading and what the embedding
+	// server adds under it. It is never held while calling the Handler
+	// or taking a shard's or a connection's lock.
+	mu         sync.Mutex
+	closing    bool
+	listeners  []net.Listener
+	reading    map[net.Conn]struct{} // handshakes still reading their request
+	handshakes sync.WaitGroup        // one per accepted socket until it is a connection or closed
+}
+
+func (a *acceptor) initAcceptor() {
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.reading = make(map[net.Conn]struct{})
+}
+
+// acceptLoop accepts sockets on ln until stopAccepting, starting
+// handshake on a goroutine of its own for each; it returns
+// ErrServerClosed after stopAccepting. Accept errors other than a closed
+// listener back off as net/http does.
+func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(ctx context.Context, nc net.Conn)) error {
+	a.mu.Lock()
+	if a.closing {
+		a.mu.Unlock()
+		return ErrServerClosed
+	}
+	a.listeners = append(a.listeners, ln)
+	a.mu.Unlock()
+	// The listener's address, for X-Forwarded-Port (as net/http does).
+	ctx := context.WithValue(a.ctx, http.LocalAddrContextKey, ln.Addr())
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			a.mu.Lock()
+			closing := a.closing
+			a.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of descriptors and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed; retrying", "err", err, "in", delay)
+			select {
+			case <-time.After(delay):
+			case <-a.ctx.Done():
+			}
+			continue
+		}
+		delay = 0
+		a.mu.Lock()
+		if a.closing {
+			a.mu.Unlock()
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		a.handshakes.Add(1)
+		a.reading[nc] = struct{}{}
+		a.mu.Unlock()
+		go handshake(ctx, nc)
+	}
+}
+
+// doneReading takes nc off the handshakes still reading and reports
+// whether the server is closing.
+func (a *acceptor) doneReading(nc net.Conn) (closing bool) {
+	a.mu.Lock()
+	delete(a.reading, nc)
+	closing = a.closing
+	a.mu.Unlock()
+	return closing
+}
+
+// stopAccepting marks the server closing, drops the handshakes still
+// reading their request, ends the Connect calls in progress and closes
+// the listeners; it returns the first error closing one.
+func (a *acceptor) stopAccepting() error {
+	a.mu.Lock()
+	a.closing = true
+	lns := a.listeners
+	a.listeners = nil
+	for nc := range a.reading {
+		_ = nc.Close() // a handshake still reading its request is dropped
+	}
+	a.mu.Unlock()
+	a.cancel()
+	var err error
+	for _, ln := range lns {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
