@@ -381,8 +381,8 @@ POST /proxyecho:
 	for _, proto := range []string{"http", "rest"} {
 		g := startGateway(t, httpAPI(proto, "limits: {maxRequestBytes: 1000}\n", "- name: v1\n", routes))
 		base := apiURL(g) + "/v1"
-		// HTTP APIs answer a timeout 503 Service Unavailable, REST APIs 504.
-		timeoutStatus, timeoutBody, errorBody := 503, `{"message":"Service Unavailable"}`, `{"message":"Internal Server Error"}`
+		// A timeout is 504 for both; the REST body spells it as AWS's REST APIs do.
+		timeoutStatus, timeoutBody, errorBody := 504, `{"message":"Endpoint request timed out"}`, `{"message":"Internal Server Error"}`
 		if proto == "rest" {
 			timeoutStatus, timeoutBody, errorBody = 504, `{"message": "Endpoint request timed out"}`, `{"message": "Internal server error"}`
 		}

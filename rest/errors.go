@@ -35,9 +35,10 @@ var (
 	errDenied       = &gatewayError{http.StatusForbidden, `{"message":"Forbidden"}`, `{"Message":"User is not authorized to access this resource with an explicit deny"}`, "AccessDeniedException", 0}
 	errAuthFailure  = &gatewayError{http.StatusInternalServerError, `{"message":"Internal Server Error"}`, `{"message":null}`, "AuthorizerConfigurationException", 0}
 	errIntegration  = &gatewayError{http.StatusBadGateway, `{"message":"Internal Server Error"}`, `{"message": "Internal server error"}`, "InternalServerErrorException", 0}
-	// HTTP APIs answer an integration that overran its timeout 503
-	// Service Unavailable; REST APIs 504.
-	errTimeout   = &gatewayError{http.StatusServiceUnavailable, `{"message":"Service Unavailable"}`, `{"message": "Endpoint request timed out"}`, "InternalServerErrorException", http.StatusGatewayTimeout}
+	// An integration that overran its timeout: 504 "Endpoint request
+	// timed out" for both API types, as the timeout option documents
+	// (AWS's HTTP APIs are reported to answer 503 Service Unavailable).
+	errTimeout   = &gatewayError{http.StatusGatewayTimeout, `{"message":"Endpoint request timed out"}`, `{"message": "Endpoint request timed out"}`, "InternalServerErrorException", 0}
 	errThrottled = &gatewayError{http.StatusTooManyRequests, `{"message":"Too Many Requests"}`, `{"message":"Too Many Requests"}`, "TooManyRequestsException", 0}
 	errQuota     = &gatewayError{http.StatusTooManyRequests, `{"message":"Limit Exceeded"}`, `{"message":"Limit Exceeded"}`, "LimitExceededException", 0}
 )
