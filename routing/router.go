@@ -498,25 +498,15 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
 			// mock answers may overtake each other).
-			if !r.acquire(s, st) {
-				r.sendError(c, st, msgThrottled, requestID)
-				return
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer r.release(s)
+			r.offLoop(c, s, st, requestID, func() {
 				if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
 					r.sendError(c, st, refusalMessage(err), requestID)
 					return
 				}
 				if call := r.messageCall(s, rt, m, requestID, now); call != nil {
-					r.applyDeclared(c, rt, call)
-					if rt.integ != nil {
-						r.run(c, st, rt, call)
-					}
+					r.dispatch(c, st, rt, call)
 				}
-			}()
+			})
 			return
 		}
 		if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
@@ -525,34 +515,33 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		}
 	}
 	call := r.messageCall(s, rt, m, requestID, now)
-	if call == nil {
+	switch {
+	case call == nil:
 		return // a route without an integration: nothing to run
-	}
-	if r.sharedChannels && len(rt.subscribe) > 0 {
+	case r.sharedChannels && len(rt.subscribe) > 0:
 		// The subscribe may wait for Redis: not on the loop.
-		if !r.acquire(s, st) {
-			r.sendError(c, st, msgThrottled, requestID)
-			return
-		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			defer r.release(s)
-			r.applyDeclared(c, rt, call)
-			if rt.integ != nil {
-				r.run(c, st, rt, call)
-			}
-		}()
-		return
+		r.offLoop(c, s, st, requestID, func() { r.dispatch(c, st, rt, call) })
+	case rt.integ != nil && !rt.integ.Mock():
+		r.applyDeclared(c, rt, call)
+		r.offLoop(c, s, st, requestID, func() { r.run(c, st, rt, call) })
+	default: // a mock answers inline, in order
+		r.dispatch(c, st, rt, call)
 	}
+}
+
+// dispatch applies the route's declared channels and runs its
+// integration, if it has one.
+func (r *Router) dispatch(c connections.Conn, st *stage, rt *route, call *wsCall) {
 	r.applyDeclared(c, rt, call)
-	if rt.integ == nil {
-		return
-	}
-	if rt.integ.Mock() {
+	if rt.integ != nil {
 		r.run(c, st, rt, call)
-		return
 	}
+}
+
+// offLoop runs f on a goroutine the router owns (Shutdown waits for it),
+// counted against the in-flight bounds: past them the client gets the
+// "Too Many Requests" error frame and f does not run.
+func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID string, f func()) {
 	if !r.acquire(s, st) {
 		r.sendError(c, st, msgThrottled, requestID)
 		return
@@ -561,7 +550,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	go func() {
 		defer r.wg.Done()
 		defer r.release(s)
-		r.run(c, st, rt, call)
+		f()
 	}()
 }
 
