@@ -319,39 +319,7 @@ func (v *validator) routeAuth(key, rk string, r Route, a *API) {
 		}
 		return
 	}
-	switch r.AuthorizationType {
-	case AuthNone, AuthIAM:
-		if r.Authorizer != "" {
-			v.add(key+".authorizer", "authorizationType %s takes no authorizer (set CUSTOM, JWT or COGNITO_USER_POOLS)", r.AuthorizationType)
-		}
-		if r.AuthorizationType == AuthIAM && len(v.f.Management.Credentials) == 0 && v.f.Management.CredentialsFile == "" {
-			v.add(key+".authorizationType", "AWS_IAM checks SigV4 signatures made with the keys of management.credentials (or management.credentialsFile), and none is configured")
-		}
-	default:
-		if r.Authorizer == "" {
-			v.add(key+".authorizer", "authorizationType %s needs the name of one of the API's authorizers", r.AuthorizationType)
-			break
-		}
-		az, ok := a.Authorizers[r.Authorizer]
-		if !ok {
-			v.add(key+".authorizer", "unknown authorizer %q (the API's authorizers: %s)", r.Authorizer, authorizerNames(a))
-			break
-		}
-		if !slices.Contains(wants, az.Type) {
-			v.add(key+".authorizer", "authorizationType %s needs a %s authorizer, but %q is a %s authorizer",
-				r.AuthorizationType, strings.Join(wants, " or "), r.Authorizer, az.Type)
-		}
-	}
-	if len(r.AuthorizationScopes) > 0 {
-		switch {
-		case r.AuthorizationType != AuthJWT && r.AuthorizationType != AuthCognito:
-			v.add(key+".authorizationScopes", "only JWT and COGNITO_USER_POOLS routes check scopes")
-		case len(r.AuthorizationScopes) > maxAuthorizationScope:
-			v.add(key+".authorizationScopes", "at most %d scopes (AWS's quota), got %d", maxAuthorizationScope, len(r.AuthorizationScopes))
-		case slices.Contains(r.AuthorizationScopes, ""):
-			v.add(key+".authorizationScopes", "a scope must not be empty")
-		}
-	}
+	v.routeAuthorizer(key, r, a, wants)
 }
 
 func authorizerNames(a *API) string {

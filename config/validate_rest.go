@@ -59,6 +59,13 @@ func (v *validator) restRouteAuth(key string, r Route, a *API) {
 		v.add(key+".authorizationType", "unknown authorization type %q (want NONE, CUSTOM, JWT, COGNITO_USER_POOLS or AWS_IAM)", r.AuthorizationType)
 		return
 	}
+	v.routeAuthorizer(key, r, a, wants)
+}
+
+// routeAuthorizer checks the authorizer and the scopes of a route whose
+// authorizationType is known and allowed there; wants are the authorizer
+// types that type may name.
+func (v *validator) routeAuthorizer(key string, r Route, a *API, wants []string) {
 	switch r.AuthorizationType {
 	case AuthNone, AuthIAM:
 		if r.Authorizer != "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"sort"
@@ -135,15 +134,8 @@ func parseExtensionPath(method, path string) (op, stage, id, name string, ok boo
 }
 
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, reg *channels.Registry, stage, name string) {
-	max := h.opts.MaxPayload
-	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, "reading request body: "+err.Error())
-		return
-	}
-	if len(data) > max {
-		writeError(w, http.StatusRequestEntityTooLarge, cluster.ErrTypePayloadTooLarge,
-			fmt.Sprintf("Request payload is over the limit of %d bytes", max))
+	data, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
 	// Text unless the bytes are not UTF-8, as @connections POST; an

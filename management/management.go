@@ -184,15 +184,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o := &cluster.Op{Kind: op, Stage: stage, ID: id}
 	// The body is read first: the signature covers its hash.
 	if op == "post" || h.opts.Authorizer != nil {
-		max := h.opts.MaxPayload
-		data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, "reading request body: "+err.Error())
-			return
-		}
-		if len(data) > max {
-			writeError(w, http.StatusRequestEntityTooLarge, cluster.ErrTypePayloadTooLarge,
-				fmt.Sprintf("Request payload is over the limit of %d bytes", max))
+		data, ok := h.readBody(w, r)
+		if !ok {
 			return
 		}
 		if op == "post" {
@@ -424,4 +417,22 @@ func Server(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+}
+
+// readBody reads a request body of at most MaxPayload bytes; past it, or
+// when reading fails, it answers (413 PayloadTooLargeException, 400) and
+// reports false.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	max := h.opts.MaxPayload
+	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, "reading request body: "+err.Error())
+		return nil, false
+	}
+	if len(data) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, cluster.ErrTypePayloadTooLarge,
+			fmt.Sprintf("Request payload is over the limit of %d bytes", max))
+		return nil, false
+	}
+	return data, true
 }
