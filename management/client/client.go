@@ -205,32 +205,45 @@ func (c *Client) do(ctx context.Context, op, method, connectionID string, body [
 	if connectionID == "" {
 		return nil, fmt.Errorf("client: %s: connection id is required", op)
 	}
+	contentType := ""
+	if method == http.MethodPost {
+		contentType = "application/octet-stream"
+	}
+	return c.send(ctx, op, connectionID, method, "/@connections/"+connectionID, "/@connections/"+EscapeConnectionID(connectionID), "", contentType, body)
+}
+
+// send builds, signs and sends one request to path below the stage URL
+// (path decoded, rawPath as sent on the wire; query already encoded), with
+// the Content-Type contentType ("": none). what names the target in errors.
+// The caller closes the response body.
+func (c *Client) send(ctx context.Context, op, what, method, path, rawPath, query, contentType string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: building request: %w", op, connectionID, err)
+		return nil, fmt.Errorf("client: %s %s: building request: %w", op, what, err)
 	}
 	// Path carries the decoded form, RawPath the form sent on the wire. The
 	// signer reads EscapedPath(), which returns RawPath, so the signature
 	// covers exactly the bytes sent.
-	req.URL.Path = c.basePath + "/@connections/" + connectionID
-	req.URL.RawPath = c.baseRaw + "/@connections/" + EscapeConnectionID(connectionID)
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/octet-stream")
+	req.URL.Path = c.basePath + path
+	req.URL.RawPath = c.baseRaw + rawPath
+	req.URL.RawQuery = query
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("User-Agent", userAgent)
 
 	creds, err := c.creds.Retrieve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: retrieving credentials: %w", op, connectionID, err)
+		return nil, fmt.Errorf("client: %s %s: retrieving credentials: %w", op, what, err)
 	}
 	sum := sha256.Sum256(body)
 	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), SigningName, c.region, time.Now()); err != nil {
-		return nil, fmt.Errorf("client: %s %s: signing request: %w", op, connectionID, err)
+		return nil, fmt.Errorf("client: %s %s: signing request: %w", op, what, err)
 	}
 
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: %w", op, connectionID, err)
+		return nil, fmt.Errorf("client: %s %s: %w", op, what, err)
 	}
 	return resp, nil
 }
