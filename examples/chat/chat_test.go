@@ -42,8 +42,7 @@ func TestChat(t *testing.T) {
 			t.Errorf("event: %v", err)
 			return
 		}
-		status, body := b.handle(r.Context(), &ev)
-		reply(w, status, body)
+		reply(w, b.handle(r.Context(), &ev))
 		if ev.RequestContext.RouteKey == "$disconnect" {
 			select {
 			case disconnected <- struct{}{}:
@@ -284,5 +283,40 @@ func TestChat(t *testing.T) {
 			t.Errorf("leave %+v after %+v", m, before)
 		}
 		members(m, "ada,bob")
+	}
+
+	// Rooms are channels: eve joins another room and hears nothing of the
+	// lobby; bob moves to hers: the lobby is told he left, eve that he
+	// joined, and from then on he hears her room only.
+	eve := dial()
+	send(eve, map[string]string{"action": "join", "name": "eve", "room": "garden"})
+	if m := next(eve, "welcome"); m.Room != "garden" {
+		t.Errorf("eve's welcome %+v", m)
+	} else {
+		members(m, "eve")
+	}
+	send(ada2, map[string]string{"action": "sendmessage", "message": "lobby only"})
+	next(ada2, "message")
+	next(bob, "message")
+	send(bob, map[string]string{"action": "join", "room": "garden"})
+	if m := next(bob, "welcome"); m.Room != "garden" || m.Name != "bob" {
+		t.Errorf("bob's welcome in the garden %+v, want bob (a connection moving keeps its name)", m)
+	}
+	if m := next(eve, "join"); m.Room != "garden" {
+		t.Errorf("eve heard %+v, want bob's join (and nothing of the lobby)", m)
+	}
+	if m := next(ada2, "leave"); m.Room != "lobby" {
+		t.Errorf("ada heard %+v, want bob's leave", m)
+	}
+	send(ada2, map[string]string{"action": "sendmessage", "message": "anyone?"})
+	next(ada2, "message")
+	send(eve, map[string]string{"action": "sendmessage", "message": "hi bob"})
+	if m := next(bob, "message"); m.Text != "hi bob" || m.Room != "garden" {
+		t.Errorf("bob got %+v, want eve's message (not ada's)", m)
+	}
+	next(eve, "message")
+	send(eve, map[string]string{"action": "join", "room": "no spaces"})
+	if m := next(eve, "error"); !strings.HasPrefix(m.Message, "a room name has") {
+		t.Errorf("bad room: %+v", m)
 	}
 }
