@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -441,5 +441,42 @@ storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'; gws+=("$GW"); done
 			jq -r --arg f "$(basename "$f" .json)" '.broadcast | "\($f): \(.subscribed) subscribers, \(.perSecond|floor) deliveries/s, last delivery p50 \(.lastDelivery.p50Ms) ms p99 \(.lastDelivery.p99Ms) ms, \(.bytesPerSubscription|floor) bytes/subscription, \(.lost) lost"' "$f"
 		done | tee "$OUT/broadcast.txt"
 	fi
+fi
+if [[ $what == broadcast100k ]]; then
+	# 100,000 subscribers of one channel. One process may hold 20,000 open
+	# files here, so neither one gateway nor one generator can hold them:
+	# NODES gateways share port 18080 (reusePort) and one Redis, and
+	# LISTENERS generator processes hold PER subscribers each, with one
+	# more process (PUB subscribers) publishing once the channel lists them
+	# all. Paced (10/s: the latency to the last subscriber) and back to
+	# back (deliveries per second); 100-byte messages. Not in "all".
+	# NODES=2 LISTENERS=2 PER=500 PUB=500 is a quick check of the script.
+	nodes=${NODES:-7} listeners=${LISTENERS:-6} per=${PER:-15000} pub=${PUB:-10000}
+	total=$((listeners * per + pub))
+	redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+	pids+=($!)
+	until redis-cli -p 16379 ping >/dev/null 2>&1; do sleep 0.05; done
+	gws=()
+	for i in $(seq "$nodes"); do gateway epoll 18080 $((19100 + i)) 'listen: {reusePort: true}
+storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'; gws+=("$GW"); done
+	run100k() { # NAME PUBLISHES PUBLISH-RATE
+		local ls=()
+		for i in $(seq "$listeners"); do
+			"$load" broadcast --publish=false --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19101/dev \
+				--connections "$per" --rate 2500 --publishes "$2" --duration 180s \
+				--sources "127.0.$((10 + i)).2-127.0.$((10 + i)).6" --json "$OUT/b100k-$1-gen$i.json" >/dev/null &
+			ls+=($!)
+		done
+		"$load" broadcast --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19101/dev \
+			--connections "$pub" --rate 2500 --publishes "$2" --publish-rate "$3" --message-bytes 100 \
+			--wait-members "$total" --duration 180s --sources 127.0.10.2-127.0.10.6 \
+			--gateway-pid "$(IFS=,; echo "${gws[*]}")" --json "$OUT/b100k-$1-pub.json" >/dev/null
+		for l in "${ls[@]}"; do wait "$l" || true; done
+		"$load" broadcast-merge "$OUT"/b100k-"$1"-*.json > "$OUT/b100k-$1.txt"
+		echo "== $1: $total subscribers over $nodes nodes"; cat "$OUT/b100k-$1.txt"
+	}
+	run100k paced 200 10
+	run100k flood 300 0
+	for g in "${gws[@]}"; do stop "$g"; done
 fi
 echo "results in $OUT"
