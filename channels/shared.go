@@ -51,9 +51,10 @@ package channels
 // background (in order, batched): a join is announced to the members on
 // other nodes, and listed, a round trip or so after it happened. A node
 // that dies leaves its members in the lists until its liveness lapses
-// (the registry's node TTL): lists show only members of live nodes and
-// drop the others as they meet them. Members of a dead node get no
-// leave event.
+// (the registry's node TTL): lists show only members of live nodes. A
+// node TTL after that, a node watching the channel deletes the dead
+// node's entries and, on a channel with presence, announces each as a
+// leave (Departed; about two to three node TTLs after the death).
 
 import (
 	"context"
@@ -335,6 +336,24 @@ func (r *Registry) Resync(k Key) {
 	ch.mu.Unlock()
 	for _, m := range ms {
 		r.bus.Join(k, m)
+	}
+}
+
+// Departed announces members of k whose node died, when k has presence:
+// the bus took them out of the channel's list and calls this on one node
+// for each. The leave events go to every node watching k, as a leave
+// does.
+func (r *Registry) Departed(k Key, gone []Member) {
+	api := r.byName[k.API]
+	if api == nil {
+		return
+	}
+	cfg := r.config(api, k.Name)
+	if cfg == nil || !cfg.Presence {
+		return
+	}
+	for _, m := range gone {
+		r.bus.Presence(k, &BusMessage{Kind: KindPresence, From: r.node, Data: presenceFrame(k.Name, "leave", m)})
 	}
 }
 

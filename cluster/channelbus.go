@@ -97,6 +97,11 @@ type Receiver interface {
 	Receive(k channels.Key, m *channels.BusMessage)
 	// Resync writes this node's members of k to the bus again.
 	Resync(k channels.Key)
+	// Departed hands over members of k whose node died (its liveness
+	// lapsed over a node TTL ago) and that this node took out of the
+	// channel's list; each is handed to one node only. Called from the
+	// bus's goroutines, or within Members.
+	Departed(k channels.Key, gone []channels.Member)
 }
 
 // ChannelBus is channels.Bus over Redis.
@@ -104,8 +109,9 @@ type ChannelBus struct {
 	o       ChannelBusOptions
 	sharded bool // Redis Cluster: SSUBSCRIBE and SPUBLISH
 
-	recv   func(channels.Key, *channels.BusMessage)
-	resync func(channels.Key)
+	recv     func(channels.Key, *channels.BusMessage)
+	resync   func(channels.Key)
+	departed func(channels.Key, []channels.Member)
 
 	mu      sync.Mutex
 	watches map[string]*watch // by pub/sub channel
@@ -128,6 +134,8 @@ type ChannelBus struct {
 	// re-registering after a Redis restart is not dead).
 	deadMu    sync.Mutex
 	deadSince map[string]time.Time
+	// lastLive is the live nodes the previous sweep saw (the flusher's).
+	lastLive map[string]bool
 }
 
 // watch is one channel this node watches (or did until a moment ago).
@@ -186,7 +194,7 @@ func NewChannelBus(o ChannelBusOptions) (*ChannelBus, error) {
 // confirmed (go-redis subscribes again after a reconnection: Redis may
 // have restarted empty), r.Resync writes the channel's members again.
 func (b *ChannelBus) Start(ctx context.Context, r Receiver) error {
-	b.recv, b.resync = r.Receive, r.Resync
+	b.recv, b.resync, b.departed = r.Receive, r.Resync, r.Departed
 	b.started.Store(true)
 	if !b.sharded {
 		s := &busSub{ps: b.o.Client.Subscribe(ctx, b.o.Prefix+"chnode:"+b.o.Node)}
@@ -290,12 +298,15 @@ func (b *ChannelBus) queue(op memberOp) {
 }
 
 // flush is the flusher: it sends the watches that changed and the
-// queued writes, a round at a time, and renews the member lists of the
-// watched channels every node TTL.
+// queued writes, a round at a time, renews the member lists of the
+// watched channels every node TTL, and every half of one looks for nodes
+// that died (sweep).
 func (b *ChannelBus) flush() {
 	defer close(b.closed)
 	renew := time.NewTicker(b.o.NodeTTL)
 	defer renew.Stop()
+	sweep := time.NewTicker(b.o.NodeTTL / 2)
+	defer sweep.Stop()
 	gather := time.NewTimer(batchWindow)
 	gather.Stop()
 	for {
@@ -309,6 +320,8 @@ func (b *ChannelBus) flush() {
 			b.round()
 		case <-renew.C:
 			b.renew()
+		case <-sweep.C:
+			b.sweep()
 		case <-b.ctx.Done():
 			b.round() // what closing connections queued
 			return
@@ -757,8 +770,43 @@ func (b *ChannelBus) Position(ctx context.Context, k channels.Key) (string, uint
 }
 
 // Members implements channels.Bus: the list in Redis, less the members
-// of nodes no longer live (which it deletes).
+// of nodes no longer live (which it deletes: those of nodes dead for over
+// a node TTL go to the receiver's Departed).
 func (b *ChannelBus) Members(ctx context.Context, k channels.Key) ([]channels.Member, error) {
+	live, err := b.liveNodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("channel bus: members: %w", err)
+	}
+	return b.members(ctx, k, live)
+}
+
+// liveNodes is the set of live nodes' ids, this one included, and it
+// forgets the suspicions of nodes live again.
+func (b *ChannelBus) liveNodes(ctx context.Context) (map[string]bool, error) {
+	nodes, err := b.o.Registry.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("live nodes: %w", err)
+	}
+	live := map[string]bool{b.o.Node: true}
+	for _, n := range nodes {
+		live[n.ID] = true
+	}
+	b.deadMu.Lock()
+	for id := range b.deadSince {
+		if live[id] {
+			delete(b.deadSince, id)
+		}
+	}
+	b.deadMu.Unlock()
+	return live, nil
+}
+
+// members reads k's list and returns the members of live nodes. Entries
+// of a node not live are left for a node TTL after it was first seen so
+// (a node re-registering after a Redis restart is not dead), then
+// deleted; the members of those whose deletion this call made are handed
+// to Departed.
+func (b *ChannelBus) members(ctx context.Context, k channels.Key, live map[string]bool) ([]channels.Member, error) {
 	key := b.channel(k) + ":members"
 	all, err := b.o.Client.HGetAll(ctx, key).Result()
 	if err != nil {
@@ -767,23 +815,10 @@ func (b *ChannelBus) Members(ctx context.Context, k channels.Key) ([]channels.Me
 	if len(all) == 0 {
 		return nil, nil
 	}
-	nodes, err := b.o.Registry.Nodes(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("channel bus: members: live nodes: %w", err)
-	}
-	live := map[string]bool{b.o.Node: true}
-	for _, n := range nodes {
-		live[n.ID] = true
-	}
 	var out []channels.Member
 	var dead []string
 	now := b.o.Now()
 	b.deadMu.Lock()
-	for id := range b.deadSince {
-		if live[id] {
-			delete(b.deadSince, id)
-		}
-	}
 	for id, v := range all {
 		parts := strings.SplitN(v, "\n", 3)
 		if len(parts) != 3 {
@@ -799,15 +834,98 @@ func (b *ChannelBus) Members(ctx context.Context, k channels.Key) ([]channels.Me
 			}
 			continue
 		}
-		at, _ := strconv.ParseInt(parts[2], 10, 64)
-		out = append(out, channels.Member{ConnectionID: id, PrincipalID: parts[1], ConnectedAt: at})
+		out = append(out, parseMember(id, parts))
 	}
 	b.deadMu.Unlock()
-	if len(dead) > 0 {
-		// Connection ids are never reused: an entry read as dead stays so.
-		_ = b.o.Client.HDel(ctx, key, dead...).Err()
+	if len(dead) == 0 {
+		return out, nil
+	}
+	// Connection ids are never reused: an entry read as dead stays so.
+	// One HDEL per entry, so that of several nodes deleting the same
+	// entry exactly one sees it go and tells the channel.
+	pipe := b.o.Client.Pipeline()
+	cmds := make([]*goredis.IntCmd, len(dead))
+	for i, id := range dead {
+		cmds[i] = pipe.HDel(ctx, key, id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return out, nil // the next look deletes them
+	}
+	var gone []channels.Member
+	for i, id := range dead {
+		if cmds[i].Val() == 1 {
+			if parts := strings.SplitN(all[id], "\n", 3); len(parts) == 3 {
+				gone = append(gone, parseMember(id, parts))
+			}
+		}
+	}
+	if len(gone) > 0 && b.departed != nil {
+		b.departed(k, gone)
 	}
 	return out, nil
+}
+
+func parseMember(id string, parts []string) channels.Member {
+	at, _ := strconv.ParseInt(parts[2], 10, 64)
+	return channels.Member{ConnectionID: id, PrincipalID: parts[1], ConnectedAt: at}
+}
+
+// sweep looks for nodes that were live at the previous sweep and are no
+// longer; once one has been gone for a node TTL, it reads the member
+// lists of the channels watched here, so that the dead node's members are
+// deleted and their channels told (Departed: presence leave events). A
+// node that died leaves its members listed, and unannounced, for about
+// two node TTLs.
+func (b *ChannelBus) sweep() {
+	ctx, cancel := context.WithTimeout(b.ctx, busOpTimeout)
+	defer cancel()
+	live, err := b.liveNodes(ctx)
+	if err != nil {
+		return // the registry's outage is reported by the keeper
+	}
+	now := b.o.Now()
+	due := false
+	b.deadMu.Lock()
+	for id := range b.lastLive {
+		if !live[id] {
+			if _, ok := b.deadSince[id]; !ok && len(b.deadSince) < maxDeadNodes {
+				b.deadSince[id] = now
+			}
+		}
+	}
+	for _, since := range b.deadSince {
+		if now.Sub(since) > b.o.NodeTTL {
+			due = true
+		}
+	}
+	b.deadMu.Unlock()
+	b.lastLive = live
+	if !due {
+		return
+	}
+	b.mu.Lock()
+	keys := make([]channels.Key, 0, len(b.watches))
+	for _, w := range b.watches {
+		if w.refs > 0 {
+			keys = append(keys, w.key)
+		}
+	}
+	b.mu.Unlock()
+	for _, k := range keys {
+		if _, err := b.members(ctx, k, live); err != nil {
+			b.o.Logger.Warn("channel bus: sweeping a member list failed", "channel", k.Name, "err", err)
+			return
+		}
+	}
+	// Entries of those nodes in lists not watched here are deleted by the
+	// nodes watching them, or expire with their list.
+	b.deadMu.Lock()
+	for id, since := range b.deadSince {
+		if now.Sub(since) > b.o.NodeTTL {
+			delete(b.deadSince, id)
+		}
+	}
+	b.deadMu.Unlock()
 }
 
 // maxDeadNodes bounds the nodes Members remembers as not live; beyond

@@ -54,6 +54,7 @@ type recorder chan got
 
 func (r recorder) Receive(k channels.Key, m *channels.BusMessage) { r <- got{k, *m} }
 func (r recorder) Resync(channels.Key)                            {}
+func (r recorder) Departed(channels.Key, []channels.Member)       {}
 
 func waitReady(t *testing.T, ready <-chan struct{}) {
 	t.Helper()

@@ -426,6 +426,51 @@ func TestChannelNodeDiesMembersLeave(t *testing.T) {
 	}
 }
 
+// TestChannelNodeDiesLeaveAnnounced: on a channel with presence, the
+// members of a node that died are announced as leaving to the members on
+// the other nodes, once each, a few node TTLs after the death.
+func TestChannelNodeDiesLeaveAnnounced(t *testing.T) {
+	gs := channelNodes(t, 3, "1500ms")
+	ms := membersOn(t, gs, 1)
+	for i, m := range ms {
+		send(t, m.c, `{"action":"join","ch":"room:1"}`)
+		if got := readText(t, m.c); got != "joined" {
+			t.Fatalf("member %d: %q", i, got)
+		}
+		// Those who joined before hear this one join.
+		for _, before := range ms[:i] {
+			if f := readFrame(t, before.c); f["action"] != "join" || f["connectionId"] != m.id {
+				t.Fatalf("member on node %d got %v, want the join of %s", before.node, f, m.id)
+			}
+		}
+	}
+	dead := gs[2]
+	dead.bgCancel()
+	dead.bg.Wait()
+	if err := dead.chanBus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	died := time.Now()
+	for _, m := range ms[:2] {
+		f := readFrame(t, m.c)
+		if f["type"] != "portico.presence" || f["action"] != "leave" || f["connectionId"] != ms[2].id || f["channel"] != "room:1" {
+			t.Fatalf("member on node %d got %v, want the leave of %s", m.node, f, ms[2].id)
+		}
+	}
+	if d := time.Since(died); d > 4*1500*time.Millisecond {
+		t.Errorf("the leave came %v after the death, over four node TTLs", d)
+	}
+	// Once: what follows the leave is the next publish.
+	if _, err := publishVia(gs[0], "room:1", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:2] {
+		if got := readText(t, m.c); got != "after" {
+			t.Fatalf("member on node %d got %q after the leave, want the next publish", m.node, got)
+		}
+	}
+}
+
 // TestChannelsAfterRedisRestart: while Redis is down a publish is
 // answered 503; once an empty Redis is back, the nodes subscribe again,
 // publishes reach every node, and the member lists are written again.
