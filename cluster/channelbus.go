@@ -119,6 +119,11 @@ type ChannelBus struct {
 	ops     []memberOp
 	subs    map[string]*busSub // by Redis address ("" with a single Redis)
 	kick    chan struct{}
+	// moved are the shard channels Redis Cluster unsubscribed (their slot
+	// moved): the flusher drops them from their old subscription (so
+	// go-redis does not subscribe them there again on a reconnection),
+	// reloads the slot map and subscribes on the new owner.
+	moved []movedSub
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -147,6 +152,16 @@ type watch struct {
 	ready    chan struct{}
 	closed   bool // ready is closed
 	sub      *busSub
+	// moving: Redis Cluster moved the channel's slot to another master
+	// and unsubscribed this node; it subscribes again on the new owner.
+	// Until that is confirmed, sunsubscribe notices for it are ignored.
+	moving bool
+}
+
+// movedSub is a channel to drop from the subscription that had it.
+type movedSub struct {
+	sub     *busSub
+	channel string
 }
 
 // memberOp is one queued write: a member list entry or a presence event.
@@ -159,7 +174,8 @@ type memberOp struct {
 
 // busSub is one subscription connection and its reader.
 type busSub struct {
-	ps *goredis.PubSub
+	ps   *goredis.PubSub
+	addr string // the master's address (Redis Cluster); "" with a single Redis
 }
 
 // NewChannelBus returns a bus; Start makes it read.
@@ -356,10 +372,16 @@ func (b *ChannelBus) round() {
 	clear(b.dirty)
 	ops := b.ops
 	b.ops = nil
+	moved := b.moved
+	b.moved = nil
 	b.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), busOpTimeout)
 	defer cancel()
+	for _, m := range moved {
+		_ = m.sub.ps.SUnsubscribe(ctx, m.channel)
+		b.awaitNewOwner(ctx, m)
+	}
 	for s, chs := range unsubscribe {
 		if !b.sharded {
 			if err := s.ps.Unsubscribe(ctx, chs...); err != nil {
@@ -419,6 +441,37 @@ func (b *ChannelBus) subscribe(ctx context.Context, chans []string) {
 	}
 }
 
+// awaitNewOwner reloads the cluster's slot map until the master of m's
+// channel is no longer the one that unsubscribed it (the nodes learn of a
+// slot's move one after another), within movedWait.
+func (b *ChannelBus) awaitNewOwner(ctx context.Context, m movedSub) {
+	cc, ok := b.o.Client.(*goredis.ClusterClient)
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(movedWait)
+	for {
+		cc.ReloadState(ctx)
+		master, err := cc.MasterForKey(ctx, m.channel)
+		if err == nil && master.Options().Addr != m.sub.addr {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.o.Logger.Warn("channel bus: the cluster still names the old master of a moved channel", "addr", m.sub.addr)
+			return
+		}
+		select {
+		case <-time.After(25 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// movedWait bounds how long the flusher waits for the slot map to name
+// the new master of a channel whose slot moved.
+const movedWait = 2 * time.Second
+
 // subFor is the subscription that reads ch: the one subscription with a
 // single Redis, the one of the master owning ch's slot with a cluster.
 func (b *ChannelBus) subFor(ctx context.Context, ch string) (*busSub, error) {
@@ -443,7 +496,7 @@ func (b *ChannelBus) subFor(ctx context.Context, ch string) (*busSub, error) {
 	if b.ctx.Err() != nil {
 		return nil, errors.New("channel bus: closed")
 	}
-	s := &busSub{ps: master.SSubscribe(ctx)}
+	s := &busSub{ps: master.SSubscribe(ctx), addr: addr}
 	b.subs[addr] = s
 	b.wg.Add(1)
 	go b.read(s)
@@ -526,8 +579,11 @@ func (b *ChannelBus) read(s *busSub) {
 		}
 		switch m := m.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+			switch m.Kind {
+			case "subscribe", "ssubscribe":
 				b.confirmed(m.Channel)
+			case "sunsubscribe":
+				b.unsubscribed(s, m.Channel)
 			}
 		case *goredis.Message:
 			b.received.Add(1)
@@ -547,12 +603,36 @@ func (b *ChannelBus) read(s *busSub) {
 	}
 }
 
+// unsubscribed handles a sunsubscribe notice on s. One this node did
+// not ask for, for a channel it watches, means Redis Cluster moved the
+// channel's slot to another master (resharding): the channel is
+// subscribed again on the new owner by the next round. Messages
+// published meanwhile do not reach this node's members (a channel with
+// history lets clients recover them).
+func (b *ChannelBus) unsubscribed(s *busSub, ch string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := b.watches[ch]
+	if w == nil || !w.active || w.sub != s || w.moving {
+		return // an UNSUBSCRIBE of ours, or one already being handled
+	}
+	b.o.Logger.Info("channel bus: a channel's slot moved to another Redis master; subscribing there", "channel", w.key.Name)
+	w.moving, w.active = true, false
+	w.sub = nil
+	b.moved = append(b.moved, movedSub{sub: s, channel: ch})
+	b.dirty[ch] = true
+	b.signal()
+}
+
 func (b *ChannelBus) confirmed(ch string) {
 	b.mu.Lock()
 	w := b.watches[ch]
 	if w == nil {
 		b.mu.Unlock()
 		return
+	}
+	if w.moving {
+		w.moving = false
 	}
 	if w.awaiting == 0 && w.active && w.closed {
 		// Not one this node asked for: go-redis subscribed again after a
