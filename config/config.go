@@ -112,6 +112,8 @@ type Management struct {
 	// as {credentials: [...]} with the same fields, read at start;
 	// relative to the configuration file's directory. Default "": none.
 	CredentialsFile string `yaml:"credentialsFile"`
+	// TLS serves the management listener over https. Default: none.
+	TLS TLS `yaml:"tls"`
 }
 
 // Credential is one access key of the management listener.
@@ -248,6 +250,22 @@ type API struct {
 	// HTTP API's $default stage). Default ":8080". Two APIs may not
 	// share one.
 	Listen string `yaml:"listen"`
+
+	// TLS serves the listener over TLS: wss:// (WebSocket APIs) or
+	// https:// (HTTP and REST APIs), with optional mutual TLS. Default:
+	// none (plain TCP).
+	TLS TLS `yaml:"tls"`
+
+	// AllowOrigins (WebSocket APIs), when not empty, are the only Origin
+	// header values a handshake may carry: "https://app.example.com",
+	// "https://*.example.com" or "*". A foreign Origin gets 403 before
+	// $connect runs; a handshake without Origin (not a browser) is
+	// admitted. Default: every origin, as AWS.
+	AllowOrigins []string `yaml:"allowOrigins"`
+
+	// SourceIPPolicy admits and refuses clients by source address (AWS's
+	// resource policies on aws:SourceIp). Default: every source.
+	SourceIPPolicy SourceIPPolicy `yaml:"sourceIpPolicy"`
 
 	// DomainName is put in events (requestContext.domainName) and in the
 	// Host header of $disconnect events. Default: the Host header the client

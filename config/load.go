@@ -111,6 +111,7 @@ func Parse(name string, data []byte) (*File, error) {
 	if len(probs) > 0 {
 		return nil, joinProblems(probs)
 	}
+	f.resolveTLSPaths()
 	f.ApplyDefaults()
 	if err := f.Validate(); err != nil {
 		return nil, err

@@ -111,6 +111,7 @@ func (f *File) Validate() error {
 		v.apiThrottling(itemPath("apis", i), &f.APIs[i])
 	}
 	v.management()
+	v.tls("management.tls", f.Management.TLS)
 	v.throttling(f)
 	return joinProblems(v.probs)
 }
@@ -156,6 +157,8 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 		v.add(key+".protocol", "unknown protocol %q (want websocket, http or rest)", a.Protocol)
 	}
 	v.limits(key+".limits", &a.Limits)
+	v.tls(key+".tls", a.TLS)
+	v.access(key, a)
 
 	if len(a.Stages) == 0 {
 		v.add(key+".stages", "at least one stage is required")

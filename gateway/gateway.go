@@ -28,6 +28,7 @@ import (
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing"
@@ -71,6 +72,9 @@ type Gateway struct {
 	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
 	// proxyTransport carries every http_proxy integration's requests.
 	proxyTransport *http.Transport
+	// tls serves the certificates of the listeners with tls set, by API
+	// name (managementTLS: the management listener).
+	tls map[string]*certs.Source
 }
 
 type apiRuntime struct {
@@ -163,6 +167,10 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		copts.Bus, copts.Node = g.chanBus, g.node
 	}
 	g.chans = channels.New(copts)
+	if err := g.newTLS(); err != nil {
+		_ = reg.Close()
+		return nil, err
+	}
 	stages := map[string]bool{}
 	for i := range cfg.APIs {
 		api := &cfg.APIs[i]
@@ -271,7 +279,7 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 	}
 	handler = g.chans.Handler(api.Name, hub, handler) // takes a closed connection out of its channels
 	plain := &apiHTTP{}
-	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
+	srv, err := connections.NewServer(serverMode(api, g.cfg.Connections), connections.Options{
 		Handler: handler,
 		HTTP:    plain,
 		Hub:     hub,
@@ -370,7 +378,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: management listener %s: %w", g.cfg.Management.Address, err)
 	}
-	g.mgmtLn = ln
+	g.mgmtLn = g.withTLS(managementTLS, ln)
 	node := g.keeper.Node()
 	node.Address = ln.Addr().String()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -387,7 +395,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.closeListeners()
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
 		}
-		a.ln = ln
+		a.ln = g.withTLS(a.name, ln)
 	}
 	if err := g.startREST(ctx); err != nil {
 		g.closeListeners()

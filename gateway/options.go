@@ -23,6 +23,10 @@ func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
 		RouteSelectionExpression: api.RouteSelectionExpression,
 		Routes:                   make(map[string]routing.Route, len(api.Routes)),
 	}
+	var err error
+	if out.Access, err = accessPolicy(api); err != nil {
+		return nil, err
+	}
 	for _, st := range api.Stages {
 		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
 	}

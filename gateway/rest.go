@@ -60,6 +60,11 @@ func (g *Gateway) restAPI(api *config.API, i int) (*rest.API, error) {
 	out := &rest.API{
 		Name: api.Name, ID: api.ID, Protocol: api.Protocol, DomainName: api.DomainName, AccountID: api.AccountID,
 		MaxRequestBytes: int64(api.Limits.MaxRequestBytes), Routes: make(map[string]rest.Route, len(api.Routes)),
+		Region: api.Region,
+	}
+	var err error
+	if out.Access, err = accessPolicy(api); err != nil {
+		return nil, err
 	}
 	if c := api.CORS; c != nil {
 		out.CORS = &rest.CORS{AllowOrigins: c.AllowOrigins, AllowMethods: c.AllowMethods, AllowHeaders: c.AllowHeaders,
@@ -89,7 +94,7 @@ func (g *Gateway) startREST(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("gateway: api %q listener %s: %w", a.name, addr, err)
 		}
-		a.ln = ln
+		a.ln = g.withTLS(a.name, ln)
 	}
 	return nil
 }

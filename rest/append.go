@@ -121,6 +121,14 @@ func (x *exchange) appendContextV2(dst []byte) []byte {
 	dst = appendString(dst, a.AccountID)
 	dst = append(dst, `,"apiId":`...)
 	dst = appendString(dst, a.ID)
+	if au := authenticationV2(x.r); au != nil {
+		// Mutual TLS only; encoding/json as for the authorizer.
+		b, err := json.Marshal(au)
+		if err == nil {
+			dst = append(dst, `,"authentication":`...)
+			dst = append(dst, b...)
+		}
+	}
 	if az := authorizerV2(x.identity); az != nil {
 		// Rare enough (and varied enough) to leave to encoding/json.
 		b, err := json.Marshal(az)

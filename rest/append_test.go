@@ -1,12 +1,16 @@
 package rest
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/portico-gateway/portico/internal/certs/certtest"
 	"github.com/portico-gateway/portico/routing/auth"
 )
 
@@ -40,6 +44,12 @@ func TestAppendEventV2(t *testing.T) {
 	x.st.vars = nil
 	x.params = nil
 	checkAppender(t, x)
+	// Under mutual TLS, requestContext.authentication.clientCert.
+	x.r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{certtest.NewCA(t, "ca").Client(t, "c").Cert}}
+	checkAppender(t, x)
+	if !bytes.Contains(v2Event{x}.AppendJSON(nil), []byte(`"authentication":{"clientCert":{"clientCertPem":"-----BEGIN CERTIFICATE-----`)) {
+		t.Error("no authentication.clientCert")
+	}
 }
 
 func FuzzAppendEventV2(f *testing.F) {

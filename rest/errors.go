@@ -3,6 +3,7 @@ package rest
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/throttle"
@@ -99,4 +100,18 @@ func (h *Handler) replyThrottle(w http.ResponseWriter, err error) {
 	default:
 		h.reply(w, errThrottled)
 	}
+}
+
+// replyPolicy refuses a source address the API's policy does not admit,
+// as AWS answers a resource policy's deny: 403, and on REST APIs
+// AccessDeniedException naming the resource.
+func (h *Handler) replyPolicy(w http.ResponseWriter, r *http.Request) {
+	region := h.api.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	stage, path, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	msg, _ := jsonString("User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:" +
+		region + ":" + h.api.AccountID + ":" + h.api.ID + "/" + stage + "/" + r.Method + "/" + path)
+	h.reply(w, &gatewayError{status: http.StatusForbidden, httpBody: `{"message":"Forbidden"}`, restBody: `{"Message":` + msg + `}`, restType: "AccessDeniedException"})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/routing/auth"
 )
 
@@ -34,17 +35,24 @@ type EventV2 struct {
 
 // ContextV2 is payload 2.0's requestContext.
 type ContextV2 struct {
-	AccountID    string        `json:"accountId"`
-	APIID        string        `json:"apiId"`
-	Authorizer   *AuthorizerV2 `json:"authorizer,omitempty"`
-	DomainName   string        `json:"domainName"`
-	DomainPrefix string        `json:"domainPrefix"`
-	HTTP         HTTPV2        `json:"http"`
-	RequestID    string        `json:"requestId"`
-	RouteKey     string        `json:"routeKey"`
-	Stage        string        `json:"stage"`
-	Time         string        `json:"time"`
-	TimeEpoch    int64         `json:"timeEpoch"`
+	AccountID string `json:"accountId"`
+	APIID     string `json:"apiId"`
+	// Authentication carries the client certificate under mutual TLS.
+	Authentication *AuthenticationV2 `json:"authentication,omitempty"`
+	Authorizer     *AuthorizerV2     `json:"authorizer,omitempty"`
+	DomainName     string            `json:"domainName"`
+	DomainPrefix   string            `json:"domainPrefix"`
+	HTTP           HTTPV2            `json:"http"`
+	RequestID      string            `json:"requestId"`
+	RouteKey       string            `json:"routeKey"`
+	Stage          string            `json:"stage"`
+	Time           string            `json:"time"`
+	TimeEpoch      int64             `json:"timeEpoch"`
+}
+
+// AuthenticationV2 is payload 2.0's requestContext.authentication.
+type AuthenticationV2 struct {
+	ClientCert *certs.ClientCert `json:"clientCert"`
 }
 
 // HTTPV2 is requestContext.http.
@@ -138,6 +146,8 @@ type IdentityV1 struct {
 	User                          *string `json:"user"`
 	UserAgent                     string  `json:"userAgent"`
 	UserARN                       *string `json:"userArn"`
+	// ClientCert is the client's certificate under mutual TLS.
+	ClientCert *certs.ClientCert `json:"clientCert,omitempty"`
 }
 
 // clfTime is the layout of requestTime, e.g. 03/Mar/2025:10:00:00 +0000.
@@ -247,8 +257,17 @@ func (x *exchange) contextV2() ContextV2 {
 		HTTP:      HTTPV2{Method: x.r.Method, Path: x.decodedFullPath(), Protocol: x.r.Proto, SourceIP: x.sourceIP, UserAgent: x.r.UserAgent()},
 		RequestID: x.id, RouteKey: x.rt.key, Stage: x.st.name,
 		Time: x.now.UTC().Format(clfTime), TimeEpoch: x.now.UnixMilli(),
-		Authorizer: authorizerV2(x.identity),
+		Authorizer: authorizerV2(x.identity), Authentication: authenticationV2(x.r),
 	}
+}
+
+// authenticationV2 is requestContext.authentication: nil without a
+// client certificate.
+func authenticationV2(r *http.Request) *AuthenticationV2 {
+	if cc := certs.FromState(r.TLS); cc != nil {
+		return &AuthenticationV2{ClientCert: cc}
+	}
+	return nil
 }
 
 func (x *exchange) decodedFullPath() string {
@@ -326,7 +345,7 @@ func (x *exchange) contextV1() ContextV1 {
 		ExtendedRequestID: x.extID, HTTPMethod: x.r.Method, Path: x.decodedFullPath(), Protocol: x.r.Proto,
 		RequestID: x.id, RequestTime: x.now.UTC().Format(clfTime), RequestTimeEpoch: x.now.UnixMilli(),
 		ResourceID: x.rt.resourceID, ResourcePath: x.rt.path, Stage: x.st.name,
-		Identity: IdentityV1{SourceIP: x.sourceIP, UserAgent: x.r.UserAgent()},
+		Identity: IdentityV1{SourceIP: x.sourceIP, UserAgent: x.r.UserAgent(), ClientCert: certs.FromState(x.r.TLS)},
 	}
 	if x.apiKey != "" {
 		c.Identity.APIKey, c.Identity.APIKeyID = &x.apiKey, &x.apiKeyID

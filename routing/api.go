@@ -3,6 +3,7 @@ package routing
 import (
 	"strings"
 
+	"github.com/portico-gateway/portico/routing/access"
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/integration"
 )
@@ -24,6 +25,10 @@ type API struct {
 	// Routes maps a route key ($connect, $disconnect, $default or a
 	// custom key) to its route.
 	Routes map[string]Route
+	// Access refuses handshakes from foreign origins or refused source
+	// addresses with 403, before the stage is looked up or $connect runs.
+	// nil: every handshake is admitted.
+	Access *access.Policy
 }
 
 // Stage is a named deployment of the API with its variables.

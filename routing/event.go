@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/internal/certs"
 )
 
 // Event is the Lambda-proxy event Amazon API Gateway sends a WebSocket
@@ -51,6 +52,10 @@ type RequestContext struct {
 type Identity struct {
 	SourceIP  string `json:"sourceIp"`
 	UserAgent string `json:"userAgent,omitempty"`
+	// ClientCert is the certificate the client presented under mutual
+	// TLS (the listener's tls.mutualTlsAuthentication), as AWS passes it
+	// to REST integrations; in CONNECT events only, nil otherwise.
+	ClientCert *certs.ClientCert `json:"clientCert,omitempty"`
 }
 
 // Event types.
@@ -74,7 +79,7 @@ func newContext(s *session, routeKey, eventType, requestID string, now time.Time
 		Stage:             s.stage.name,
 		ConnectedAt:       s.connectedAt,
 		RequestTimeEpoch:  now.UnixMilli(),
-		Identity:          s.identity,
+		Identity:          Identity{SourceIP: s.identity.sourceIP, UserAgent: s.identity.userAgent},
 		RequestID:         requestID,
 		DomainName:        s.domainName,
 		ConnectionID:      s.connectionID,

@@ -23,7 +23,9 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/metrics"
+	"github.com/portico-gateway/portico/routing/access"
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/expr"
 	"github.com/portico-gateway/portico/routing/integration"
@@ -84,6 +86,7 @@ type Router struct {
 	apiName    string
 	apiID      string
 	domain     string
+	access     *access.Policy // nil: every handshake admitted
 	selection  *expr.Template
 	stages     map[string]*stage
 	m          *metrics.Set
@@ -138,7 +141,7 @@ type session struct {
 	connectionID string
 	domainName   string
 	connectedAt  int64
-	identity     Identity
+	identity     connIdentity
 	inFlight     atomic.Int32 // integration calls of its messages in flight
 	// x holds what only some connections have (an authorizer's identity,
 	// an API key, $connect's channels): nil for most, which keeps an idle
@@ -146,6 +149,10 @@ type session struct {
 	// is shared; read-only after it, but for pending.
 	x *sessionExtra
 }
+
+// connIdentity is what every event's requestContext.identity repeats
+// (Identity without what only CONNECT carries).
+type connIdentity struct{ sourceIP, userAgent string }
 
 // sessionExtra is the part of a session only some connections need.
 type sessionExtra struct {
@@ -201,7 +208,7 @@ func New(opts Options) (*Router, error) {
 		return nil, fmt.Errorf("routing: api %q: routeSelectionExpression: %w", api.Name, err)
 	}
 	r := &Router{
-		apiName: api.Name, apiID: api.ID, domain: api.DomainName,
+		apiName: api.Name, apiID: api.ID, domain: api.DomainName, access: api.Access,
 		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
 		channels: opts.Channels,
 		limiter:  opts.Throttle, inFlight: opts.InFlight,
@@ -293,6 +300,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 // Connect picks the stage from the path (/{stage}) and runs $connect.
 func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
 	stageName := strings.Trim(req.Request.URL.Path, "/")
+	if r.access != nil && (!r.access.SourceAllowed(req.Info.SourceIP) || !r.access.OriginAllowed(req.Request.Header.Get("Origin"))) {
+		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
+		return refuseJSON(http.StatusForbidden, `{"message":"Forbidden"}`, nil)
+	}
 	st := r.stages[stageName]
 	if st == nil {
 		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
@@ -302,7 +313,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	s := &session{
 		stage: st, connectionID: info.ID, domainName: r.domain,
 		connectedAt: info.ConnectedAt.UnixMilli(),
-		identity:    Identity{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+		identity:    connIdentity{sourceIP: info.SourceIP, userAgent: info.UserAgent},
 	}
 	if s.domainName == "" {
 		s.domainName = info.Host
@@ -323,6 +334,9 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	}
 	requestID := connections.NewID()
 	ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
+	// Only CONNECT carries the client certificate (mutual TLS): it is
+	// ~1 KB that messages do not repeat.
+	ev.RequestContext.Identity.ClientCert = certs.FromState(req.Request.TLS)
 	ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
 	ev.StageVariables = nonEmpty(st.vars)
