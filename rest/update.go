@@ -28,12 +28,22 @@ func New(o Options) (*Handler, error) {
 // Update replaces the API the handler serves with o.API, for every
 // request from now on. On an error nothing changes.
 func (h *Handler) Update(o Options) error {
-	t, err := newTable(o)
+	commit, err := h.Prepare(o)
 	if err != nil {
 		return err
 	}
-	h.cur.Store(t)
+	commit()
 	return nil
+}
+
+// Prepare builds the table of o.API without serving it; commit swaps it
+// in. The gateway prepares every API before it commits any.
+func (h *Handler) Prepare(o Options) (commit func(), err error) {
+	t, err := newTable(o)
+	if err != nil {
+		return nil, err
+	}
+	return func() { h.cur.Store(t) }, nil
 }
 
 // ServeHTTP serves r on the current table.

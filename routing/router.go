@@ -250,15 +250,26 @@ func New(opts Options) (*Router, error) {
 // message from now on. api must be the same API (Name and ID are kept).
 // On an error nothing changes.
 func (r *Router) Update(api *API, limiter throttle.Limiter) error {
-	if api == nil {
-		return errors.New("routing: Update: no API")
-	}
-	t, err := r.compile(api, limiter)
+	commit, err := r.Prepare(api, limiter)
 	if err != nil {
 		return err
 	}
-	r.tbl.Store(t)
+	commit()
 	return nil
+}
+
+// Prepare compiles api's table without serving it; commit swaps it in.
+// The gateway prepares every API's table before it commits any, so that
+// a reload applies whole or not at all.
+func (r *Router) Prepare(api *API, limiter throttle.Limiter) (commit func(), err error) {
+	if api == nil {
+		return nil, errors.New("routing: Update: no API")
+	}
+	t, err := r.compile(api, limiter)
+	if err != nil {
+		return nil, err
+	}
+	return func() { r.tbl.Store(t) }, nil
 }
 
 // compile builds the table of api.
