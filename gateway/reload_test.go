@@ -29,12 +29,18 @@ type reloadFile struct {
 // ports, the test's connection mode, then rest (the API's stages and
 // routes, indented under it).
 func reloadYAML(rest string) string {
-	return `management: {address: "127.0.0.1:0"}
-connections: {mode: ` + testMode + `}
+	return reloadYAMLWith("management: {address: \"127.0.0.1:0\"}\n", "", rest)
+}
+
+// reloadYAMLWith is reloadYAML with management's YAML (its address on
+// a loopback port) and protocol, the API's protocol line ("" for a
+// WebSocket API).
+func reloadYAMLWith(management, protocol, rest string) string {
+	return management + `connections: {mode: ` + testMode + `}
 apis:
   - name: t
     listen: "127.0.0.1:0"
-` + indent(rest, "    ")
+` + indent(protocol, "    ") + indent(rest, "    ")
 }
 
 // write replaces the file's content.
@@ -265,4 +271,84 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// With management.auth iam, POST /admin/reload needs a signature by a
+// key with the admin action.
+func TestReloadEndpointNeedsAdmin(t *testing.T) {
+	t.Setenv("PORTICO_TEST_IAM_SECRET", iamSecret)
+	mgmt := strings.Replace(iamManagement, "management:\n", "management:\n  address: \"127.0.0.1:0\"\n", 1)
+	g, f := startFromFile(t, reloadYAMLWith(mgmt, "", mockRoutes("v1")))
+	c := dial(t, wsURL(g, "test"), nil)
+	f.write(reloadYAMLWith(mgmt, "", mockRoutes("v2")))
+	url := "http://" + g.ManagementAddr() + "/admin/reload"
+
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned reload: %d, want 403", resp.StatusCode)
+	}
+	refusal(t, signedRequest(t, "POST", url, "", readerKey, readerSecret), "ForbiddenException", "User: AKIDREADER is not authorized")
+	send(t, c, `{}`)
+	if got := readText(t, c); got != "v1" {
+		t.Fatalf("a refused caller reloaded: %q", got)
+	}
+
+	resp, err = http.DefaultClient.Do(signedRequest(t, "POST", url, "", iamKey, iamSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed reload: %d %s", resp.StatusCode, body)
+	}
+	send(t, c, `{}`)
+	if got := readText(t, c); got != "v2" {
+		t.Errorf("after a signed reload: %q, want v2", got)
+	}
+	resp, err = http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /admin/reload: %d Allow %q, want 405 POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// An HTTP API's routes change on reload too.
+func TestReloadHTTPAPI(t *testing.T) {
+	api := func(body string) string {
+		return `stages: [{name: $default}]
+routes:
+  GET /pets:
+    integration: {type: mock, response: {body: "` + body + `"}}
+`
+	}
+	mgmt := "management: {address: \"127.0.0.1:0\"}\n"
+	g, f := startFromFile(t, reloadYAMLWith(mgmt, "protocol: http", api("v1")))
+	get := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + g.APIAddr("t") + "/pets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "v1" {
+		t.Fatalf("before: %q", got)
+	}
+	f.write(reloadYAMLWith(mgmt, "protocol: http", api("v2")))
+	if status, body := postReload(t, g); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if got := get(); got != "v2" {
+		t.Errorf("after: %q, want v2", got)
+	}
 }
