@@ -140,7 +140,8 @@ type Grant struct {
 	// Default (empty): every route.
 	Routes []string `yaml:"routes"`
 	// Actions: post, get, delete (@connections), invoke (routes), admin
-	// (/metrics with metricsAuth iam, /debug/pprof). Default (empty): all.
+	// (/metrics with metricsAuth iam, /debug/pprof, /admin/reload).
+	// Default (empty): all.
 	Actions []string `yaml:"actions"`
 }
 

@@ -27,6 +27,7 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = 
 // routes name it.
 type authorizerSet struct {
 	g      *Gateway
+	cfg    *config.File // the file problems are reported in
 	api    *config.API
 	key    string // apis[i]
 	client *http.Client
@@ -34,12 +35,12 @@ type authorizerSet struct {
 	built  map[string]auth.Authorizer
 }
 
-func (g *Gateway) newAuthorizerSet(api *config.API, key string) *authorizerSet {
+func (g *Gateway) newAuthorizerSet(cfg *config.File, api *config.API, key string) *authorizerSet {
 	if g.authClient == nil {
 		g.authClient = integration.NewHTTPClient()
 		g.keys = auth.NewKeyCache(g.authClient, g.now, 0)
 	}
-	return &authorizerSet{g: g, api: api, key: key, client: g.authClient, keys: g.keys, built: map[string]auth.Authorizer{}}
+	return &authorizerSet{g: g, cfg: cfg, api: api, key: key, client: g.authClient, keys: g.keys, built: map[string]auth.Authorizer{}}
 }
 
 // route returns the authorizer of a route (nil for NONE).
@@ -49,7 +50,7 @@ func (s *authorizerSet) route(routeKey string, rc config.Route) (auth.Authorizer
 		return nil, nil
 	case config.AuthIAM:
 		if s.g.iam == nil {
-			return nil, s.g.cfg.Problem(s.key+".routes."+routeKey+".authorizationType",
+			return nil, s.cfg.Problem(s.key+".routes."+routeKey+".authorizationType",
 				"AWS_IAM needs the SigV4 authorizer: configure management.credentials, or build the gateway WithIAMAuthorizer")
 		}
 		return s.g.iam, nil
@@ -80,7 +81,7 @@ func (s *authorizerSet) named(name string) (auth.Authorizer, error) {
 	key := s.key + ".authorizers." + name
 	sources, err := auth.ParseSources(c.IdentitySource)
 	if err != nil {
-		return nil, s.g.cfg.Problem(key+".identitySource", "%v", err)
+		return nil, s.cfg.Problem(key+".identitySource", "%v", err)
 	}
 	var a auth.Authorizer
 	switch c.Type {
@@ -98,7 +99,7 @@ func (s *authorizerSet) named(name string) (auth.Authorizer, error) {
 			if e := c.IdentityValidationExpression; e != "" {
 				// The expression must match the whole token, as AWS's does.
 				if o.ValidationExpression, err = regexp.Compile(`^(?:` + e + `)$`); err != nil {
-					return nil, s.g.cfg.Problem(key+".identityValidationExpression", "%v", err)
+					return nil, s.cfg.Problem(key+".identityValidationExpression", "%v", err)
 				}
 			}
 		}
@@ -106,7 +107,7 @@ func (s *authorizerSet) named(name string) (auth.Authorizer, error) {
 	case config.AuthorizerJWT:
 		var secret []byte
 		if secret, err = c.SecretValue(); err != nil {
-			return nil, s.g.cfg.Problem(key+".secret", "%v", err)
+			return nil, s.cfg.Problem(key+".secret", "%v", err)
 		}
 		a, err = auth.NewJWT(s.jwtOptions(name, c, sources[0], auth.TypeJWT, c.Issuer, secret))
 	case config.AuthorizerCognito:
@@ -127,7 +128,7 @@ func (s *authorizerSet) named(name string) (auth.Authorizer, error) {
 		err = fmt.Errorf("unknown authorizer type %q", c.Type)
 	}
 	if err != nil {
-		return nil, s.g.cfg.Problem(key, "%v", err)
+		return nil, s.cfg.Problem(key, "%v", err)
 	}
 	s.built[name] = a
 	return a, nil

@@ -75,6 +75,8 @@ type Gateway struct {
 	// tls serves the certificates of the listeners with tls set, by API
 	// name (managementTLS: the management listener).
 	tls map[string]*certs.Source
+
+	reload reloadState // Reload (reload.go)
 }
 
 type apiRuntime struct {
@@ -96,13 +98,20 @@ func WithLogger(log *slog.Logger) Option { return func(g *Gateway) { g.log = log
 // NewLogger builds the logger the configuration's log section describes,
 // writing to w.
 func NewLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
+	log, _ := NewLevelLogger(c, w)
+	return log
+}
+
+// NewLevelLogger is NewLogger with its level in a LevelVar: give it to
+// New WithLogLevel and a Reload changes the level (log.level) live.
+func NewLevelLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 // New builds a gateway from a defaulted, validated configuration (what
@@ -119,8 +128,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		o(g)
 	}
 	if g.log == nil {
-		g.log = NewLogger(cfg.Log, os.Stderr)
+		g.log, g.reload.level = NewLevelLogger(cfg.Log, os.Stderr)
 	}
+	g.reload.running = cfg
 	log := g.log
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
@@ -228,6 +238,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		Logger:      log,
 		Pprof:       cfg.Management.Pprof,
 		Channels:    g.chans,
+		Reload:      func(ctx context.Context) (any, error) { return g.ReloadFile(ctx) },
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false
@@ -250,7 +261,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 // addAPI builds one API's router and connection server; with a shared
 // registry the router is wrapped in a Recorder the keeper tracks.
 func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
-	rapi, err := g.routingAPI(api, i)
+	rapi, err := g.routingAPI(g.cfg, api, i)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,9 @@ import (
 // Each package takes Options of its own; the gateway fills them from the
 // configuration file, so that no package below it reads config.
 
-// routingAPI is the routing.API of one configured API (apis[i] in the
-// file), with its routes' authorizers built.
-func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
+// routingAPI is the routing.API of one configured API (apis[i] in cfg),
+// with its routes' authorizers built.
+func (g *Gateway) routingAPI(cfg *config.File, api *config.API, i int) (*routing.API, error) {
 	out := &routing.API{
 		Name: api.Name, ID: api.ID, DomainName: api.DomainName,
 		RouteSelectionExpression: api.RouteSelectionExpression,
@@ -30,7 +30,7 @@ func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
 	for _, st := range api.Stages {
 		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
 	}
-	authorizers := g.newAuthorizerSet(api, "apis["+strconv.Itoa(i)+"]")
+	authorizers := g.newAuthorizerSet(cfg, api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {
 		a, err := authorizers.route(key, rc)
 		if err != nil {

@@ -12,19 +12,21 @@ import (
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/rest"
 	"github.com/portico-gateway/portico/routing/integration"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // restRuntime is one HTTP or REST API: a plain net/http server on its
 // own listener (request/response needs no epoll) serving a rest.Handler.
 type restRuntime struct {
 	name string
+	h    *rest.Handler
 	srv  *http.Server
 	ln   net.Listener
 }
 
 // addRESTAPI builds one HTTP or REST API.
 func (g *Gateway) addRESTAPI(i int, api *config.API) error {
-	ra, err := g.restAPI(api, i)
+	ra, err := g.restAPI(g.cfg, api, i)
 	if err != nil {
 		return err
 	}
@@ -35,8 +37,7 @@ func (g *Gateway) addRESTAPI(i int, api *config.API) error {
 	if g.proxyTransport == nil {
 		g.proxyTransport = integration.NewProxyTransport()
 	}
-	h, err := rest.New(rest.Options{API: ra, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
-		ProxyTransport: g.proxyTransport, Throttle: limits})
+	h, err := rest.New(g.restOptions(ra, limits))
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -46,7 +47,7 @@ func (g *Gateway) addRESTAPI(i int, api *config.API) error {
 		IdleTimeout:       api.Limits.IdleTimeout.D(),
 		MaxHeaderBytes:    restMaxHeaderBytes,
 	}
-	g.rests = append(g.rests, &restRuntime{name: api.Name, srv: srv})
+	g.rests = append(g.rests, &restRuntime{name: api.Name, h: h, srv: srv})
 	return nil
 }
 
@@ -54,9 +55,15 @@ func (g *Gateway) addRESTAPI(i int, api *config.API) error {
 // bytes, plus net/http's own allowance.
 const restMaxHeaderBytes = 10240
 
-// restAPI is the rest.API of one configured HTTP or REST API, with its
-// routes' authorizers built.
-func (g *Gateway) restAPI(api *config.API, i int) (*rest.API, error) {
+// restOptions are the rest.Options of an API.
+func (g *Gateway) restOptions(ra *rest.API, limits *throttle.API) rest.Options {
+	return rest.Options{API: ra, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
+		ProxyTransport: g.proxyTransport, Throttle: limits}
+}
+
+// restAPI is the rest.API of one configured HTTP or REST API (apis[i]
+// in cfg), with its routes' authorizers built.
+func (g *Gateway) restAPI(cfg *config.File, api *config.API, i int) (*rest.API, error) {
 	out := &rest.API{
 		Name: api.Name, ID: api.ID, Protocol: api.Protocol, DomainName: api.DomainName, AccountID: api.AccountID,
 		MaxRequestBytes: int64(api.Limits.MaxRequestBytes), Routes: make(map[string]rest.Route, len(api.Routes)),
@@ -73,7 +80,7 @@ func (g *Gateway) restAPI(api *config.API, i int) (*rest.API, error) {
 	for _, st := range api.Stages {
 		out.Stages = append(out.Stages, rest.Stage{Name: st.Name, Variables: st.Variables})
 	}
-	authorizers := g.newAuthorizerSet(api, "apis["+strconv.Itoa(i)+"]")
+	authorizers := g.newAuthorizerSet(cfg, api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {
 		a, err := authorizers.route(key, rc)
 		if err != nil {

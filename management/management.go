@@ -81,6 +81,8 @@ type Options struct {
 	// policies that name APIs; "" when no API or several have it. nil:
 	// always "".
 	StageAPI func(stage string) (name, id string)
+	// Reload serves POST /admin/reload (reload.go). nil: not served.
+	Reload ReloadFunc
 	// Channels serves the channel endpoints (channels.go) and adds a
 	// connection's channels to GetConnection's answer. nil: no channels.
 	Channels *channels.Registry
@@ -142,6 +144,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.metrics.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == ReloadPath && h.opts.Reload != nil {
+		h.serveReload(w, r)
 		return
 	}
 	if x, ok := h.opts.Handlers[r.URL.Path]; ok {

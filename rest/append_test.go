@@ -59,7 +59,7 @@ func FuzzAppendEventV2(f *testing.F) {
 		r.URL.Path, r.URL.RawQuery = path, query
 		r.Header[hname] = []string{hval}
 		r.Header.Set("Cookie", cookie)
-		x := &exchange{h: &Handler{api: &API{Protocol: ProtocolHTTP}}, r: r, now: time.Unix(1, 0), st: &stage{name: "prod"},
+		x := &exchange{h: &table{api: &API{Protocol: ProtocolHTTP}}, r: r, now: time.Unix(1, 0), st: &stage{name: "prod"},
 			rt: &route{key: "GET /a"}, path: path, body: body, sourceIP: "1.2.3.4", domain: hval}
 		checkAppender(t, x)
 	})

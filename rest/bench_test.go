@@ -15,7 +15,7 @@ func benchExchange(testing.TB) *exchange {
 		"User-Agent": "bench/1.0", "Authorization": "Bearer abc.def.ghi", "Cookie": "sid=abc; theme=dark"} {
 		r.Header.Set(k, v)
 	}
-	h := &Handler{api: &API{Name: "pets", ID: "q1w2e3r4t5", Protocol: ProtocolHTTP, AccountID: "123456789012"}}
+	h := &table{api: &API{Name: "pets", ID: "q1w2e3r4t5", Protocol: ProtocolHTTP, AccountID: "123456789012"}}
 	return &exchange{h: h, r: r, now: time.Now(), id: newID(), sourceIP: "203.0.113.9", domain: "api.example.com",
 		st: &stage{name: "prod", vars: map[string]string{"env": "prod"}}, rt: &route{key: "POST /pets/{id}", path: "/pets/{id}"},
 		params: map[string]string{"id": "7"}, path: "/pets/7", body: []byte(`{"name":"rex","kind":"dog"}`)}

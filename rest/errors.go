@@ -45,7 +45,7 @@ var (
 )
 
 // reply writes e as the API's type spells it.
-func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
+func (h *table) reply(w http.ResponseWriter, e *gatewayError) {
 	body, status := e.httpBody, e.status
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
@@ -65,7 +65,7 @@ func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
 // replyAuth answers an authorizer's refusal: 401, 403 or 500, with the
 // message an IAM check gives (InvalidSignatureException, ...) when there
 // is one.
-func (h *Handler) replyAuth(w http.ResponseWriter, err error) {
+func (h *table) replyAuth(w http.ResponseWriter, err error) {
 	var ae *auth.Error
 	if errors.As(err, &ae) && ae.Message != "" {
 		status := http.StatusForbidden
@@ -91,7 +91,7 @@ func (h *Handler) replyAuth(w http.ResponseWriter, err error) {
 }
 
 // replyThrottle answers a throttling decision.
-func (h *Handler) replyThrottle(w http.ResponseWriter, err error) {
+func (h *table) replyThrottle(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, throttle.ErrQuotaExceeded):
 		h.reply(w, errQuota)
@@ -105,7 +105,7 @@ func (h *Handler) replyThrottle(w http.ResponseWriter, err error) {
 // replyPolicy refuses a source address the API's policy does not admit,
 // as AWS answers a resource policy's deny: 403, and on REST APIs
 // AccessDeniedException naming the resource.
-func (h *Handler) replyPolicy(w http.ResponseWriter, r *http.Request) {
+func (h *table) replyPolicy(w http.ResponseWriter, r *http.Request) {
 	region := h.api.Region
 	if region == "" {
 		region = "us-east-1"

@@ -156,7 +156,7 @@ const clfTime = "02/Jan/2006:15:04:05 -0700"
 // exchange is one request on its way through the pipeline: what every
 // stage reads, filled once.
 type exchange struct {
-	h        *Handler
+	h        *table
 	r        *http.Request
 	st       *stage
 	rt       *route

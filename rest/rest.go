@@ -122,8 +122,9 @@ type Options struct {
 	Throttle throttle.Limiter
 }
 
-// Handler serves one API.
-type Handler struct {
+// table is one API's compiled routes and settings: what Handler.Update
+// replaces whole.
+type table struct {
 	api      *API
 	log      *slog.Logger
 	m        *metrics.Set
@@ -161,8 +162,8 @@ type route struct {
 	integTimeouts prometheus.Counter
 }
 
-// New builds the handler of o.API.
-func New(o Options) (*Handler, error) {
+// newTable builds the table of o.API.
+func newTable(o Options) (*table, error) {
 	a := o.API
 	if a == nil {
 		return nil, errors.New("rest: no API")
@@ -170,7 +171,7 @@ func New(o Options) (*Handler, error) {
 	if a.Protocol != ProtocolHTTP && a.Protocol != ProtocolREST {
 		return nil, fmt.Errorf("rest: api %q: unknown protocol %q", a.Name, a.Protocol)
 	}
-	h := &Handler{api: a, log: o.Logger, m: o.Metrics, cors: newCORS(a.CORS), maxBody: a.MaxRequestBytes,
+	h := &table{api: a, log: o.Logger, m: o.Metrics, cors: newCORS(a.CORS), maxBody: a.MaxRequestBytes,
 		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -219,13 +220,13 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-func (h *Handler) metricsOnly(stage string) *route {
+func (h *table) metricsOnly(stage string) *route {
 	rt := &route{key: "-"}
 	h.resolveMetrics(rt, stage)
 	return rt
 }
 
-func (h *Handler) resolveMetrics(rt *route, stage string) {
+func (h *table) resolveMetrics(rt *route, stage string) {
 	classes := [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 	for i, c := range classes {
 		rt.requests[i] = h.m.HTTPRequests.WithLabelValues(h.api.Name, stage, rt.key, c)
@@ -233,7 +234,7 @@ func (h *Handler) resolveMetrics(rt *route, stage string) {
 	rt.latency = h.m.HTTPLatency.WithLabelValues(h.api.Name, stage, rt.key)
 }
 
-func (h *Handler) newRoute(st *stage, key string, rc Route, client *http.Client, transport http.RoundTripper) (*route, error) {
+func (h *table) newRoute(st *stage, key string, rc Route, client *http.Client, transport http.RoundTripper) (*route, error) {
 	if rc.Integration == nil {
 		return nil, errors.New("no integration")
 	}
@@ -283,7 +284,7 @@ func (h *Handler) newRoute(st *stage, key string, rc Route, client *http.Client,
 }
 
 // stageOf splits an escaped path into its stage and the rest.
-func (h *Handler) stageOf(p string) (*stage, string) {
+func (h *table) stageOf(p string) (*stage, string) {
 	seg, rest, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
 	if st := h.stages[unescape(seg)]; st != nil && st != h.def {
 		return st, "/" + rest
@@ -292,7 +293,7 @@ func (h *Handler) stageOf(p string) (*stage, string) {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{h: h, r: r, now: time.Now()}
 	sw := &statusWriter{ResponseWriter: w}
 	if h.api.Protocol == ProtocolREST {
@@ -343,9 +344,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.observe(x.rt, sw, x.now)
 }
 
-func (h *Handler) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
+func (h *table) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
 
-func (h *Handler) observe(rt *route, sw *statusWriter, start time.Time) {
+func (h *table) observe(rt *route, sw *statusWriter, start time.Time) {
 	class := sw.status / 100
 	if class < 1 || class > 5 {
 		class = 0
@@ -359,7 +360,7 @@ func (h *Handler) observe(rt *route, sw *statusWriter, start time.Time) {
 }
 
 // serve runs the stages after routing (see the package comment).
-func (h *Handler) serve(w *statusWriter, x *exchange) {
+func (h *table) serve(w *statusWriter, x *exchange) {
 	r := x.r
 	// validate: the payload limit. Request validation (models) slots
 	// in here.
@@ -433,7 +434,7 @@ func (x *exchange) authRequest() *auth.Request {
 }
 
 // invoke runs an http or mock integration and writes its result.
-func (h *Handler) invoke(w *statusWriter, x *exchange) {
+func (h *table) invoke(w *statusWriter, x *exchange) {
 	call := &integration.Call{Body: x.body, Vars: x, RequestID: x.id}
 	switch x.rt.payload {
 	case integration.Payload2:
@@ -480,7 +481,7 @@ func (h *Handler) invoke(w *statusWriter, x *exchange) {
 }
 
 // forward runs an http_proxy integration.
-func (h *Handler) forward(w *statusWriter, x *exchange) {
+func (h *table) forward(w *statusWriter, x *exchange) {
 	_, proto, port := x.forwarded()
 	start := time.Now()
 	err := x.rt.proxy.Forward(w, x.r, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})

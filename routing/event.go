@@ -69,21 +69,21 @@ const (
 const clfTime = "02/Jan/2006:15:04:05 -0700"
 
 // newContext fills the fields every event type shares.
-func newContext(s *session, routeKey, eventType, requestID string, now time.Time) RequestContext {
+func newContext(s *session, st *stage, routeKey, eventType, requestID string, now time.Time) RequestContext {
 	return RequestContext{
 		RouteKey:          routeKey,
 		EventType:         eventType,
 		ExtendedRequestID: requestID,
 		RequestTime:       now.UTC().Format(clfTime),
 		MessageDirection:  "IN",
-		Stage:             s.stage.name,
+		Stage:             st.name,
 		ConnectedAt:       s.connectedAt,
 		RequestTimeEpoch:  now.UnixMilli(),
 		Identity:          Identity{SourceIP: s.identity.sourceIP, UserAgent: s.identity.userAgent},
 		RequestID:         requestID,
 		DomainName:        s.domainName,
 		ConnectionID:      s.connectionID,
-		APIID:             s.stage.apiID,
+		APIID:             st.apiID,
 		Authorizer:        s.authorizerContext(),
 	}
 }

@@ -82,16 +82,19 @@ type Options struct {
 }
 
 // Router serves one API. It is a connections.Handler.
+//
+// Its routes live in a table (stages, routes, selection expression,
+// limiter) behind an atomic pointer: Update compiles a new one and swaps
+// it whole, without a lock on the path of a message. A message in flight
+// finishes on the table it started with; a connection keeps its stage
+// (by name) and meets the new table's routes with its next message.
 type Router struct {
 	apiName    string
 	apiID      string
-	domain     string
-	access     *access.Policy // nil: every handshake admitted
-	selection  *expr.Template
-	stages     map[string]*stage
+	tbl        atomic.Pointer[table]
+	client     *http.Client
 	m          *metrics.Set
 	log        *slog.Logger
-	limiter    throttle.Limiter // nil: no throttling
 	inFlight   *throttle.Gate
 	maxPerConn int32    // 0: no bound
 	channels   Channels // nil: channel subscriptions are ignored
@@ -106,8 +109,19 @@ type Router struct {
 
 var _ connections.Handler = (*Router)(nil)
 
+// table is what Update replaces: the API's stages with their routes
+// compiled, the route selection expression and the limiter.
+type table struct {
+	domain    string
+	access    *access.Policy // nil: every handshake admitted
+	selection *expr.Template
+	stages    map[string]*stage
+	limiter   throttle.Limiter // nil: no throttling
+}
+
 // stage is one stage with its routes compiled against its variables.
 type stage struct {
+	tbl   *table // the table the stage belongs to
 	name  string
 	apiID string // requestContext.apiId, the same for every connection
 	// Messages without a route count under $default, like error frames.
@@ -137,7 +151,10 @@ type route struct {
 
 // session is the per-connection state kept with the socket.
 type session struct {
-	stage        *stage
+	// stage is the connection's stage in the table its last event met:
+	// a message after Update moves it to the new table's stage of the
+	// same name (a stage Update removed stays the old one).
+	stage        atomic.Pointer[stage]
 	connectionID string
 	domainName   string
 	connectedAt  int64
@@ -203,15 +220,9 @@ func New(opts Options) (*Router, error) {
 	if api == nil {
 		return nil, errors.New("routing: Options.API is required")
 	}
-	sel, err := expr.Compile(api.RouteSelectionExpression)
-	if err != nil {
-		return nil, fmt.Errorf("routing: api %q: routeSelectionExpression: %w", api.Name, err)
-	}
 	r := &Router{
-		apiName: api.Name, apiID: api.ID, domain: api.DomainName, access: api.Access,
-		selection: sel, stages: make(map[string]*stage), m: opts.Metrics, log: opts.Logger,
-		channels: opts.Channels,
-		limiter:  opts.Throttle, inFlight: opts.InFlight,
+		apiName: api.Name, apiID: api.ID, m: opts.Metrics, log: opts.Logger,
+		channels: opts.Channels, inFlight: opts.InFlight, client: opts.HTTPClient,
 	}
 	if sc, ok := opts.Channels.(SharedChannels); ok {
 		r.sharedChannels = sc.Shared()
@@ -229,41 +240,83 @@ func New(opts Options) (*Router, error) {
 		r.log = slog.Default()
 	}
 	r.log = r.log.With("api", api.Name)
-	client := opts.HTTPClient
-	if client == nil {
-		client = integration.NewHTTPClient()
+	if r.client == nil {
+		r.client = integration.NewHTTPClient()
 	}
+	t, err := r.compile(api, opts.Throttle)
+	if err != nil {
+		return nil, err
+	}
+	r.tbl.Store(t)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// Update replaces the router's routes, stages, stage variables,
+// selection expression and limiter with api's and limiter's, for every
+// message from now on. api must be the same API (Name and ID are kept).
+// On an error nothing changes.
+func (r *Router) Update(api *API, limiter throttle.Limiter) error {
+	commit, err := r.Prepare(api, limiter)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Prepare compiles api's table without serving it; commit swaps it in.
+// The gateway prepares every API's table before it commits any, so that
+// a reload applies whole or not at all.
+func (r *Router) Prepare(api *API, limiter throttle.Limiter) (commit func(), err error) {
+	if api == nil {
+		return nil, errors.New("routing: Update: no API")
+	}
+	t, err := r.compile(api, limiter)
+	if err != nil {
+		return nil, err
+	}
+	return func() { r.tbl.Store(t) }, nil
+}
+
+// compile builds the table of api.
+func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
+	sel, err := expr.Compile(api.RouteSelectionExpression)
+	if err != nil {
+		return nil, fmt.Errorf("routing: api %q: routeSelectionExpression: %w", api.Name, err)
+	}
+	t := &table{domain: api.DomainName, access: api.Access, selection: sel, stages: make(map[string]*stage, len(api.Stages)), limiter: limiter}
 	for _, sc := range api.Stages {
-		st := &stage{name: sc.Name, apiID: api.ID, vars: sc.Variables, custom: make(map[string]*route),
-			noRouteIn: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "in"),
-			errorsOut: r.m.Messages.WithLabelValues(api.Name, sc.Name, RouteDefault, "out"),
-			busyConn:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelConnection),
-			busyNode:  r.m.Throttled.WithLabelValues(api.Name, sc.Name, throttle.LevelGateway),
+		st := &stage{tbl: t, name: sc.Name, apiID: r.apiID, vars: sc.Variables, custom: make(map[string]*route),
+			noRouteIn: r.m.Messages.WithLabelValues(r.apiName, sc.Name, RouteDefault, "in"),
+			errorsOut: r.m.Messages.WithLabelValues(r.apiName, sc.Name, RouteDefault, "out"),
+			busyConn:  r.m.Throttled.WithLabelValues(r.apiName, sc.Name, throttle.LevelConnection),
+			busyNode:  r.m.Throttled.WithLabelValues(r.apiName, sc.Name, throttle.LevelGateway),
 		}
-		if r.limiter != nil {
-			st.connectLimit = r.limiter.Route(sc.Name, RouteConnect)
+		if limiter != nil {
+			st.connectLimit = limiter.Route(sc.Name, RouteConnect)
 		}
 		for key, rc := range api.Routes {
 			rt := &route{key: key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
-				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
-				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
+				in:  r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "in"),
+				out: r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "out"),
 			}
-			if r.limiter != nil {
-				rt.limit = r.limiter.Route(sc.Name, key)
+			if limiter != nil {
+				rt.limit = limiter.Route(sc.Name, key)
 			}
 			if rt.subscribe, err = compileChannels(rc.Subscribe); err == nil {
 				rt.unsubscribe, err = compileChannels(rc.Unsubscribe)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("routing: api %q route %q: channels: %w", api.Name, key, err)
+				return nil, fmt.Errorf("routing: api %q route %q: channels: %w", r.apiName, key, err)
 			}
 			if spec := rc.Integration; spec != nil {
-				integ, err := integration.New(spec, sc.Variables, client)
+				integ, err := integration.New(spec, sc.Variables, r.client)
 				if err != nil {
-					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", api.Name, sc.Name, key, err)
+					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", r.apiName, sc.Name, key, err)
 				}
 				rt.integ = integration.NewRoute(integ, spec, integration.RouteOptions{
-					API: api.Name, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log})
+					API: r.apiName, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log})
 			}
 			switch key {
 			case RouteConnect:
@@ -276,10 +329,25 @@ func New(opts Options) (*Router, error) {
 				st.custom[key] = rt
 			}
 		}
-		r.stages[sc.Name] = st
+		t.stages[sc.Name] = st
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	return r, nil
+	return t, nil
+}
+
+// current is s's stage in the router's current table, moving s to it:
+// the same name in the new table after an Update, or the stage s had if
+// the new table has no stage of that name.
+func (r *Router) current(s *session) *stage {
+	st := s.stage.Load()
+	t := r.tbl.Load()
+	if st.tbl == t {
+		return st
+	}
+	if ns := t.stages[st.name]; ns != nil {
+		s.stage.CompareAndSwap(st, ns)
+		return ns
+	}
+	return st
 }
 
 // Shutdown waits, until ctx ends, for integration calls and $disconnect
@@ -300,21 +368,23 @@ func (r *Router) Shutdown(ctx context.Context) error {
 // Connect picks the stage from the path (/{stage}) and runs $connect.
 func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
 	stageName := strings.Trim(req.Request.URL.Path, "/")
-	if r.access != nil && (!r.access.SourceAllowed(req.Info.SourceIP) || !r.access.OriginAllowed(req.Request.Header.Get("Origin"))) {
+	t := r.tbl.Load()
+	if t.access != nil && (!t.access.SourceAllowed(req.Info.SourceIP) || !t.access.OriginAllowed(req.Request.Header.Get("Origin"))) {
 		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
 		return refuseJSON(http.StatusForbidden, `{"message":"Forbidden"}`, nil)
 	}
-	st := r.stages[stageName]
+	st := t.stages[stageName]
 	if st == nil {
 		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
 		return refuseJSON(http.StatusForbidden, `{"message":"Forbidden"}`, nil)
 	}
 	info := req.Info
 	s := &session{
-		stage: st, connectionID: info.ID, domainName: r.domain,
+		connectionID: info.ID, domainName: t.domain,
 		connectedAt: info.ConnectedAt.UnixMilli(),
 		identity:    connIdentity{sourceIP: info.SourceIP, userAgent: info.UserAgent},
 	}
+	s.stage.Store(st)
 	if s.domainName == "" {
 		s.domainName = info.Host
 	}
@@ -333,7 +403,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		return res
 	}
 	requestID := connections.NewID()
-	ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
+	ev := &Event{RequestContext: newContext(s, st, RouteConnect, EventConnect, requestID, time.Now())}
 	// Only CONNECT carries the client certificate (mutual TLS): it is
 	// ~1 KB that messages do not repeat.
 	ev.RequestContext.Identity.ClientCert = certs.FromState(req.Request.TLS)
@@ -341,7 +411,7 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
 	ev.StageVariables = nonEmpty(st.vars)
 	if rt.authz != nil {
-		if refused := r.authorize(ctx, req, s, ev); refused != nil {
+		if refused := r.authorize(ctx, req, s, st, ev); refused != nil {
 			return refused
 		}
 		ev.RequestContext.Authorizer = s.x.authorizer
@@ -390,17 +460,17 @@ const (
 // authorize runs the $connect authorizer; on success it fills the
 // session's identity and requestContext.authorizer and returns nil, else
 // the refusal (401, 403 or 500).
-func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest, s *session, ev *Event) *connections.ConnectResult {
+func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, ev *Event) *connections.ConnectResult {
 	rc := &ev.RequestContext
 	q := req.Request.URL.Query()
 	ar := &auth.Request{
 		Method: req.Request.Method, Path: req.Request.URL.Path, RawPath: req.Request.URL.RawPath,
 		Host: req.Request.Host, Header: req.Request.Header, Query: q, RawQuery: req.Request.URL.RawQuery,
-		SourceIP: req.Info.SourceIP, API: r.apiName, APIID: r.apiID, Stage: s.stage.name, RouteKey: RouteConnect,
-		StageVariables: s.stage.vars, Context: rc.contextValue,
+		SourceIP: req.Info.SourceIP, API: r.apiName, APIID: r.apiID, Stage: st.name, RouteKey: RouteConnect,
+		StageVariables: st.vars, Context: rc.contextValue,
 		EventHeaders: ev.Headers, EventMultiValueHeaders: ev.MultiValueHeaders, RequestContext: rc,
 	}
-	id, err := s.stage.connect.authz.Authorize(ctx, ar)
+	id, err := st.connect.authz.Authorize(ctx, ar)
 	if err == nil && id == nil {
 		err = fmt.Errorf("%w: the authorizer returned no identity", auth.ErrAuthorizerFailure)
 	}
@@ -412,12 +482,12 @@ func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest,
 		case errors.Is(err, auth.ErrForbidden):
 			result, status, body = "forbidden", http.StatusForbidden, bodyForbidden
 		default:
-			r.log.Warn("$connect authorizer failed", "stage", s.stage.name, "connectionId", s.connectionID, "err", err)
+			r.log.Warn("$connect authorizer failed", "stage", st.name, "connectionId", s.connectionID, "err", err)
 		}
 		if status != http.StatusInternalServerError && r.log.Enabled(ctx, slog.LevelDebug) {
-			r.log.Debug("$connect refused by its authorizer", "stage", s.stage.name, "connectionId", s.connectionID, "err", err)
+			r.log.Debug("$connect refused by its authorizer", "stage", st.name, "connectionId", s.connectionID, "err", err)
 		}
-		r.m.Connects.WithLabelValues(r.apiName, s.stage.name, result).Inc()
+		r.m.Connects.WithLabelValues(r.apiName, st.name, result).Inc()
 		return refuseJSON(status, body, nil)
 	}
 	x := s.extra()
@@ -490,12 +560,12 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	if s == nil {
 		return
 	}
-	st := s.stage
+	st := r.current(s)
 	now := time.Now()
 	requestID := connections.NewID()
 	var rt *route
 	if !m.Binary && gjson.ValidBytes(m.Data) {
-		rt = st.custom[r.selection.Eval(m.Data, nil)]
+		rt = st.custom[st.tbl.selection.Eval(m.Data, nil)]
 	}
 	if rt == nil {
 		rt = st.def
@@ -506,29 +576,29 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	rt.in.Inc()
-	if r.limiter != nil && rt.limit != nil {
-		if r.limiter.Remote() {
+	if lim := st.tbl.limiter; lim != nil && rt.limit != nil {
+		if lim.Remote() {
 			// Cluster-wide limits are decided in Redis, which must not
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
 			// mock answers may overtake each other).
 			r.offLoop(c, s, st, requestID, func() {
-				if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
+				if err := lim.Message(s.limits(), rt.limit); err != nil {
 					r.sendError(c, st, refusalMessage(err), requestID)
 					return
 				}
-				if call := r.messageCall(s, rt, m, requestID, now); call != nil {
+				if call := r.messageCall(s, st, rt, m, requestID, now); call != nil {
 					r.dispatch(c, st, rt, call)
 				}
 			})
 			return
 		}
-		if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
+		if err := lim.Message(s.limits(), rt.limit); err != nil {
 			r.sendError(c, st, refusalMessage(err), requestID)
 			return
 		}
 	}
-	call := r.messageCall(s, rt, m, requestID, now)
+	call := r.messageCall(s, st, rt, m, requestID, now)
 	switch {
 	case call == nil:
 		return // a route without an integration: nothing to run
@@ -570,11 +640,11 @@ func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID st
 
 // messageCall builds the MESSAGE event of m for route rt; nil when the
 // route has neither an integration nor channel templates to evaluate.
-func (r *Router) messageCall(s *session, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
+func (r *Router) messageCall(s *session, st *stage, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
 	if rt.integ == nil && len(rt.subscribe)+len(rt.unsubscribe) == 0 {
 		return nil
 	}
-	ev := &Event{RequestContext: newContext(s, rt.key, EventMessage, requestID, now)}
+	ev := &Event{RequestContext: newContext(s, st, rt.key, EventMessage, requestID, now)}
 	ev.RequestContext.MessageID = connections.NewID()
 	var body string
 	var raw []byte
@@ -585,7 +655,7 @@ func (r *Router) messageCall(s *session, rt *route, m connections.Message, reque
 		body = string(m.Data)
 		raw = m.Data
 	}
-	call := newCall(ev, raw, s.stage.vars)
+	call := newCall(ev, raw, st.vars)
 	ev.Body = &body
 	return call
 }
@@ -626,14 +696,15 @@ func (r *Router) release(s *session) {
 // admit asks the limiter about a handshake to st; it returns the refusal
 // to answer, or nil to go on (s then carries the connection's limits).
 func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string) *connections.ConnectResult {
-	if r.limiter == nil || st.connectLimit == nil {
+	lim := st.tbl.limiter
+	if lim == nil || st.connectLimit == nil {
 		return nil
 	}
 	var q url.Values // parsed only when there is a query (an API key may be in it)
 	if req.URL.RawQuery != "" {
 		q = req.URL.Query()
 	}
-	lc, err := r.limiter.Connect(st.connectLimit, req.Header, q, usageKey)
+	lc, err := lim.Connect(st.connectLimit, req.Header, q, usageKey)
 	if err == nil {
 		if lc != nil {
 			s.extra().limits = lc
@@ -728,14 +799,14 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	if s == nil {
 		return
 	}
-	st := s.stage
+	st := r.current(s)
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
 	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
 	rt := st.disconnect
 	if rt == nil || rt.integ == nil {
 		return
 	}
-	ev := &Event{RequestContext: newContext(s, RouteDisconnect, EventDisconnect, connections.NewID(), time.Now())}
+	ev := &Event{RequestContext: newContext(s, st, RouteDisconnect, EventDisconnect, connections.NewID(), time.Now())}
 	ev.RequestContext.DisconnectStatusCode = &code
 	ev.RequestContext.DisconnectReason = &reason
 	ev.Headers, ev.MultiValueHeaders = disconnectHeaders(s.domainName)

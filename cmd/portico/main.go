@@ -3,7 +3,9 @@
 //	portico --config examples/echo/portico.yaml
 //
 // SIGTERM or SIGINT drains it: it stops accepting, closes every connection
-// with 1001, runs $disconnect for each and exits 0.
+// with 1001, runs $disconnect for each and exits 0. SIGHUP reloads the
+// configuration file without dropping a connection (gateway.Reload): a
+// bad file is logged and changes nothing.
 package main
 
 import (
@@ -50,7 +52,7 @@ func run() error {
 		fmt.Printf("%s: ok\n", *configPath)
 		return nil
 	}
-	log := gateway.NewLogger(cfg.Log, os.Stderr)
+	log, level := gateway.NewLevelLogger(cfg.Log, os.Stderr)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
@@ -58,27 +60,56 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	g, err := gateway.New(ctx, cfg, gateway.WithLogger(log))
+	g, err := gateway.New(ctx, cfg, gateway.WithLogger(log), gateway.WithLogLevel(level))
 	if err != nil {
 		return err
 	}
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
+	stopReloads := reloadOnHangup(ctx, g)
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.D())
+		log.Info("shutting down", "timeout", g.ShutdownTimeout())
 	case serveErr = <-g.Err():
 		log.Error("listener failed; shutting down", "err", serveErr)
 	}
 	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	stopReloads()
+	sctx, cancel := context.WithTimeout(context.Background(), g.ShutdownTimeout())
 	defer cancel()
 	if err := g.Shutdown(sctx); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
 	}
 	return serveErr
+}
+
+// reloadOnHangup reloads the configuration file on every SIGHUP until
+// ctx ends or the returned function is called (which waits for a reload
+// under way). Reload logs what it applied, what needs a restart and why
+// a file was refused.
+func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_, _ = g.ReloadFile(ctx)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }
 
 // version is the module version the binary was built from ("devel" for
