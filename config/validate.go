@@ -112,6 +112,7 @@ func (f *File) Validate() error {
 	}
 	v.management()
 	v.throttling(f)
+	v.tracing(&f.Tracing)
 	return joinProblems(v.probs)
 }
 
