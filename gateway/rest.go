@@ -36,7 +36,7 @@ func (g *Gateway) addRESTAPI(i int, api *config.API) error {
 		g.proxyTransport = integration.NewProxyTransport()
 	}
 	h, err := rest.New(rest.Options{API: ra, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
-		ProxyTransport: g.proxyTransport, Throttle: limits})
+		ProxyTransport: g.proxyTransport, Throttle: limits, Tracer: g.tracer})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

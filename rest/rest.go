@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/auth"
@@ -113,6 +114,9 @@ type Options struct {
 	// Throttle decides on every request (API keys, usage plans,
 	// buckets); nil: no throttling.
 	Throttle throttle.Limiter
+	// Tracer makes a span of every request, with route and integration
+	// spans under it (see trace.go). nil: no spans.
+	Tracer trace.Tracer
 }
 
 // Handler serves one API.
@@ -126,6 +130,7 @@ type Handler struct {
 	def      *stage // the $default stage; nil: none
 	limits   throttle.Limiter
 	noRoutes map[string]*route // per stage name ("-" for none): the metrics of requests no route matched
+	tracer   trace.Tracer      // nil: tracing off
 }
 
 type stage struct {
@@ -164,7 +169,7 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("rest: api %q: unknown protocol %q", a.Name, a.Protocol)
 	}
 	h := &Handler{api: a, log: o.Logger, m: o.Metrics, cors: newCORS(a.CORS), maxBody: a.MaxRequestBytes,
-		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}}
+		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}, tracer: o.Tracer}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -267,7 +272,7 @@ func (h *Handler) newRoute(st *stage, key string, rc Route, client *http.Client,
 		if err != nil {
 			return nil, err
 		}
-		rt.invoke = integration.NewRoute(integ, spec, integration.RouteOptions{API: h.api.Name, Stage: st.name, Key: key, Metrics: h.m, Logger: h.log})
+		rt.invoke = integration.NewRoute(integ, spec, integration.RouteOptions{API: h.api.Name, Stage: st.name, Key: key, Metrics: h.m, Logger: h.log, Tracer: h.tracer})
 	}
 	if h.limits != nil {
 		rt.throttle = h.limits.Route(st.name, key)
@@ -286,8 +291,17 @@ func (h *Handler) stageOf(p string) (*stage, string) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{h: h, r: r, now: time.Now()}
 	sw := &statusWriter{ResponseWriter: w}
+	if h.tracer != nil {
+		h.traced(sw, r)
+		return
+	}
+	h.handle(sw, r)
+}
+
+func (h *Handler) handle(sw *statusWriter, r *http.Request) {
+	w := sw.ResponseWriter
+	x := &exchange{h: h, r: r, now: time.Now()}
 	if h.api.Protocol == ProtocolREST {
 		x.id, x.extID = newUUID(), newID()
 		w.Header().Set("X-Amzn-Requestid", x.id)
@@ -327,7 +341,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.domain == "" {
 		x.domain = r.Host
 	}
-	h.serve(sw, x)
+	if h.tracer != nil {
+		end := h.traceRoute(x, sw)
+		h.serve(sw, x)
+		end()
+	} else {
+		h.serve(sw, x)
+	}
 	h.observe(x.rt, sw, x.now)
 }
 
@@ -471,8 +491,13 @@ func (h *Handler) invoke(w *statusWriter, x *exchange) {
 func (h *Handler) forward(w *statusWriter, x *exchange) {
 	_, proto, port := x.forwarded()
 	start := time.Now()
-	err := x.rt.proxy.Forward(w, x.r, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
+	req, endSpan := x.r, func(error) {}
+	if h.tracer != nil {
+		req, endSpan = h.traceProxy(x, w)
+	}
+	err := x.rt.proxy.Forward(w, req, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
 	x.rt.integLatency.Observe(time.Since(start).Seconds())
+	endSpan(err)
 	if err == nil {
 		return
 	}
