@@ -126,10 +126,11 @@ type stage struct {
 }
 
 type route struct {
-	key    string
-	integ  *integration.Route // nil: no integration
-	authz  auth.Authorizer    // nil: none
-	twoWay bool
+	key      string
+	spanName string             // "route {key}", the name of its spans
+	integ    *integration.Route // nil: no integration
+	authz    auth.Authorizer    // nil: none
+	twoWay   bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
@@ -243,7 +244,7 @@ func New(opts Options) (*Router, error) {
 			st.connectLimit = r.limiter.Route(sc.Name, RouteConnect)
 		}
 		for key, rc := range api.Routes {
-			rt := &route{key: key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
+			rt := &route{key: key, spanName: "route " + key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
 				in:  r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(api.Name, sc.Name, key, "out"),
 			}
@@ -511,7 +512,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	rt.in.Inc()
-	tr.route(r, rt.key)
+	tr.route(r, rt)
 	if r.limiter != nil && rt.limit != nil {
 		if r.limiter.Remote() {
 			// Cluster-wide limits are decided in Redis, which must not

@@ -66,13 +66,13 @@ func (r *Router) startMessage(s *session, requestID string) *msgTrace {
 }
 
 // route starts the route span once the message's route is known.
-func (t *msgTrace) route(r *Router, key string) {
+func (t *msgTrace) route(r *Router, rt *route) {
 	if t == nil {
 		return
 	}
-	t.server.SetAttributes(integration.AttrRouteKey.String(key))
-	t.ctx, t.rte = r.tracer.Start(t.ctx, "route "+key, trace.WithAttributes(
-		integration.AttrAPI.String(r.apiName), integration.AttrRouteKey.String(key)))
+	t.server.SetAttributes(integration.AttrRouteKey.String(rt.key))
+	t.ctx, t.rte = r.tracer.Start(t.ctx, rt.spanName, trace.WithAttributes(
+		integration.AttrAPI.String(r.apiName), integration.AttrRouteKey.String(rt.key)))
 }
 
 // context is the context of the message's integration call.
@@ -88,12 +88,12 @@ func (t *msgTrace) fail(message string) {
 	if t == nil {
 		return
 	}
-	for _, s := range []trace.Span{t.rte, t.server} {
-		if s != nil {
-			s.SetAttributes(integration.AttrError.String(message))
-			s.SetStatus(codes.Error, message)
-		}
+	if t.rte != nil {
+		t.rte.SetAttributes(integration.AttrError.String(message))
+		t.rte.SetStatus(codes.Error, message)
 	}
+	t.server.SetAttributes(integration.AttrError.String(message))
+	t.server.SetStatus(codes.Error, message)
 }
 
 // answered records the integration's status.
@@ -101,11 +101,10 @@ func (t *msgTrace) answered(status int) {
 	if t == nil {
 		return
 	}
-	for _, s := range []trace.Span{t.rte, t.server} {
-		if s != nil {
-			s.SetAttributes(integration.AttrStatus.Int(status))
-		}
+	if t.rte != nil {
+		t.rte.SetAttributes(integration.AttrStatus.Int(status))
 	}
+	t.server.SetAttributes(integration.AttrStatus.Int(status))
 }
 
 func (t *msgTrace) end() {
@@ -125,6 +124,6 @@ func (r *Router) startDisconnect(s *session) *msgTrace {
 		integration.AttrEventType.String(EventDisconnect), integration.AttrConnectionID.String(s.connectionID),
 		integration.AttrRouteKey.String(RouteDisconnect))
 	t := &msgTrace{ctx: ctx, server: span}
-	t.route(r, RouteDisconnect)
+	t.route(r, s.stage.disconnect)
 	return t
 }
