@@ -245,6 +245,7 @@ func TestTracingWebSocket(t *testing.T) {
 		t.Fatalf("no route answered %q", got)
 	}
 	c.Close()
+	dial(t, wsURL(g, "test"), nil).Close() // no X-Amzn-Trace-Id
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil { // flushes the spans
@@ -270,8 +271,8 @@ func TestTracingWebSocket(t *testing.T) {
 	wantAttrs(t, cinteg, map[string]any{"portico.api": "t", "portico.stage": "test", "portico.route_key": "$connect",
 		"http.response.status_code": 200, "portico.integration.type": "http"})
 	hs, bodies := be.requests("/connect")
-	if len(hs) != 1 {
-		t.Fatalf("backend got %d $connect calls", len(hs))
+	if len(hs) != 2 {
+		t.Fatalf("backend got %d $connect calls, want 2", len(hs))
 	}
 	tid, parent, flags := parseTraceparent(t, hs[0])
 	if tid != clientTrace || parent != hex.EncodeToString(cinteg.GetSpanId()) || flags != "01" {
@@ -286,6 +287,20 @@ func TestTracingWebSocket(t *testing.T) {
 	}
 	if got := cev.Headers["X-Amzn-Trace-Id"]; got != clientAmzn {
 		t.Errorf("CONNECT event header X-Amzn-Trace-Id %q, want %q", got, clientAmzn)
+	}
+
+	// A handshake without X-Amzn-Trace-Id: the gateway adds one, naming
+	// the CONNECT span's trace, to the event and to the backend's request.
+	tid, _, _ = parseTraceparent(t, hs[1])
+	conn2 := rc.one("WebSocket CONNECT", tid)
+	var cev2 events.APIGatewayWebsocketProxyRequest
+	if err := json.Unmarshal([]byte(bodies[1]), &cev2); err != nil {
+		t.Fatal(err)
+	}
+	m := amznGenRE.FindStringSubmatch(cev2.Headers["X-Amzn-Trace-Id"])
+	if m == nil || m[1]+m[2] != tid || m[3] != hex.EncodeToString(conn2.GetSpanId()) || hs[1].Get("X-Amzn-Trace-Id") != cev2.Headers["X-Amzn-Trace-Id"] {
+		t.Errorf("added X-Amzn-Trace-Id: event %q, request %q; want Root=1-%s-%s;Parent=%x;Sampled=1 in both",
+			cev2.Headers["X-Amzn-Trace-Id"], hs[1].Get("X-Amzn-Trace-Id"), tid[:8], tid[8:], conn2.GetSpanId())
 	}
 
 	// The message with an HTTP integration: a new trace, whose
@@ -303,7 +318,7 @@ func TestTracingWebSocket(t *testing.T) {
 	if parent != hex.EncodeToString(minteg.GetSpanId()) {
 		t.Errorf("message traceparent parent %s, want the integration span %x", parent, minteg.GetSpanId())
 	}
-	m := amznGenRE.FindStringSubmatch(hs[0].Get("X-Amzn-Trace-Id"))
+	m = amznGenRE.FindStringSubmatch(hs[0].Get("X-Amzn-Trace-Id"))
 	if m == nil || m[1]+m[2] != tid || m[3] != hex.EncodeToString(msg.GetSpanId()) || m[4] != "1" {
 		t.Errorf("message X-Amzn-Trace-Id %q: want Root=1-%s-%s;Parent=%x;Sampled=1", hs[0].Get("X-Amzn-Trace-Id"), tid[:8], tid[8:], msg.GetSpanId())
 	}
