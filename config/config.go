@@ -29,6 +29,9 @@ type File struct {
 	// Log configures structured logging.
 	Log Log `yaml:"log"`
 
+	// Tracing sends OpenTelemetry traces to a collector (off by default).
+	Tracing Tracing `yaml:"tracing"`
+
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM): closing every
 	// connection with 1001 and running $disconnect for each.
 	// Default 30s.

@@ -71,6 +71,7 @@ func (f *File) ApplyDefaults() {
 	setInt(&f.Connections.SendQueueBytes, connections.DefaultLimits.SendQueueBytes)
 	setString(&f.Throttling.Scope, defaultThrottlingScope)
 	setInt(&f.Throttling.MaxInFlight, defaultMaxInFlight)
+	f.Tracing.applyDefaults()
 
 	for i := range f.APIs {
 		a := &f.APIs[i]

@@ -113,6 +113,7 @@ func (f *File) Validate() error {
 	v.management()
 	v.tls("management.tls", f.Management.TLS)
 	v.throttling(f)
+	v.tracing(&f.Tracing)
 	return joinProblems(v.probs)
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
@@ -35,6 +36,7 @@ import (
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/throttle"
 	"github.com/portico-gateway/portico/storage"
+	"github.com/portico-gateway/portico/tracing"
 )
 
 // Gateway is one running Portico node.
@@ -77,6 +79,10 @@ type Gateway struct {
 	tls map[string]*certs.Source
 
 	reload reloadState // Reload (reload.go)
+
+	// traces exports spans; nil (and tracer nil) with tracing off.
+	traces *tracing.Provider
+	tracer trace.Tracer
 }
 
 type apiRuntime struct {
@@ -117,7 +123,7 @@ func NewLevelLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 // New builds a gateway from a defaulted, validated configuration (what
 // config.Load returns). It connects to the registry within ctx; nothing
 // listens until Start.
-func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error) {
+func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err error) {
 	g := &Gateway{
 		cfg:     cfg,
 		promReg: prometheus.NewRegistry(),
@@ -134,6 +140,14 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	log := g.log
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
+	if err := g.newTracing(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = g.shutdownTracing(context.Background())
+		}
+	}()
 	iam, err := iamAuthorizer(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: management credentials: %w", err)
@@ -271,7 +285,7 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 	}
 	router, err := routing.New(routing.Options{API: rapi, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
 		Throttle: limits, InFlight: g.throttle.InFlight(), MaxInFlightPerConnection: api.Limits.MaxInFlightPerConnection,
-		Channels: routingChannels{g.chans}})
+		Channels: routingChannels{g.chans}, Tracer: g.tracer})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -580,6 +594,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if err := g.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))
+		}
+		if err := g.shutdownTracing(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		g.log.Info("shutdown complete", "duration", time.Since(start))
 	})

@@ -18,6 +18,12 @@ func TestLayers(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
+		// Spans are made with OpenTelemetry's API; its SDK and exporters
+		// are the gateway's (package tracing).
+		if strings.HasPrefix(pkg, "go.opentelemetry.io/otel/sdk") || strings.HasPrefix(pkg, "go.opentelemetry.io/otel/exporters") ||
+			pkg == mod+"tracing" {
+			t.Errorf("%s is a dependency of the data plane, cluster or storage", pkg)
+		}
 		rel, ok := strings.CutPrefix(pkg, mod)
 		if !ok {
 			continue

@@ -58,7 +58,7 @@ const restMaxHeaderBytes = 10240
 // restOptions are the rest.Options of an API.
 func (g *Gateway) restOptions(ra *rest.API, limits *throttle.API) rest.Options {
 	return rest.Options{API: ra, Metrics: g.metrics, Logger: g.log, HTTPClient: g.authClient,
-		ProxyTransport: g.proxyTransport, Throttle: limits}
+		ProxyTransport: g.proxyTransport, Throttle: limits, Tracer: g.tracer}
 }
 
 // restAPI is the rest.API of one configured HTTP or REST API (apis[i]

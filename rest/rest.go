@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/access"
@@ -120,6 +121,9 @@ type Options struct {
 	// Throttle decides on every request (API keys, usage plans,
 	// buckets); nil: no throttling.
 	Throttle throttle.Limiter
+	// Tracer makes a span of every request, with route and integration
+	// spans under it (see trace.go). nil: no spans.
+	Tracer trace.Tracer
 }
 
 // table is one API's compiled routes and settings: what Handler.Update
@@ -134,6 +138,7 @@ type table struct {
 	def      *stage // the $default stage; nil: none
 	limits   throttle.Limiter
 	noRoutes map[string]*route // per stage name ("-" for none): the metrics of requests no route matched
+	tracer   trace.Tracer      // nil: tracing off
 }
 
 type stage struct {
@@ -172,7 +177,7 @@ func newTable(o Options) (*table, error) {
 		return nil, fmt.Errorf("rest: api %q: unknown protocol %q", a.Name, a.Protocol)
 	}
 	h := &table{api: a, log: o.Logger, m: o.Metrics, cors: newCORS(a.CORS), maxBody: a.MaxRequestBytes,
-		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}}
+		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}, tracer: o.Tracer}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -275,7 +280,7 @@ func (h *table) newRoute(st *stage, key string, rc Route, client *http.Client, t
 		if err != nil {
 			return nil, err
 		}
-		rt.invoke = integration.NewRoute(integ, spec, integration.RouteOptions{API: h.api.Name, Stage: st.name, Key: key, Metrics: h.m, Logger: h.log})
+		rt.invoke = integration.NewRoute(integ, spec, integration.RouteOptions{API: h.api.Name, Stage: st.name, Key: key, Metrics: h.m, Logger: h.log, Tracer: h.tracer})
 	}
 	if h.limits != nil {
 		rt.throttle = h.limits.Route(st.name, key)
@@ -294,8 +299,17 @@ func (h *table) stageOf(p string) (*stage, string) {
 
 // ServeHTTP implements http.Handler.
 func (h *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{h: h, r: r, now: time.Now()}
 	sw := &statusWriter{ResponseWriter: w}
+	if h.tracer != nil {
+		h.traced(sw, r)
+		return
+	}
+	h.handle(sw, r)
+}
+
+func (h *table) handle(sw *statusWriter, r *http.Request) {
+	w := sw.ResponseWriter
+	x := &exchange{h: h, r: r, now: time.Now()}
 	if h.api.Protocol == ProtocolREST {
 		x.id, x.extID = newUUID(), newID()
 		w.Header().Set("X-Amzn-Requestid", x.id)
@@ -340,7 +354,13 @@ func (h *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.domain == "" {
 		x.domain = r.Host
 	}
-	h.serve(sw, x)
+	if h.tracer != nil {
+		end := h.traceRoute(x, sw)
+		h.serve(sw, x)
+		end()
+	} else {
+		h.serve(sw, x)
+	}
 	h.observe(x.rt, sw, x.now)
 }
 
@@ -484,8 +504,13 @@ func (h *table) invoke(w *statusWriter, x *exchange) {
 func (h *table) forward(w *statusWriter, x *exchange) {
 	_, proto, port := x.forwarded()
 	start := time.Now()
-	err := x.rt.proxy.Forward(w, x.r, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
+	req, endSpan := x.r, func(error) {}
+	if h.tracer != nil {
+		req, endSpan = h.traceProxy(x, w)
+	}
+	err := x.rt.proxy.Forward(w, req, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
 	x.rt.integLatency.Observe(time.Since(start).Seconds())
+	endSpan(err)
 	if err == nil {
 		return
 	}

@@ -62,6 +62,7 @@ type wsCall struct {
 	integration.Call
 	ev        *Event
 	stageVars map[string]string
+	trace     *msgTrace // nil: tracing off
 }
 
 func newCall(ev *Event, body []byte, stageVars map[string]string) *wsCall {

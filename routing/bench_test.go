@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/portico-gateway/portico/connections"
 )
 
@@ -47,6 +49,32 @@ var echoMsg = connections.Message{Data: []byte(`{"action":"echo","data":"hello"}
 // route selection, the event, the template and the answer.
 func BenchmarkMessageMockEcho(b *testing.B) {
 	r, c := echoRouter(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Message(c, echoMsg)
+	}
+}
+
+// BenchmarkMessageMockEchoTraced is BenchmarkMessageMockEcho with
+// tracing on and every trace sampled (spans recorded, none exported):
+// the cost of the message, route and integration spans.
+func BenchmarkMessageMockEchoTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	r, err := New(Options{API: baseAPI(map[string]Route{
+		"echo": {RouteResponse: true, Integration: mock("$request.body.data")},
+	}), Tracer: tp.Tracer("bench")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := newInfo()
+	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+	if !res.Accepted() {
+		b.Fatalf("connect refused: %d", res.Status)
+	}
+	info.Stage = res.Stage
+	c := &nopConn{info: *info, state: res.State}
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Message(c, echoMsg)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/internal/certs"
@@ -79,6 +80,10 @@ type Options struct {
 	// Channels subscribes connections to channels (routes' subscribe
 	// lists, X-Portico-Subscribe answers). nil: both are ignored.
 	Channels Channels
+	// Tracer makes a span of every connect, message and $disconnect
+	// run, with route and integration spans under it (see trace.go).
+	// nil: no spans.
+	Tracer trace.Tracer
 }
 
 // Router serves one API. It is a connections.Handler.
@@ -96,8 +101,9 @@ type Router struct {
 	m          *metrics.Set
 	log        *slog.Logger
 	inFlight   *throttle.Gate
-	maxPerConn int32    // 0: no bound
-	channels   Channels // nil: channel subscriptions are ignored
+	maxPerConn int32        // 0: no bound
+	channels   Channels     // nil: channel subscriptions are ignored
+	tracer     trace.Tracer // nil: tracing off
 	// sharedChannels: subscribing may wait (SharedChannels), so declared
 	// subscriptions of messages run off the loop.
 	sharedChannels bool
@@ -137,10 +143,11 @@ type stage struct {
 }
 
 type route struct {
-	key    string
-	integ  *integration.Route // nil: no integration
-	authz  auth.Authorizer    // nil: none
-	twoWay bool
+	key      string
+	spanName string             // "route {key}", the name of its spans
+	integ    *integration.Route // nil: no integration
+	authz    auth.Authorizer    // nil: none
+	twoWay   bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
@@ -222,7 +229,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := &Router{
 		apiName: api.Name, apiID: api.ID, m: opts.Metrics, log: opts.Logger,
-		channels: opts.Channels, inFlight: opts.InFlight, client: opts.HTTPClient,
+		channels: opts.Channels, inFlight: opts.InFlight, client: opts.HTTPClient, tracer: opts.Tracer,
 	}
 	if sc, ok := opts.Channels.(SharedChannels); ok {
 		r.sharedChannels = sc.Shared()
@@ -297,7 +304,7 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 			st.connectLimit = limiter.Route(sc.Name, RouteConnect)
 		}
 		for key, rc := range api.Routes {
-			rt := &route{key: key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
+			rt := &route{key: key, spanName: "route " + key, twoWay: rc.RouteResponse, authz: rc.Authorizer,
 				in:  r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "out"),
 			}
@@ -316,7 +323,7 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 					return nil, fmt.Errorf("routing: api %q stage %q route %q: %w", r.apiName, sc.Name, key, err)
 				}
 				rt.integ = integration.NewRoute(integ, spec, integration.RouteOptions{
-					API: r.apiName, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log})
+					API: r.apiName, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log, Tracer: r.tracer})
 			}
 			switch key {
 			case RouteConnect:
@@ -367,6 +374,13 @@ func (r *Router) Shutdown(ctx context.Context) error {
 
 // Connect picks the stage from the path (/{stage}) and runs $connect.
 func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
+	if r.tracer != nil {
+		return r.tracedConnect(ctx, req)
+	}
+	return r.connect(ctx, req)
+}
+
+func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
 	stageName := strings.Trim(req.Request.URL.Path, "/")
 	t := r.tbl.Load()
 	if t.access != nil && (!t.access.SourceAllowed(req.Info.SourceIP) || !t.access.OriginAllowed(req.Request.Header.Get("Origin"))) {
@@ -563,6 +577,10 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	st := r.current(s)
 	now := time.Now()
 	requestID := connections.NewID()
+	var tr *msgTrace // nil: tracing off
+	if r.tracer != nil {
+		tr = r.startMessage(s, st, requestID)
+	}
 	var rt *route
 	if !m.Binary && gjson.ValidBytes(m.Data) {
 		rt = st.custom[st.tbl.selection.Eval(m.Data, nil)]
@@ -573,21 +591,25 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	if rt == nil {
 		st.noRouteIn.Inc()
 		r.sendError(c, st, msgForbidden, requestID)
+		tr.fail(msgForbidden)
+		tr.end()
 		return
 	}
 	rt.in.Inc()
+	tr.route(r, rt)
 	if lim := st.tbl.limiter; lim != nil && rt.limit != nil {
 		if lim.Remote() {
 			// Cluster-wide limits are decided in Redis, which must not
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
 			// mock answers may overtake each other).
-			r.offLoop(c, s, st, requestID, func() {
+			r.offLoop(c, s, st, requestID, tr, func() {
 				if err := lim.Message(s.limits(), rt.limit); err != nil {
 					r.sendError(c, st, refusalMessage(err), requestID)
+					tr.fail(refusalMessage(err))
 					return
 				}
-				if call := r.messageCall(s, st, rt, m, requestID, now); call != nil {
+				if call := r.messageCall(s, st, rt, m, requestID, now, tr); call != nil {
 					r.dispatch(c, st, rt, call)
 				}
 			})
@@ -595,21 +617,25 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		}
 		if err := lim.Message(s.limits(), rt.limit); err != nil {
 			r.sendError(c, st, refusalMessage(err), requestID)
+			tr.fail(refusalMessage(err))
+			tr.end()
 			return
 		}
 	}
-	call := r.messageCall(s, st, rt, m, requestID, now)
+	call := r.messageCall(s, st, rt, m, requestID, now, tr)
 	switch {
 	case call == nil:
+		tr.end()
 		return // a route without an integration: nothing to run
 	case r.sharedChannels && len(rt.subscribe) > 0:
 		// The subscribe may wait for Redis: not on the loop.
-		r.offLoop(c, s, st, requestID, func() { r.dispatch(c, st, rt, call) })
+		r.offLoop(c, s, st, requestID, tr, func() { r.dispatch(c, st, rt, call) })
 	case rt.integ != nil && !rt.integ.Mock():
 		r.applyDeclared(c, rt, call)
-		r.offLoop(c, s, st, requestID, func() { r.run(c, st, rt, call) })
+		r.offLoop(c, s, st, requestID, tr, func() { r.run(c, st, rt, call) })
 	default: // a mock answers inline, in order
 		r.dispatch(c, st, rt, call)
+		tr.end()
 	}
 }
 
@@ -624,10 +650,13 @@ func (r *Router) dispatch(c connections.Conn, st *stage, rt *route, call *wsCall
 
 // offLoop runs f on a goroutine the router owns (Shutdown waits for it),
 // counted against the in-flight bounds: past them the client gets the
-// "Too Many Requests" error frame and f does not run.
-func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID string, f func()) {
+// "Too Many Requests" error frame and f does not run. The message's
+// spans (tr) end when f returns.
+func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID string, tr *msgTrace, f func()) {
 	if !r.acquire(s, st) {
 		r.sendError(c, st, msgThrottled, requestID)
+		tr.fail(msgThrottled)
+		tr.end()
 		return
 	}
 	r.wg.Add(1)
@@ -635,12 +664,13 @@ func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID st
 		defer r.wg.Done()
 		defer r.release(s)
 		f()
+		tr.end()
 	}()
 }
 
 // messageCall builds the MESSAGE event of m for route rt; nil when the
 // route has neither an integration nor channel templates to evaluate.
-func (r *Router) messageCall(s *session, st *stage, rt *route, m connections.Message, requestID string, now time.Time) *wsCall {
+func (r *Router) messageCall(s *session, st *stage, rt *route, m connections.Message, requestID string, now time.Time, tr *msgTrace) *wsCall {
 	if rt.integ == nil && len(rt.subscribe)+len(rt.unsubscribe) == 0 {
 		return nil
 	}
@@ -656,6 +686,7 @@ func (r *Router) messageCall(s *session, st *stage, rt *route, m connections.Mes
 		raw = m.Data
 	}
 	call := newCall(ev, raw, st.vars)
+	call.trace = tr
 	ev.Body = &body
 	return call
 }
@@ -736,15 +767,18 @@ func refusalMessage(err error) string {
 // run invokes the route's integration and answers the client.
 func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 	requestID := call.RequestID
-	resp, err := rt.integ.Invoke(r.ctx, &call.Call)
+	resp, err := rt.integ.Invoke(call.trace.context(r.ctx), &call.Call)
 	switch {
 	case errors.Is(err, integration.ErrTimeout):
 		r.sendError(c, st, msgTimeout, requestID)
+		call.trace.fail(msgTimeout)
 		return
 	case err != nil:
 		r.sendError(c, st, msgInternal, requestID)
+		call.trace.fail(msgInternal)
 		return
 	}
+	call.trace.answered(resp.StatusCode)
 	if r.channels != nil && len(resp.Headers) > 0 {
 		var ops channelOps
 		ops.fromHeaders(resp.Headers)
@@ -811,10 +845,20 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	ev.RequestContext.DisconnectReason = &reason
 	ev.Headers, ev.MultiValueHeaders = disconnectHeaders(s.domainName)
 	ev.StageVariables = nonEmpty(st.vars)
+	var tr *msgTrace
+	if r.tracer != nil {
+		tr = r.startDisconnect(s, st)
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		_, _ = rt.integ.Invoke(r.ctx, &newCall(ev, nil, st.vars).Call)
+		resp, err := rt.integ.Invoke(tr.context(r.ctx), &newCall(ev, nil, st.vars).Call)
+		if err != nil {
+			tr.fail(msgInternal)
+		} else {
+			tr.answered(resp.StatusCode)
+		}
+		tr.end()
 	}()
 }
 

@@ -199,6 +199,7 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 	for k, v := range h.headers {
 		req.Header.Set(k, v)
 	}
+	InjectTrace(ctx, req.Header)
 	resp, err := h.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

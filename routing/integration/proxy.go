@@ -227,4 +227,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	for k, v := range p.headers {
 		out.Header.Set(k, v)
 	}
+	// Under tracing, the backend's parent is the integration span (the
+	// client's own traceparent, copied above, is its grandparent).
+	InjectTrace(out.Context(), out.Header)
 }

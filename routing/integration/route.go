@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portico-gateway/portico/metrics"
 )
@@ -24,6 +27,10 @@ type Route struct {
 	latency          prometheus.Observer
 	errors, timeouts prometheus.Counter
 	log              *slog.Logger
+	// tracer makes the integration span of each call; nil: no span.
+	tracer    trace.Tracer
+	spanName  string
+	spanAttrs []attribute.KeyValue
 }
 
 // RouteOptions name the route a Route serves, for its metrics and logs.
@@ -33,6 +40,9 @@ type RouteOptions struct {
 	Metrics *metrics.Set
 	// Logger. nil: slog.Default().
 	Logger *slog.Logger
+	// Tracer makes a client span around every call, a child of the
+	// span in the call's context. nil: no spans.
+	Tracer trace.Tracer
 }
 
 // NewRoute wraps integ, built from spec, for the route o names.
@@ -51,6 +61,10 @@ func NewRoute(integ Integration, spec *Spec, o RouteOptions) *Route {
 		errors:   m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "error"),
 		timeouts: m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "timeout"),
 		log:      log,
+		tracer:   o.Tracer,
+		spanName: "integration " + spec.Type,
+		spanAttrs: []attribute.KeyValue{AttrAPI.String(o.API), AttrStage.String(o.Stage),
+			AttrRouteKey.String(o.Key), AttrIntegrationType.String(spec.Type)},
 	}
 }
 
@@ -60,6 +74,30 @@ func (r *Route) Mock() bool { return r.mock }
 // Invoke calls the integration, recording latency (of calls that leave
 // the process), errors and a log line.
 func (r *Route) Invoke(ctx context.Context, call *Call) (*Response, error) {
+	if r.tracer != nil {
+		return r.traced(ctx, call)
+	}
+	return r.invoke(ctx, call)
+}
+
+// traced is Invoke inside the integration span.
+func (r *Route) traced(ctx context.Context, call *Call) (*Response, error) {
+	ctx, span := r.tracer.Start(ctx, r.spanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(r.spanAttrs...))
+	resp, err := r.invoke(ctx, call)
+	switch {
+	case errors.Is(err, ErrTimeout):
+		span.SetStatus(codes.Error, "integration timed out")
+	case err != nil:
+		// Not err's text: it may name the backend's URL.
+		span.SetStatus(codes.Error, "integration failed")
+	default:
+		span.SetAttributes(AttrStatus.Int(resp.StatusCode))
+	}
+	span.End()
+	return resp, err
+}
+
+func (r *Route) invoke(ctx context.Context, call *Call) (*Response, error) {
 	start := time.Now()
 	resp, err := r.integ.Invoke(ctx, call)
 	d := time.Since(start)
