@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/portico-gateway/portico/config"
 )
 
@@ -350,5 +352,50 @@ routes:
 	}
 	if got := get(); got != "v2" {
 		t.Errorf("after: %q, want v2", got)
+	}
+}
+
+// A reload adds a route throttle and a $connect authorizer: the open
+// connection's next message meets the throttle, a new connection the
+// authorizer; the open connection stays open.
+func TestReloadThrottleAndAuthorizer(t *testing.T) {
+	g, f := startFromFile(t, reloadYAML(mockRoutes("v1")))
+	c := dial(t, wsURL(g, "test"), nil)
+	send(t, c, `{}`)
+	if got := readText(t, c); got != "v1" {
+		t.Fatalf("before: %q", got)
+	}
+	f.write(reloadYAML(`authorizers:
+  tokens:
+    type: request
+    uri: http://127.0.0.1:1/authorize
+    identitySource: [route.request.header.Authorization]
+stages:
+  - name: test
+    routeSettings:
+      $default: {throttlingRateLimit: 0, throttlingBurstLimit: 0}
+routes:
+  $connect: {authorizationType: CUSTOM, authorizer: tokens}
+  $default:
+    routeResponse: true
+    integration: {type: mock, response: {body: "v2"}}
+`))
+	if status, body := postReload(t, g); status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	send(t, c, `{}`)
+	if got := readText(t, c); frameMessage(got) != "Too Many Requests" {
+		t.Errorf("after adding a closed bucket: %q, want the Too Many Requests frame", got)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(wsURL(g, "test"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Errorf("a new connection without Authorization: %v (HTTP %d), want 401", err, status)
+	}
+	if n := g.OpenConnections(); n != 1 {
+		t.Errorf("open connections %d, want 1", n)
 	}
 }

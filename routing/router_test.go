@@ -591,6 +591,9 @@ func TestMessageIntegrationFailures(t *testing.T) {
 			if f := c.next(t); f.data != "fast" {
 				t.Errorf("after the failure: %q", f.data)
 			}
+			// The error frame is counted after its Send returns, on the
+			// integration's goroutine: Shutdown waits for it.
+			r.shutdown(t)
 			if got := testutil.ToFloat64(r.m.IntegrationErrors.WithLabelValues("chat", "prod", "$default", tc.kind)); got != 1 {
 				t.Errorf("integration errors{kind=%s} = %v, want 1", tc.kind, got)
 			}
