@@ -215,9 +215,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 			stages[st.Name] = true
 		}
 	}
-	handlers := map[string]http.Handler{}
+	handlers, admin := map[string]http.Handler{}, map[string]http.Handler{}
 	for _, p := range cfg.UsagePlans {
-		handlers["/usageplans/"+p.Name+"/usage"] = management.UsageHandler(p.Name, g.throttle.Usage)
+		admin["/usageplans/"+p.Name+"/usage"] = management.UsageHandler(p.Name, g.throttle.Usage)
 	}
 	secret := cfg.Storage.RelaySecret
 	if secret == "" {
@@ -241,18 +241,19 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		authz = nil
 	}
 	mopts := management.Options{
-		StageAPI:    stageAPIs(cfg.APIs),
-		MetricsAuth: authz != nil && cfg.Management.MetricsAuth == "iam",
-		Handlers:    handlers,
-		Ready:       g.keeper.Ready,
-		Conns:       g.conns(),
-		Stages:      func(name string) bool { return stages[name] },
-		Gatherer:    g.promReg,
-		Metrics:     g.metrics,
-		Logger:      log,
-		Pprof:       cfg.Management.Pprof,
-		Channels:    g.chans,
-		Reload:      func(ctx context.Context) (any, error) { return g.ReloadFile(ctx) },
+		StageAPI:      stageAPIs(cfg.APIs),
+		MetricsAuth:   authz != nil && cfg.Management.MetricsAuth == "iam",
+		Handlers:      handlers,
+		AdminHandlers: admin,
+		Ready:         g.keeper.Ready,
+		Conns:         g.conns(),
+		Stages:        func(name string) bool { return stages[name] },
+		Gatherer:      g.promReg,
+		Metrics:       g.metrics,
+		Logger:        log,
+		Pprof:         cfg.Management.Pprof,
+		Channels:      g.chans,
+		Reload:        func(ctx context.Context) (any, error) { return g.ReloadFile(ctx) },
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false

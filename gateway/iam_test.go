@@ -288,3 +288,24 @@ func TestIAMCurl(t *testing.T) {
 		t.Errorf("curl with a wrong secret: HTTP %s %s", code, errType)
 	}
 }
+
+// With management.auth iam, the usage of a usage plan is read with a key
+// allowed the admin action, as the other admin endpoints.
+func TestUsageNeedsAdmin(t *testing.T) {
+	t.Setenv("PORTICO_TEST_IAM_SECRET", iamSecret)
+	t.Setenv("PORTICO_TEST_PARTNER_KEY", testKey)
+	g := startGateway(t, iamManagement+planYAML+yamlAPI("", whoamiRoutes))
+	url := "http://" + g.ManagementAddr() + "/usageplans/basic/usage?keyId=partner-a"
+	if resp, body := doHTTP(t, "GET", url, ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned usage: %d %s, want 403", resp.StatusCode, body)
+	}
+	refusal(t, signedRequest(t, "GET", url, "", readerKey, readerSecret), "ForbiddenException", "User: AKIDREADER is not authorized")
+	resp, err := http.DefaultClient.Do(signedRequest(t, "GET", url, "", iamKey, iamSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("signed usage: %d, want 200", resp.StatusCode)
+	}
+}

@@ -71,6 +71,9 @@ type Options struct {
 	// Handlers serves extra exact paths (the node-to-node relay endpoint).
 	// They do their own authentication.
 	Handlers map[string]http.Handler
+	// AdminHandlers serves extra exact paths behind the management
+	// authentication, as the admin action (usage plans' usage).
+	AdminHandlers map[string]http.Handler
 	// Authorizer authenticates and authorizes callers (see the package
 	// comment). nil: nothing is checked.
 	Authorizer auth.Authorizer
@@ -151,6 +154,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if x, ok := h.opts.Handlers[r.URL.Path]; ok {
+		x.ServeHTTP(w, r)
+		return
+	}
+	if x, ok := h.opts.AdminHandlers[r.URL.Path]; ok {
+		if !h.authenticate(w, r, nil, "", "", "admin") {
+			return
+		}
 		x.ServeHTTP(w, r)
 		return
 	}
