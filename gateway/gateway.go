@@ -122,6 +122,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		g.log = NewLogger(cfg.Log, os.Stderr)
 	}
 	log := g.log
+	if err := checkRelayTLS(cfg); err != nil {
+		return nil, err
+	}
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
 	iam, err := iamAuthorizer(cfg)
