@@ -60,6 +60,9 @@ func (g *Gateway) newTLS() error {
 		if err := add(a.Name, "api "+a.Name, a.TLS); err != nil {
 			return err
 		}
+		if a.TLS.Enabled() && a.Protocol == config.ProtocolWebSocket && g.cfg.Connections.Mode != connections.ModeGoroutine {
+			g.log.Info("websocket api with tls is served in goroutine mode (crypto/tls reads with blocking reads)", "api", a.Name)
+		}
 	}
 	return nil
 }
