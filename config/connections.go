@@ -5,7 +5,8 @@ type Connections struct {
 	// Mode is "epoll" (sharded epoll event loops: no goroutine and no
 	// buffer per idle connection; Linux only) or "goroutine" (one
 	// goroutine per connection, portable). Default: "epoll" on Linux,
-	// "goroutine" elsewhere.
+	// "goroutine" elsewhere. A WebSocket API with tls is always served
+	// in goroutine mode (crypto/tls needs blocking reads).
 	Mode string `yaml:"mode"`
 	// Shards is the number of epoll event loops per API. Default 0:
 	// GOMAXPROCS.

@@ -537,6 +537,9 @@ func TestExamplesLoad(t *testing.T) {
 		t.Fatalf("found only %v: the examples have moved", paths)
 	}
 	for _, p := range paths {
+		if filepath.Base(filepath.Dir(p)) == "tls" {
+			continue // its certificates are made by make-certs.sh: TestTLSExampleLoads
+		}
 		if _, err := Load(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}

@@ -95,3 +95,30 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Errorf("allowOrigins on an HTTP API: %v", err)
 	}
 }
+
+// TestTLSExampleLoads loads examples/tls/portico.yaml with the
+// certificates its make-certs.sh would write, made here.
+func TestTLSExampleLoads(t *testing.T) {
+	data, err := os.ReadFile("../examples/tls/portico.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "certs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := certtest.NewCA(t, "Portico example CA")
+	certtest.WriteFile(t, filepath.Join(dir, "certs", "ca.crt"), ca.PEM)
+	ca.Server(t, "127.0.0.1").Write(t, filepath.Join(dir, "certs"), "server")
+	p := filepath.Join(dir, "portico.yaml")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.APIs[0].TLS.Enabled() || f.APIs[1].TLS.MutualTLSAuthentication.TruststoreURI == "" || !f.Management.TLS.Enabled() {
+		t.Errorf("the example's TLS settings did not load: %+v", f.APIs)
+	}
+}

@@ -138,6 +138,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	}
 	g.reload.running = cfg
 	log := g.log
+	if err := checkRelayTLS(cfg); err != nil {
+		return nil, err
+	}
 	g.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = metrics.New(g.promReg)
 	if err := g.newTracing(ctx); err != nil {

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
@@ -14,6 +16,24 @@ import (
 // managementTLS keys the management listener in Gateway.tls (API names
 // cannot be empty).
 const managementTLS = ""
+
+// errRelayTLS: node-to-node @connections calls without a Redis bus go
+// over plain http to each node's management listener.
+var errRelayTLS = errors.New("gateway: management.tls cannot be used with the node-to-node relay of the dynamodb registry (storage.relaySecret or $PORTICO_RELAY_SECRET): nodes call each other's management listener over plain http; use the redis registry, or leave management without tls")
+
+// checkRelayTLS refuses management.tls where nodes would relay to each
+// other over plain http: the dynamodb registry (no message bus) with a
+// relay secret.
+func checkRelayTLS(cfg *config.File) error {
+	secret := cfg.Storage.RelaySecret
+	if secret == "" {
+		secret = os.Getenv("PORTICO_RELAY_SECRET")
+	}
+	if cfg.Management.TLS.Enabled() && cfg.Storage.Type == "dynamodb" && secret != "" {
+		return errRelayTLS
+	}
+	return nil
+}
 
 // newTLS reads the certificate files of every listener with tls set, so
 // that a file that no longer loads fails New rather than the first
@@ -39,6 +59,9 @@ func (g *Gateway) newTLS() error {
 		a := &g.cfg.APIs[i]
 		if err := add(a.Name, "api "+a.Name, a.TLS); err != nil {
 			return err
+		}
+		if a.TLS.Enabled() && a.Protocol == config.ProtocolWebSocket && g.cfg.Connections.Mode != connections.ModeGoroutine {
+			g.log.Info("websocket api with tls is served in goroutine mode (crypto/tls reads with blocking reads)", "api", a.Name)
 		}
 	}
 	return nil

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
 
+	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/internal/certs/certtest"
 )
 
@@ -299,5 +303,28 @@ func TestManagementTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz over https: %d", resp.StatusCode)
+	}
+}
+
+// TestManagementTLSRefusesHTTPRelay: nodes relay @connections to each
+// other's management listener over plain http (dynamodb registry with a
+// relay secret), so management.tls there stops New with a clear error,
+// before it reaches the registry, instead of relays that fail later.
+func TestManagementTLSRefusesHTTPRelay(t *testing.T) {
+	ca := certtest.NewCA(t, "Portico Test CA")
+	tlsYAML, _, _ := tlsFiles(t, ca, false)
+	yml := yamlAPI("", "$default:\n  integration: {type: mock}\n") + "management:\n" + indentYAML(tlsYAML, "  ") +
+		"storage: {type: dynamodb, relaySecret: s3cret, dynamodb: {endpoint: \"http://127.0.0.1:1\", region: us-east-1}}\n"
+	cfg, err := config.Parse("relay.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err == nil {
+		_ = g.Shutdown(context.Background())
+		t.Fatal("New accepted management.tls with the HTTP relay")
+	}
+	if !errors.Is(err, errRelayTLS) {
+		t.Errorf("New: %v, want errRelayTLS", err)
 	}
 }

@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -478,5 +478,26 @@ storage: {type: redis, redis: {addrs: ["127.0.0.1:16379"]}}'; gws+=("$GW"); done
 	run100k paced 200 10
 	run100k flood 300 0
 	for g in "${gws[@]}"; do stop "$g"; done
+fi
+if [[ $what == tls || $what == all ]]; then
+	# Memory per idle wss:// connection (a TLS WebSocket API is served in
+	# goroutine mode) against plain ws:// in epoll and goroutine mode,
+	# 5,000 connections each, one after the other.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
+	for run in epoll goroutine tls; do
+		mode=$run scheme=ws API_EXTRA=
+		if [[ $run == tls ]]; then
+			mode=epoll scheme=wss
+			API_EXTRA="    tls: {certFile: $tmp/tls.crt, keyFile: $tmp/tls.key}"
+		fi
+		API_EXTRA=$API_EXTRA gateway "$mode" 18080 19090; gw=$GW
+		"$load" connect --url $scheme://127.0.0.1:18080/dev --tls-ca "$tmp/tls.crt" --connections 5000 --rate 1000 --hold 20s \
+			--sources "$SRC" --gateway-pid "$gw" --json "$OUT/idle-tls-$run.json" >/dev/null
+		stop "$gw"
+	done
+	for run in epoll goroutine tls; do
+		jq -r --arg r "$run" '"\($r): \(.connect.connected) connected, \(.gateway.bytesPerConnection|floor) B per connection, handshake p99 \(.connect.handshake.p99Ms) ms"' "$OUT/idle-tls-$run.json"
+	done | tee "$OUT/idle-tls.txt"
 fi
 echo "results in $OUT"

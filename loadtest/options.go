@@ -69,8 +69,15 @@ const MaxRamp = 30 * time.Minute
 type Options struct {
 	Scenario string // Connect, Echo, Post, HTTPIntegration or Broadcast
 
-	// URL is the WebSocket URL of the stage, e.g. ws://127.0.0.1:8080/dev.
+	// URL is the WebSocket URL of the stage, e.g. ws://127.0.0.1:8080/dev,
+	// or wss:// (scenario connect only) for a TLS listener.
 	URL string
+	// TLSCAFile is the PEM CA the wss:// server's certificate must chain
+	// to; "": the certificate is not verified (loopback only anyway).
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are the client certificate presented to
+	// a listener with mutual TLS. Default: none.
+	TLSCertFile, TLSKeyFile string
 	// Sources are the loopback addresses connections come from, used in
 	// turn (none: the kernel picks 127.0.0.1).
 	Sources []net.IP
@@ -264,8 +271,13 @@ func (o *Options) Validate() error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("--url %q: want ws://127.0.0.1:PORT/STAGE", o.URL)
 	}
-	if u.Scheme != "ws" {
-		return fmt.Errorf("--url %q: only ws:// is supported (the generator holds raw sockets; TLS is out of scope on loopback)", o.URL)
+	switch {
+	case u.Scheme == "wss" && o.Scenario != Connect:
+		return fmt.Errorf("--url %q: wss:// is for the connect scenario only (the other scenarios hold raw sockets)", o.URL)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return fmt.Errorf("--url %q: want ws:// or wss://", o.URL)
+	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
+		return errors.New("--tls-cert and --tls-key go together")
 	}
 	if err := CheckLoopbackHost(u.Hostname()); err != nil {
 		return fmt.Errorf("--url: %w", err)

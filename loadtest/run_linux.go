@@ -116,6 +116,8 @@ type runner struct {
 	u    *url.URL
 	sum  *Summary
 	pool *wsclient.Pool
+	// tls holds the wss:// connections; nil for ws://.
+	tls *tlsConns
 	// base is the origin of the timestamps put in messages: nanoseconds
 	// on the monotonic clock since the run started.
 	base time.Time
@@ -185,6 +187,12 @@ func runOnce(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	r.pool = pool
+	if u.Scheme == "wss" {
+		if r.tls, err = newTLSConns(o); err != nil {
+			pool.Shutdown(0)
+			return nil, err
+		}
+	}
 	r.connectAll(ctx)
 	var phaseErr error
 	if r.sum.Connect.Connected > 0 && ctx.Err() == nil {
@@ -192,6 +200,9 @@ func runOnce(ctx context.Context, o Options) (*Summary, error) {
 	}
 	// Read the processes while the connections are still open.
 	open := int(pool.Stats().Open)
+	if r.tls != nil {
+		open += r.tls.open()
+	}
 	r.sum.Gateway = gw.delta(open)
 	if gw != nil && r.sum.Gateway == nil {
 		r.sum.problem("could not read --gateway-pid %v at the end: did the process exit?", o.GatewayPIDs)
@@ -200,6 +211,9 @@ func runOnce(ctx context.Context, o Options) (*Summary, error) {
 	during := pool.Stats()
 	o.logf("closing %d connections", open)
 	pool.Shutdown(o.Drain)
+	if r.tls != nil {
+		r.tls.closeAll()
+	}
 	r.sum.Connections = pool.Stats()
 	r.finish(ctx, during)
 	return r.sum, phaseErr
@@ -254,7 +268,12 @@ func (r *runner) connectAll(ctx context.Context) {
 					u, hdr = r.ident.forConn(r.u, i)
 				}
 				t0 := time.Now()
-				_, err := r.pool.Dial(ctx, u, wsclient.DialOptions{Source: src, Timeout: o.HandshakeTimeout, Header: hdr})
+				var err error
+				if r.tls != nil {
+					err = r.tls.dial(ctx, u, src, hdr, o.HandshakeTimeout)
+				} else {
+					_, err = r.pool.Dial(ctx, u, wsclient.DialOptions{Source: src, Timeout: o.HandshakeTimeout, Header: hdr})
+				}
 				if err == nil {
 					hs.Record(time.Since(t0))
 					connected.Add(1)
@@ -341,7 +360,11 @@ func failureKind(ctx context.Context, err error) string {
 func (r *runner) hold(ctx context.Context) error {
 	start := time.Now()
 	stop := r.progress(func() string {
-		return fmt.Sprintf("holding %d connections (%.0fs of %v)", r.pool.Stats().Open, time.Since(start).Seconds(), r.o.Duration)
+		open := int(r.pool.Stats().Open)
+		if r.tls != nil {
+			open += r.tls.open()
+		}
+		return fmt.Sprintf("holding %d connections (%.0fs of %v)", open, time.Since(start).Seconds(), r.o.Duration)
 	})
 	defer stop()
 	sleep(ctx, r.o.Duration)

@@ -95,7 +95,10 @@ other:
 func scenario(ctx context.Context, name string, args []string) error {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	o := loadtest.Options{Scenario: name}
-	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080/dev", "WebSocket URL of the stage (loopback only)")
+	fs.StringVar(&o.URL, "url", "ws://127.0.0.1:8080/dev", "WebSocket URL of the stage (loopback only); wss:// for a TLS listener (connect only)")
+	fs.StringVar(&o.TLSCAFile, "tls-ca", "", "wss: PEM CA the server's certificate must chain to (default: not verified)")
+	fs.StringVar(&o.TLSCertFile, "tls-cert", "", "wss: PEM client certificate, for mutual TLS")
+	fs.StringVar(&o.TLSKeyFile, "tls-key", "", "wss: PEM key of --tls-cert")
 	sources := fs.String("sources", "", "loopback source addresses, in turn: 127.0.0.2-127.0.0.20,127.0.1.1 (default: the kernel's choice)")
 	fs.IntVar(&o.Connections, "connections", 100, "connections to open (at most the open-files limit)")
 	fs.Float64Var(&o.Rate, "rate", 0, "connects per second (0: as fast as --concurrency allows)")
