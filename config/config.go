@@ -112,6 +112,9 @@ type Management struct {
 	// as {credentials: [...]} with the same fields, read at start;
 	// relative to the configuration file's directory. Default "": none.
 	CredentialsFile string `yaml:"credentialsFile"`
+	// Console serves the admin console at /console (console.go).
+	// Default: off.
+	Console Console `yaml:"console"`
 }
 
 // Credential is one access key of the management listener.

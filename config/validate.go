@@ -111,6 +111,7 @@ func (f *File) Validate() error {
 		v.apiThrottling(itemPath("apis", i), &f.APIs[i])
 	}
 	v.management()
+	v.console()
 	v.throttling(f)
 	return joinProblems(v.probs)
 }

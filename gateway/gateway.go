@@ -231,6 +231,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		// A typed nil would not be a nil interface.
 		mopts.Authorizer = authz
 	}
+	if cfg.Management.Console.Enabled {
+		mopts.Console = g.consoleOptions()
+	}
 	g.mh = management.NewHandler(mopts)
 	for _, a := range g.apis {
 		a.http.mh = g.apiManagement(g.apiConfig(a.name))
