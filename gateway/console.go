@@ -1,8 +1,8 @@
 package gateway
 
 import (
-	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/portico-gateway/portico/management"
 )
@@ -11,7 +11,7 @@ import (
 // table, this node's hubs, and with a shared registry the cluster's nodes
 // and the records of connections other nodes hold.
 func (g *Gateway) consoleOptions() *management.ConsoleOptions {
-	o := &management.ConsoleOptions{Token: g.cfg.Management.Console.Token.Value(), Node: g.node, Now: g.now}
+	o := &management.ConsoleOptions{Token: g.cfg.Management.Console.Token.Value(), Node: g.node, Now: g.now, Started: g.started}
 	hubs := map[string]*apiRuntime{}
 	for _, a := range g.apis {
 		hubs[a.name] = a
@@ -46,12 +46,20 @@ func (g *Gateway) consoleOptions() *management.ConsoleOptions {
 }
 
 // withoutUserInfo drops the user info and the query (where a password
-// or a key may be) from a backend URL before the console shows it.
+// or a key may be) from a backend URL before the console shows it; the
+// rest, ${stageVariables.x} included, stays as written.
 func withoutUserInfo(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return uri // a ${stageVariables.x} template: nothing secret in it
+	uri, _, _ = strings.Cut(uri, "?")
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return uri
 	}
-	u.User, u.RawQuery, u.ForceQuery = nil, "", false
-	return u.String()
+	authority, path, slash := strings.Cut(rest, "/")
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = authority[i+1:]
+	}
+	if slash {
+		path = "/" + path
+	}
+	return scheme + "://" + authority + path
 }

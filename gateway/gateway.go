@@ -48,6 +48,7 @@ type Gateway struct {
 	mgmt    *http.Server
 	mgmtLn  net.Listener
 	node    string
+	started time.Time // when New ran: this node's start
 	errc    chan error
 	keeper  *cluster.Keeper
 	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		cfg:     cfg,
 		promReg: prometheus.NewRegistry(),
 		node:    connections.NewID(),
+		started: time.Now(),
 		errc:    make(chan error, len(cfg.APIs)+1),
 	}
 	for _, o := range opts {
@@ -134,7 +136,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 	}
 	g.reg = reg
 	g.keeper = cluster.NewKeeper(cluster.KeeperOptions{
-		Registry: reg, Node: &storage.Node{ID: g.node, StartedAt: time.Now()},
+		Registry: reg, Node: &storage.Node{ID: g.node, StartedAt: g.started},
 		NodeTTL: cfg.Storage.NodeTTL.D(), TouchInterval: cfg.Storage.TouchInterval.D(),
 		Metrics: g.metrics, Logger: log,
 	})

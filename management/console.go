@@ -25,6 +25,7 @@ import (
 // The admin console: a page under /console (HTML, JS and CSS embedded in
 // the binary, no build step) and the JSON endpoints it reads:
 //
+//	GET    /console/api/session            whether the request's token is right
 //	GET    /console/api/stats              counters now (the page derives rates)
 //	GET    /console/api/routes             each API's route table
 //	GET    /console/api/nodes              the nodes of the cluster
@@ -55,6 +56,8 @@ type ConsoleOptions struct {
 	APIs []ConsoleAPI
 	// Node is this node's id.
 	Node string
+	// Started is when this node started. Zero: not shown.
+	Started time.Time
 	// Nodes lists the live nodes sharing the registry. nil: this node only.
 	Nodes func(ctx context.Context) ([]*storage.Node, error)
 	// Lookup finds a connection another node holds. nil: single node.
@@ -150,6 +153,15 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hd.Set("Cache-Control", "no-store")
+	if api == "session" && r.Method == http.MethodGet {
+		// Whether the page's token is right, answered with 200 either way
+		// so the page learns it without a failed request in its console.
+		writeConsoleJSON(w, http.StatusOK, struct {
+			Authorized    bool `json:"authorized"`
+			TokenRequired bool `json:"tokenRequired"`
+		}{c.allowed(r), c.opts.Token != ""})
+		return
+	}
 	if !c.allowed(r) {
 		c.h.log.Debug("management: console request refused", "path", r.URL.Path)
 		consoleError(w, http.StatusUnauthorized, "Unauthorized: send the console token in "+ConsoleTokenHeader)
@@ -357,6 +369,9 @@ type consoleNodes struct {
 
 func (c *console) nodes(ctx context.Context) consoleNodes {
 	self := consoleNode{ID: c.opts.Node, Self: true, Status: "live", Connections: c.stats().Connections}
+	if !c.opts.Started.IsZero() {
+		self.StartedAt = c.opts.Started.UTC().Format(isoMillis)
+	}
 	if c.h.opts.Ready != nil {
 		if err := c.h.opts.Ready(); err != nil {
 			self.Status = "not ready: " + err.Error()
@@ -381,7 +396,10 @@ func (c *console) nodes(ctx context.Context) consoleNodes {
 		}
 		if n.ID == c.opts.Node {
 			found = true
-			self.Address, self.StartedAt = cn.Address, cn.StartedAt
+			self.Address = cn.Address
+			if cn.StartedAt != "" {
+				self.StartedAt = cn.StartedAt
+			}
 			cn = self
 		}
 		out.Nodes = append(out.Nodes, cn)

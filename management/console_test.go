@@ -235,3 +235,44 @@ func TestConsoleRemoteConnection(t *testing.T) {
 		t.Errorf("nodes %s", rec.Body.String())
 	}
 }
+
+// FuzzConsoleRequest sends any method, path, Host and token to the
+// console: it never panics, never answers /console/api data without the
+// right token, and without a token never answers a Host that is not
+// loopback.
+func FuzzConsoleRequest(f *testing.F) {
+	f.Add("GET", "/console/api/stats", "127.0.0.1:9090", testConsoleToken, false)
+	f.Add("POST", "/console/api/connections/"+connID, "localhost", "wrong", false)
+	f.Add("GET", "/console/api/connections/a/b", "evil.example", "-", true)
+	f.Add("DELETE", "/console/../console/api/nodes", "[::1]:1", "", true)
+	f.Add("GET", "/console/@connections/x", "127.0.0.1", "", true)
+	f.Fuzz(func(t *testing.T, method, path, host, token string, noToken bool) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n?#") || strings.ContainsAny(method, " \r\n/") || method == "" {
+			return
+		}
+		want := testConsoleToken
+		if noToken {
+			want = ""
+		}
+		conns := fakeConns{connID: newConn()}
+		h, _ := consoleHandler(conns, want, nil)
+		req, err := http.NewRequest(method, "http://127.0.0.1"+path, strings.NewReader("x"))
+		if err != nil {
+			return
+		}
+		req.Host = host
+		req.Header.Set(ConsoleTokenHeader, token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !isConsolePath(req.URL.Path) || rec.Code >= 300 {
+			return
+		}
+		if noToken && !loopbackHost(host) {
+			t.Fatalf("%s %s Host %q without a token: %d", method, path, host, rec.Code)
+		}
+		api, ok := strings.CutPrefix(req.URL.Path, "/console/api/")
+		if ok && api != "session" && !noToken && token != testConsoleToken {
+			t.Fatalf("%s %s with token %q: %d %s", method, path, token, rec.Code, rec.Body.String())
+		}
+	})
+}

@@ -10,6 +10,10 @@
 // the node-to-node relay endpoint, which checks its own shared secret.
 // Without an Authorizer nothing is checked, which the configuration
 // allows only on a loopback address.
+//
+// With Options.Console it also serves the admin console under /console
+// (console.go), which a browser reaches with the console token instead of
+// a signature.
 package management
 
 import (

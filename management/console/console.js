@@ -95,7 +95,7 @@
     for (const p of panes) {
       let max = 0;
       for (const s of samples) for (const [k] of p.series) max = Math.max(max, s[k]);
-      max = niceMax(max);
+      max = niceMax(max / 4) * 4; // four gridlines at round values
       g.strokeStyle = '#e2e6ec'; g.fillStyle = '#6b7586'; g.lineWidth = 1;
       g.textAlign = 'right'; g.textBaseline = 'middle';
       for (let i = 0; i <= 4; i++) {
@@ -196,7 +196,7 @@
       const live = node.status === 'live';
       tr.append(el('td', node.id + (node.self ? ' (this node)' : ''), 'mono'), el('td', node.address || '–', 'mono'),
         el('td', node.startedAt ? new Date(node.startedAt).toLocaleString() : '–'),
-        el('td', node.connections >= 0 ? fmt(node.connections) : '–', 'n'),
+        el('td', node.self && prev ? fmt(prev.connections) : node.connections >= 0 ? fmt(node.connections) : '–', 'n'),
         el('td', node.status, live ? 'health-ok' : 'health-bad'));
       body.append(tr);
     }
@@ -303,7 +303,7 @@
       const r = await api('GET', 'stats');
       if (!r.ok) throw new Error(r.status + ': ' + await message(r));
       showStats(await r.json());
-      if (ticks % 5 === 0) await loadNodes();
+      if (ticks % 3 === 0) await loadNodes();
       if (ticks === 0) await loadRoutes();
       ticks++;
       setStatus('live · ' + new Date().toLocaleTimeString(), true);
@@ -314,11 +314,24 @@
     timer = setTimeout(tick, POLL_MS);
   }
 
-  function start() {
+  async function start() {
+    clearTimeout(timer);
+    try {
+      const r = await api('GET', 'session');
+      const s = await r.json();
+      if (!s.authorized) {
+        showLogin(token ? 'That token was refused.' : '');
+        return;
+      }
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      setStatus('unreachable: ' + (e.message || e), false);
+      timer = setTimeout(start, POLL_MS);
+      return;
+    }
     $('login').hidden = true;
     $('main').hidden = false;
     prev = null; ticks = 0; samples.length = 0;
-    clearTimeout(timer);
     tick();
   }
 
