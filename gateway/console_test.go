@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
+
+	"github.com/portico-gateway/portico/storage/storagetest"
 )
 
 const consoleToken = "console-test-token-0123456789"
@@ -328,4 +331,68 @@ func TestConsoleBackendURI(t *testing.T) {
 			t.Errorf("withoutUserInfo(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// consoleDo calls a console endpoint of g without a token (the console
+// is on loopback, with no token configured).
+func consoleDo(t *testing.T, g *Gateway, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.ManagementAddr()+"/console/api/"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Portico-Console-Token", "-")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestConsoleAcrossNodes: two nodes share a Redis registry; the console
+// of one lists both nodes, and looks up, sends to and disconnects a
+// connection the other holds.
+func TestConsoleAcrossNodes(t *testing.T) {
+	addr := storagetest.RedisAddr(t)
+	storageYAML := "management: {console: {enabled: true}}\nstorage: {type: redis, nodeTTL: 3s, redis: {addrs: [" + addr + "]}}\n"
+	owner, other, c, id := twoNodes(t, storageYAML)
+	eventually(t, "both nodes in the console", func() error {
+		code, body := consoleDo(t, other, "GET", "nodes", "")
+		if code != 200 || !strings.Contains(body, owner.node) || !strings.Contains(body, other.node) || !strings.Contains(body, `"registry":"ok"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	var found struct {
+		API, Stage, Node string
+		Local            bool
+		Connection       struct{ Identity struct{ SourceIP string } }
+	}
+	code, body := consoleDo(t, other, "GET", "connections/"+id, "")
+	if code != 200 || json.Unmarshal([]byte(body), &found) != nil {
+		t.Fatalf("lookup on the other node: %d %s", code, body)
+	}
+	if found.Local || found.Node != owner.node || found.Stage != "test" || found.API != "t" || found.Connection.Identity.SourceIP != "127.0.0.1" {
+		t.Errorf("lookup on the other node: %s", body)
+	}
+	if code, body := consoleDo(t, other, "POST", "connections/"+id, "from the other console"); code != 200 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	if got := readText(t, c); got != "from the other console" {
+		t.Errorf("the client got %q", got)
+	}
+	if code, body := consoleDo(t, other, "DELETE", "connections/"+id, ""); code != 204 {
+		t.Fatalf("disconnect: %d %s", code, body)
+	}
+	if ce := readClose(t, c); ce.Code != websocket.CloseNormalClosure {
+		t.Errorf("close code %d", ce.Code)
+	}
+	eventually(t, "410 after the disconnect", func() error {
+		if code, body := consoleDo(t, other, "GET", "connections/"+id, ""); code != 410 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
 }
