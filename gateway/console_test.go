@@ -396,3 +396,54 @@ func TestConsoleAcrossNodes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestConsoleWithIAM: with management.auth iam the console's API needs
+// the console token (a browser cannot sign), and the token opens the
+// console only: @connections still needs a signature.
+func TestConsoleWithIAM(t *testing.T) {
+	t.Setenv("PORTICO_TEST_IAM_SECRET", iamSecret)
+	t.Setenv("PORTICO_TEST_CONSOLE_TOKEN", consoleToken)
+	yml := strings.Replace(iamManagement, "management:\n", "management:\n  console: {enabled: true, token: \"${PORTICO_TEST_CONSOLE_TOKEN}\"}\n", 1)
+	g := startGateway(t, yml+yamlAPI("", whoamiRoutes))
+	_, id := connect(t, g)
+	base := "http://" + g.ManagementAddr() + "/console/"
+	call := func(method, path, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		if token != "" {
+			req.Header.Set("X-Portico-Console-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("GET", "", ""); code != 200 || !strings.Contains(body, "console.js") {
+		t.Errorf("page: %d", code)
+	}
+	if code, body := call("GET", "api/session", "wrong"); code != 200 || body != `{"authorized":false,"tokenRequired":true}` {
+		t.Errorf("session with a wrong token: %d %s", code, body)
+	}
+	for _, tok := range []string{"", "-", "wrong"} {
+		if code, _ := call("GET", "api/connections/"+id, tok); code != 401 {
+			t.Errorf("lookup with token %q: %d, want 401", tok, code)
+		}
+	}
+	if code, body := call("GET", "api/connections/"+id, consoleToken); code != 200 || !strings.Contains(body, `"local":true`) {
+		t.Errorf("lookup with the token: %d %s", code, body)
+	}
+	// The console token is not a management credential.
+	req, _ := http.NewRequest("GET", mgmtURL(g, "test")+"/@connections/"+id, nil)
+	req.Header.Set("X-Portico-Console-Token", consoleToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("@connections with the console token: %d, want 403", resp.StatusCode)
+	}
+}
