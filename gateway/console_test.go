@@ -203,15 +203,20 @@ func TestConsoleInChromium(t *testing.T) {
 		return s
 	}
 
-	// The page asks for the token, then goes live.
+	// The page asks for the token, refuses a wrong one, then goes live.
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "not-the-console-token"),
+		chromedp.Click(chromedp.CSS("#login button")),
+		wait(`document.getElementById('login-error').textContent.includes('refused')`),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('token').value = ''; true`),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken),
 		chromedp.Click(chromedp.CSS("#login button")),
 		wait(`document.getElementById('status').textContent.startsWith('live')`),
 	); err != nil {
-		t.Fatalf("the console did not go live: %v (page problems: %q)", err, problems())
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({token: document.getElementById('token').value, error: document.getElementById('login-error').textContent, status: document.getElementById('status').textContent, login: document.getElementById('login').hidden})`))
+		t.Fatalf("the console did not go live: %v (page: %s; problems: %q)", err, state, problems())
 	}
 	before := canvas()
 
