@@ -117,6 +117,9 @@ type Management struct {
 	CredentialsFile string `yaml:"credentialsFile"`
 	// TLS serves the management listener over https. Default: none.
 	TLS TLS `yaml:"tls"`
+	// Console serves the admin console at /console (console.go).
+	// Default: off.
+	Console Console `yaml:"console"`
 }
 
 // Credential is one access key of the management listener.

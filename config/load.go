@@ -107,7 +107,7 @@ func Parse(name string, data []byte) (*File, error) {
 
 	f.path = name
 	f.lines = idx.lines
-	probs := append(f.resolveCredentials(), f.expandSecrets()...)
+	probs := append(append(f.resolveCredentials(), f.expandSecrets()...), f.resolveConsole()...)
 	if len(probs) > 0 {
 		return nil, joinProblems(probs)
 	}

@@ -112,6 +112,7 @@ func (f *File) Validate() error {
 	}
 	v.management()
 	v.tls("management.tls", f.Management.TLS)
+	v.console()
 	v.throttling(f)
 	v.tracing(&f.Tracing)
 	return joinProblems(v.probs)

@@ -51,6 +51,7 @@ type Gateway struct {
 	mgmt    *http.Server
 	mgmtLn  net.Listener
 	node    string
+	started time.Time // when New ran: this node's start
 	errc    chan error
 	keeper  *cluster.Keeper
 	deletes *cluster.Deleter // nil unless connections are recorded in a shared registry
@@ -128,6 +129,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		cfg:     cfg,
 		promReg: prometheus.NewRegistry(),
 		node:    connections.NewID(),
+		started: time.Now(),
 		errc:    make(chan error, len(cfg.APIs)+1),
 	}
 	for _, o := range opts {
@@ -165,7 +167,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	}
 	g.reg = reg
 	g.keeper = cluster.NewKeeper(cluster.KeeperOptions{
-		Registry: reg, Node: &storage.Node{ID: g.node, StartedAt: time.Now()},
+		Registry: reg, Node: &storage.Node{ID: g.node, StartedAt: g.started},
 		NodeTTL: cfg.Storage.NodeTTL.D(), TouchInterval: cfg.Storage.TouchInterval.D(),
 		Metrics: g.metrics, Logger: log,
 	})
@@ -267,6 +269,9 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	if authz != nil {
 		// A typed nil would not be a nil interface.
 		mopts.Authorizer = authz
+	}
+	if cfg.Management.Console.Enabled {
+		mopts.Console = g.consoleOptions()
 	}
 	g.mh = management.NewHandler(mopts)
 	for _, a := range g.apis {

@@ -10,6 +10,10 @@
 // the node-to-node relay endpoint, which checks its own shared secret.
 // Without an Authorizer nothing is checked, which the configuration
 // allows only on a loopback address.
+//
+// With Options.Console it also serves the admin console under /console
+// (console.go), which a browser reaches with the console token instead of
+// a signature.
 package management
 
 import (
@@ -89,6 +93,9 @@ type Options struct {
 	// Channels serves the channel endpoints (channels.go) and adds a
 	// connection's channels to GetConnection's answer. nil: no channels.
 	Channels *channels.Registry
+	// Console serves the admin console under /console (console.go).
+	// nil: not served.
+	Console *ConsoleOptions
 }
 
 // Handler serves the management endpoints.
@@ -96,6 +103,7 @@ type Handler struct {
 	opts    Options
 	metrics http.Handler
 	log     *slog.Logger
+	console *console // nil without Options.Console
 }
 
 // NewHandler returns the management HTTP handler.
@@ -113,6 +121,9 @@ func NewHandler(opts Options) *Handler {
 	h := &Handler{opts: opts, metrics: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), log: opts.Logger}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if opts.Console != nil {
+		h.console = newConsole(h, opts.Console)
 	}
 	return h
 }
@@ -151,6 +162,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == ReloadPath && h.opts.Reload != nil {
 		h.serveReload(w, r)
+		return
+	}
+	if h.console != nil && isConsolePath(r.URL.Path) {
+		h.console.ServeHTTP(w, r)
 		return
 	}
 	if x, ok := h.opts.Handlers[r.URL.Path]; ok {
@@ -215,14 +230,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden")
 		return
 	}
+	writeResult(w, h.run(r.Context(), o))
+}
+
+// run runs o on this node, or on the node that holds the connection.
+func (h *Handler) run(ctx context.Context, o *cluster.Op) cluster.Result {
 	res := h.Local(o)
 	if res.Status == http.StatusGone && h.opts.Forward != nil {
-		if fwd, ok := h.opts.Forward(r.Context(), o); ok {
+		if fwd, ok := h.opts.Forward(ctx, o); ok {
 			res = fwd
-			h.opts.Metrics.Relayed.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
+			h.opts.Metrics.Relayed.WithLabelValues(o.Kind, strconv.Itoa(res.Status)).Inc()
 		}
 	}
-	writeResult(w, res)
+	return res
 }
 
 // authenticate is the listener's one authentication hook: it asks the
