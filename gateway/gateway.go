@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
@@ -63,6 +64,8 @@ type Gateway struct {
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
 	stopOnce sync.Once
+	// accessLogs are the access log writers by destination.
+	accessLogs map[string]*accesslog.Writer
 
 	iam        auth.Authorizer  // AWS_IAM routes; nil: none may be configured
 	sigv4      auth.Authorizer  // the configured credentials' SigV4 check (refuses everything without credentials)
@@ -271,7 +274,10 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 	}
 	handler = g.chans.Handler(api.Name, hub, handler) // takes a closed connection out of its channels
 	plain := &apiHTTP{}
+	queues := &connections.QueueStats{}
+	g.metrics.Queues.Add(api.Name, queues.Read)
 	srv, err := connections.NewServer(g.cfg.Connections.Mode, connections.Options{
+		Stats:   queues,
 		Handler: handler,
 		HTTP:    plain,
 		Hub:     hub,
@@ -561,6 +567,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if err := g.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))
+		}
+		if err := g.closeAccessLogs(); err != nil { // after every router and HTTP server: nothing logs now
+			errs = append(errs, err)
 		}
 		g.log.Info("shutdown complete", "duration", time.Since(start))
 	})

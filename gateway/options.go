@@ -24,7 +24,11 @@ func (g *Gateway) routingAPI(api *config.API, i int) (*routing.API, error) {
 		Routes:                   make(map[string]routing.Route, len(api.Routes)),
 	}
 	for _, st := range api.Stages {
-		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
+		al, err := g.stageAccessLog(st)
+		if err != nil {
+			return nil, err
+		}
+		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables, AccessLog: al})
 	}
 	authorizers := g.newAuthorizerSet(api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {

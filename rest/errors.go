@@ -57,6 +57,9 @@ func (h *Handler) reply(w http.ResponseWriter, e *gatewayError) {
 			status = e.restStatus
 		}
 	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.errBody = body // for the access log's $context.error.message
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
 }

@@ -43,6 +43,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/integration"
@@ -87,6 +88,8 @@ type API struct {
 type Stage struct {
 	Name      string
 	Variables map[string]string
+	// AccessLog receives a line per request of the stage. nil: none.
+	AccessLog *accesslog.Logger
 }
 
 // Route is what a route key leads to.
@@ -129,6 +132,7 @@ type Handler struct {
 }
 
 type stage struct {
+	access  *accesslog.Logger // nil: no access log
 	name    string
 	vars    map[string]string
 	matcher Matcher[*route]
@@ -152,6 +156,8 @@ type route struct {
 	integLatency  prometheus.Observer
 	integErrors   prometheus.Counter
 	integTimeouts prometheus.Counter
+	integ4xx      prometheus.Counter // http_proxy answers of class 4xx and 5xx
+	integ5xx      prometheus.Counter
 }
 
 // New builds the handler of o.API.
@@ -184,7 +190,7 @@ func New(o Options) (*Handler, error) {
 		transport = integration.NewProxyTransport()
 	}
 	for _, sc := range a.Stages {
-		st := &stage{name: sc.Name, vars: sc.Variables}
+		st := &stage{name: sc.Name, vars: sc.Variables, access: sc.AccessLog}
 		for key, rc := range a.Routes {
 			rt, err := h.newRoute(st, key, rc, client, transport)
 			if err != nil {
@@ -244,6 +250,8 @@ func (h *Handler) newRoute(st *stage, key string, rc Route, client *http.Client,
 	rt.integLatency = h.m.IntegrationLatency.WithLabelValues(h.api.Name, st.name, key)
 	rt.integErrors = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "error")
 	rt.integTimeouts = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "timeout")
+	rt.integ4xx = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "4xx")
+	rt.integ5xx = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "5xx")
 	switch spec.Type {
 	case "http_proxy":
 		p, err := integration.NewProxy(spec, st.vars, transport, key == DefaultRoute)
@@ -286,7 +294,7 @@ func (h *Handler) stageOf(p string) (*stage, string) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{h: h, r: r, now: time.Now()}
+	x := &exchange{h: h, r: r, now: time.Now(), integ: -1}
 	sw := &statusWriter{ResponseWriter: w}
 	if h.api.Protocol == ProtocolREST {
 		x.id, x.extID = newUUID(), newID()
@@ -319,6 +327,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.noRoute(sw)
 		h.observe(h.noRoutes[st.name], sw, x.now)
+		if st.access != nil {
+			x.st, x.rt = st, h.noRoutes[st.name]
+			h.access(sw, x)
+		}
 		return
 	}
 	x.st, x.path = st, path
@@ -329,6 +341,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.serve(sw, x)
 	h.observe(x.rt, sw, x.now)
+	if st.access != nil {
+		h.access(sw, x)
+	}
 }
 
 func (h *Handler) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
@@ -429,7 +444,9 @@ func (h *Handler) invoke(w *statusWriter, x *exchange) {
 	case integration.Payload1:
 		call.Event = x.eventV1()
 	}
+	start := time.Now()
 	resp, err := x.rt.invoke.Invoke(x.r.Context(), call)
+	x.integ = time.Since(start)
 	if err != nil {
 		if x.r.Context().Err() != nil {
 			w.status = 499 // the client went away: nobody to answer
@@ -472,8 +489,15 @@ func (h *Handler) forward(w *statusWriter, x *exchange) {
 	_, proto, port := x.forwarded()
 	start := time.Now()
 	err := x.rt.proxy.Forward(w, x.r, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
-	x.rt.integLatency.Observe(time.Since(start).Seconds())
+	x.integ = time.Since(start)
+	x.rt.integLatency.Observe(x.integ.Seconds())
 	if err == nil {
+		switch {
+		case w.status >= 500:
+			x.rt.integ5xx.Inc()
+		case w.status >= 400:
+			x.rt.integ4xx.Inc()
+		}
 		return
 	}
 	if x.r.Context().Err() != nil {
@@ -515,6 +539,7 @@ type statusWriter struct {
 	status    int
 	wrote     bool
 	headersAt time.Time
+	errBody   string // the gateway's own error answer, if it gave one
 	cors      *cors
 	origin    string
 }
