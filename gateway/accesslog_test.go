@@ -166,3 +166,53 @@ func TestAccessLogHTTP(t *testing.T) {
 		}
 	}
 }
+
+// Refusals are ClientErrors and have their access log lines: a throttled
+// message (429, "Too Many Requests") and a handshake refused by the
+// $connect bucket of a closed stage.
+func TestAccessLogRefusals(t *testing.T) {
+	clk := newTestClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "access.log")
+	yml := `apis:
+  - name: t
+    limits: {messageRateLimit: 1, messageBurstLimit: 1}
+    stages:
+      - name: test
+        accessLogSettings: {format: '$context.eventType $context.routeKey $context.status "$context.error.message" $context.requestId', destination: ` + path + `}
+      - name: closed
+        routeSettings:
+          $connect: {throttlingRateLimit: 0, throttlingBurstLimit: 0}
+        accessLogSettings: {format: '$context.eventType $context.routeKey $context.status "$context.error.message" $context.requestId', destination: ` + path + `}
+    routes:
+      echo:
+        routeResponse: true
+        integration: {type: mock, response: {body: "$request.body.data"}}
+`
+	g := startGateway(t, yml, WithClock(clk.now))
+	if _, resp, err := websocket.DefaultDialer.Dial(wsURL(g, "closed"), nil); err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("closed stage: %v %v, want 429", err, resp)
+	}
+	c := dial(t, wsURL(g, "test"), nil)
+	send(t, c, `{"action":"echo","data":"one"}`)
+	if got := readText(t, c); got != "one" {
+		t.Fatalf("first message: %q", got)
+	}
+	send(t, c, `{"action":"echo","data":"two"}`)
+	if got := readText(t, c); !strings.Contains(got, `"Too Many Requests"`) {
+		t.Fatalf("second message: %q", got)
+	}
+	waitMetrics(t, g, map[string]float64{
+		`portico_client_errors_total{api="t",reason="throttled",stage="test"}`:   1,
+		`portico_client_errors_total{api="t",reason="throttled",stage="closed"}`: 1,
+	})
+	shutdown(t, g)
+	var got []string
+	for _, l := range readLines(t, path) {
+		got = append(got, l[:strings.LastIndexByte(l, ' ')]) // the request id varies
+	}
+	want := []string{`CONNECT $connect 429 "Too Many Requests"`, `CONNECT $connect 200 "-"`,
+		`MESSAGE echo 200 "-"`, `MESSAGE echo 429 "Too Many Requests"`, `DISCONNECT $disconnect 200 "-"`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -107,13 +107,18 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // New builds a gateway from a defaulted, validated configuration (what
 // config.Load returns). It connects to the registry within ctx; nothing
 // listens until Start.
-func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error) {
+func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err error) {
 	g := &Gateway{
 		cfg:     cfg,
 		promReg: prometheus.NewRegistry(),
 		node:    connections.NewID(),
 		errc:    make(chan error, len(cfg.APIs)+1),
 	}
+	defer func() {
+		if err != nil {
+			_ = g.closeAccessLogs() // stop the writers' goroutines
+		}
+	}()
 	for _, o := range opts {
 		o(g)
 	}
@@ -157,7 +162,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (*Gateway, error
 		// Channels span the nodes sharing this Redis.
 		g.chanBus, err = cluster.NewChannelBus(cluster.ChannelBusOptions{
 			Client: bc.BusClient(), Node: g.node, Prefix: cfg.Storage.Redis.Prefix,
-			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log,
+			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log, Metrics: g.metrics,
 		})
 		if err != nil {
 			_ = reg.Close()

@@ -84,7 +84,11 @@ func (s *Set) addAWS() []prometheus.Collector {
 	s.AccessLogDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portico_access_log_dropped_total", Help: "Access log lines dropped because the writer's buffer was full or the destination failed.",
 	}, []string{"destination"})
-	return []prometheus.Collector{s.ClientErrors, s.ExecutionErrors, s.Queues, s.AccessLogLines, s.AccessLogDropped}
+	s.ChannelBusUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portico_channel_bus_up", Help: "1 while every Redis subscription connection of the channel bus reads, 0 while one fails.",
+	})
+	s.ChannelBusUp.Set(1)
+	return []prometheus.Collector{s.ClientErrors, s.ExecutionErrors, s.Queues, s.AccessLogLines, s.AccessLogDropped, s.ChannelBusUp}
 }
 
 // Reasons of ClientErrors.

@@ -88,6 +88,10 @@ type Set struct {
 	// AccessLogLines and AccessLogDropped count access log lines written
 	// and dropped. Labels: destination (a configured file or stdout).
 	AccessLogLines, AccessLogDropped *prometheus.CounterVec
+	// ChannelBusUp is 1 while every Redis subscription connection of the
+	// channel bus (storage.type redis) reads, and 0 while one fails: this
+	// node then misses what other nodes publish.
+	ChannelBusUp prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
