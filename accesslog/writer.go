@@ -38,7 +38,7 @@ type Options struct {
 // goroutine after it wrote every line already accepted.
 type Writer struct {
 	dest           string
-	ch             chan []byte
+	ch             chan *[]byte // lines, in buffers of pool
 	pool           sync.Pool
 	lines, dropped prometheus.Counter
 	out            *bufio.Writer
@@ -72,7 +72,7 @@ func Open(o Options) (*Writer, error) {
 		out, w.closer = f, f
 	}
 	w.out = bufio.NewWriterSize(out, 64<<10)
-	w.ch = make(chan []byte, o.Buffer)
+	w.ch = make(chan *[]byte, o.Buffer)
 	w.pool.New = func() any { b := make([]byte, 0, 256); return &b }
 	go w.run()
 	return w, nil
@@ -85,19 +85,18 @@ func (w *Writer) Destination() string { return w.dest }
 // a drop) when the buffer is full or the writer is closed.
 func (w *Writer) Log(t *Template, e *Entry) bool {
 	bp := w.pool.Get().(*[]byte)
-	line := t.Append((*bp)[:0], e)
+	*bp = t.Append((*bp)[:0], e)
 	w.mu.RLock()
 	ok := !w.closed
 	if ok {
 		select {
-		case w.ch <- line:
+		case w.ch <- bp:
 		default:
 			ok = false
 		}
 	}
 	w.mu.RUnlock()
 	if !ok {
-		*bp = line
 		w.pool.Put(bp)
 		if w.dropped != nil {
 			w.dropped.Inc()
@@ -117,8 +116,8 @@ func (w *Writer) run() {
 	w.flush()
 }
 
-func (w *Writer) write(line []byte) {
-	if _, err := w.out.Write(line); err != nil {
+func (w *Writer) write(bp *[]byte) {
+	if _, err := w.out.Write(*bp); err != nil {
 		if w.err == nil {
 			w.err = err
 		}
@@ -128,9 +127,9 @@ func (w *Writer) write(line []byte) {
 	} else if w.lines != nil {
 		w.lines.Inc()
 	}
-	if cap(line) <= 4096 {
-		line = line[:0]
-		w.pool.Put(&line)
+	if cap(*bp) <= 4096 { // a rare long line does not stay in the pool
+		*bp = (*bp)[:0]
+		w.pool.Put(bp)
 	}
 }
 
