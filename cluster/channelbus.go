@@ -58,9 +58,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/channels"
+	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/storage"
 	"github.com/portico-gateway/portico/storage/redis"
 )
@@ -89,6 +91,8 @@ type ChannelBusOptions struct {
 	NodeTTL time.Duration
 	Logger  *slog.Logger     // nil: slog.Default()
 	Now     func() time.Time // how long a node has not been live; nil: time.Now
+	// Metrics receives portico_channel_bus_up. nil: not exported.
+	Metrics *metrics.Set
 }
 
 // Receiver is what the bus delivers to: channels.Registry.
@@ -133,6 +137,8 @@ type ChannelBus struct {
 	closed  chan struct{} // closed when the flusher has returned
 
 	received atomic.Uint64 // messages read from the bus
+	failing  atomic.Int32  // subscription connections whose last read failed
+	up       prometheus.Gauge
 
 	// deadSince is when Members first found a node's entries without the
 	// node live; they are deleted once that has lasted a node TTL (a node
@@ -174,8 +180,9 @@ type memberOp struct {
 
 // busSub is one subscription connection and its reader.
 type busSub struct {
-	ps   *goredis.PubSub
-	addr string // the master's address (Redis Cluster); "" with a single Redis
+	ps      *goredis.PubSub
+	addr    string // the master's address (Redis Cluster); "" with a single Redis
+	failing bool   // its last read failed; its reader's goroutine only
 }
 
 // NewChannelBus returns a bus; Start makes it read.
@@ -199,6 +206,11 @@ func NewChannelBus(o ChannelBusOptions) (*ChannelBus, error) {
 	b := &ChannelBus{o: o, sharded: sharded, watches: map[string]*watch{}, dirty: map[string]bool{},
 		subs: map[string]*busSub{}, kick: make(chan struct{}, 1), closed: make(chan struct{}),
 		deadSince: map[string]time.Time{}}
+	m := o.Metrics
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	b.up = m.ChannelBusUp
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -570,6 +582,7 @@ func (b *ChannelBus) read(s *busSub) {
 				_ = s.ps.Ping(b.ctx)
 				continue
 			}
+			b.health(s, false)
 			select {
 			case <-time.After(100 * time.Millisecond):
 			case <-b.ctx.Done():
@@ -577,6 +590,7 @@ func (b *ChannelBus) read(s *busSub) {
 			}
 			continue
 		}
+		b.health(s, true)
 		switch m := m.(type) {
 		case *goredis.Subscription:
 			switch m.Kind {
@@ -622,6 +636,24 @@ func (b *ChannelBus) unsubscribed(s *busSub, ch string) {
 	b.moved = append(b.moved, movedSub{sub: s, channel: ch})
 	b.dirty[ch] = true
 	b.signal()
+}
+
+// health records whether s's last read succeeded; the bus is up while
+// every subscription connection reads.
+func (b *ChannelBus) health(s *busSub, ok bool) {
+	if s.failing == !ok {
+		return
+	}
+	s.failing = !ok
+	n := int32(1)
+	if ok {
+		n = -1
+	}
+	if b.failing.Add(n) == 0 {
+		b.up.Set(1)
+	} else {
+		b.up.Set(0)
+	}
 }
 
 func (b *ChannelBus) confirmed(ch string) {

@@ -437,6 +437,10 @@ type Stage struct {
 	// settings replace the stage's defaults. $connect's bound new
 	// connections a second.
 	RouteSettings map[string]RouteSettings `yaml:"routeSettings"`
+	// AccessLogSettings write a line per WebSocket event or HTTP/REST
+	// request of the stage (AWS's accessLogSettings: format and
+	// destination). Default: none (no access log, no cost).
+	AccessLogSettings *AccessLogSettings `yaml:"accessLogSettings"`
 }
 
 // Route is what happens to a message whose route key matches.

@@ -178,6 +178,7 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 			v.add(sk, "stage %q is declared twice", st.Name)
 		}
 		seen[st.Name] = true
+		v.accessLog(itemPath(key+".stages", i)+".accessLogSettings", st.AccessLogSettings)
 	}
 
 	if len(a.Routes) == 0 {

@@ -49,6 +49,7 @@ type EpollServer struct {
 	limits Limits
 	hub    *Hub
 	log    *slog.Logger
+	stats  *QueueStats
 	shards []*shard
 	next   atomic.Uint32 // round-robin shard choice
 
@@ -66,6 +67,10 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 		limits: opts.Limits.WithDefaults(),
 		hub:    opts.Hub,
 		log:    opts.Logger,
+		stats:  opts.Stats,
+	}
+	if s.stats == nil {
+		s.stats = &QueueStats{}
 	}
 	s.initAcceptor()
 	if s.hub == nil {

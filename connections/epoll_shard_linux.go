@@ -377,12 +377,14 @@ func (c *epConn) write(frame []byte, control bool) error {
 		}
 	}
 	if !control && len(c.wq)+len(frame) > c.srv.limits.SendQueueBytes {
+		c.srv.stats.overflows.Add(1)
 		if c.srv.limits.CloseOnOverflow {
 			go func() { _ = c.Close(ClosePolicyViolation, "Send queue overflow") }()
 		}
 		return ErrQueueFull
 	}
 	c.wq = append(c.wq, frame...)
+	c.srv.stats.queued.Add(int64(len(frame)))
 	if !c.wantOut && !c.batching {
 		c.wantOut = true
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
@@ -402,6 +404,7 @@ func (c *epConn) flush() {
 		n, err := unix.Write(c.fd, c.wq)
 		if n > 0 {
 			c.wq = c.wq[n:]
+			c.srv.stats.queued.Add(-int64(n))
 		}
 		if err != nil {
 			// EAGAIN: wait for EPOLLOUT; other errors: the read side finishes.
@@ -665,6 +668,7 @@ func (c *epConn) finish(code int, reason string) {
 	// Best effort: push out what is queued (the close frame) before closing.
 	if len(c.wq) > 0 {
 		_, _ = unix.Write(c.fd, c.wq)
+		c.srv.stats.queued.Add(-int64(len(c.wq)))
 		c.wq = nil
 	}
 	// Closing the only descriptor of the socket also takes it out of the

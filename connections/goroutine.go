@@ -40,6 +40,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Shards is the number of epoll instances (epoll mode). 0: GOMAXPROCS.
 	Shards int
+	// Stats counts the server's send queues. nil: counted privately.
+	Stats *QueueStats
 }
 
 // GoroutineServer is the portable connection server. It accepts sockets
@@ -61,6 +63,7 @@ type GoroutineServer struct {
 
 	acceptor // listeners, handshakes, closing; its mu also guards conns
 	conns    map[*goConn]struct{}
+	stats    *QueueStats
 	open     sync.WaitGroup // one per connection until Disconnect returned
 }
 
@@ -72,6 +75,10 @@ func NewGoroutineServer(opts Options) *GoroutineServer {
 		hub:    opts.Hub,
 		log:    opts.Logger,
 		conns:  make(map[*goConn]struct{}),
+		stats:  opts.Stats,
+	}
+	if s.stats == nil {
+		s.stats = &QueueStats{}
 	}
 	s.initAcceptor()
 	if s.hub == nil {
@@ -385,6 +392,7 @@ func (c *goConn) Send(data []byte, binary bool) error {
 	}
 	if c.queued+n > c.srv.limits.SendQueueBytes {
 		c.mu.Unlock()
+		c.srv.stats.overflows.Add(1)
 		if c.srv.limits.CloseOnOverflow {
 			_ = c.Close(ClosePolicyViolation, "Send queue overflow")
 		}
@@ -394,6 +402,7 @@ func (c *goConn) Send(data []byte, binary bool) error {
 	c.queue = append(c.queue, outFrame{data: append([]byte(nil), data...), binary: binary})
 	c.queued += n
 	c.mu.Unlock()
+	c.srv.stats.queued.Add(int64(n))
 	c.signal()
 	c.touch()
 	return nil
@@ -417,6 +426,7 @@ func (c *goConn) SendPrepared(ps ...*Prepared) error {
 	}
 	if c.queued+n > c.srv.limits.SendQueueBytes {
 		c.mu.Unlock()
+		c.srv.stats.overflows.Add(1)
 		if c.srv.limits.CloseOnOverflow {
 			_ = c.Close(ClosePolicyViolation, "Send queue overflow")
 		}
@@ -427,6 +437,7 @@ func (c *goConn) SendPrepared(ps ...*Prepared) error {
 	}
 	c.queued += n
 	c.mu.Unlock()
+	c.srv.stats.queued.Add(int64(n))
 	c.signal()
 	c.touch()
 	return nil
@@ -478,7 +489,14 @@ func (c *goConn) Close(code int, reason string) error {
 // loop ends. A write that fails drops the socket (the read loop then
 // finishes the connection).
 func (c *goConn) writeLoop() {
-	defer close(c.writerDone)
+	defer func() {
+		// What was never written leaves the server's queued bytes.
+		c.mu.Lock()
+		c.srv.stats.queued.Add(-int64(c.queued))
+		c.queued = 0
+		c.mu.Unlock()
+		close(c.writerDone)
+	}()
 	var batch []outFrame
 	for {
 		select {
@@ -497,6 +515,7 @@ func (c *goConn) writeLoop() {
 				if !c.writeOne(&batch[i]) {
 					_ = c.ws.NetConn().Close()
 					c.mu.Lock()
+					c.srv.stats.queued.Add(-int64(c.queued))
 					c.queue, c.queued = nil, 0
 					c.mu.Unlock()
 					return
@@ -544,6 +563,7 @@ func (c *goConn) writeOne(f *outFrame) bool {
 	c.mu.Lock()
 	c.queued -= n
 	c.mu.Unlock()
+	c.srv.stats.queued.Add(-int64(n))
 	if err != nil {
 		// A failed write leaves the connection unusable.
 		c.markClosing(CloseAbnormal, "")

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
@@ -67,6 +68,8 @@ type Gateway struct {
 	bg       sync.WaitGroup
 	serving  sync.WaitGroup
 	stopOnce sync.Once
+	// accessLogs are the access log writers by destination.
+	accessLogs map[string]*accesslog.Writer
 
 	iam        auth.Authorizer  // AWS_IAM routes; nil: none may be configured
 	sigv4      auth.Authorizer  // the configured credentials' SigV4 check (refuses everything without credentials)
@@ -132,6 +135,11 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		started: time.Now(),
 		errc:    make(chan error, len(cfg.APIs)+1),
 	}
+	defer func() {
+		if err != nil {
+			_ = g.closeAccessLogs() // stop the writers' goroutines
+		}
+	}()
 	for _, o := range opts {
 		o(g)
 	}
@@ -187,7 +195,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		// Channels span the nodes sharing this Redis.
 		g.chanBus, err = cluster.NewChannelBus(cluster.ChannelBusOptions{
 			Client: bc.BusClient(), Node: g.node, Prefix: cfg.Storage.Redis.Prefix,
-			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log,
+			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log, Metrics: g.metrics,
 		})
 		if err != nil {
 			_ = reg.Close()
@@ -313,7 +321,10 @@ func (g *Gateway) addAPI(i int, api *config.API, shared bool) error {
 	}
 	handler = g.chans.Handler(api.Name, hub, handler) // takes a closed connection out of its channels
 	plain := &apiHTTP{}
+	queues := &connections.QueueStats{}
+	g.metrics.Queues.Add(api.Name, queues.Read)
 	srv, err := connections.NewServer(serverMode(api, g.cfg.Connections), connections.Options{
+		Stats:   queues,
 		Handler: handler,
 		HTTP:    plain,
 		Hub:     hub,
@@ -603,6 +614,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if err := g.reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: registry: %w", err))
+		}
+		if err := g.closeAccessLogs(); err != nil { // after every router and HTTP server: nothing logs now
+			errs = append(errs, err)
 		}
 		if err := g.shutdownTracing(ctx); err != nil {
 			errs = append(errs, err)

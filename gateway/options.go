@@ -28,7 +28,11 @@ func (g *Gateway) routingAPI(cfg *config.File, api *config.API, i int) (*routing
 		return nil, err
 	}
 	for _, st := range api.Stages {
-		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables})
+		al, err := g.stageAccessLog(st)
+		if err != nil {
+			return nil, err
+		}
+		out.Stages = append(out.Stages, routing.Stage{Name: st.Name, Variables: st.Variables, AccessLog: al})
 	}
 	authorizers := g.newAuthorizerSet(cfg, api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {

@@ -87,6 +87,7 @@ func TestRedisRegistry(t *testing.T) {
 	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 0\n") {
 		t.Errorf("/metrics during the outage lacks portico_registry_up 0")
 	}
+	waitMetrics(t, g, map[string]float64{"portico_channel_bus_up{}": 0})
 	// Local traffic goes on without the registry.
 	send(t, c, `{"action":"whoami"}`)
 	if got := readText(t, c); got != id2 {
@@ -103,6 +104,7 @@ func TestRedisRegistry(t *testing.T) {
 	if _, body := doHTTP(t, "GET", "http://"+g.ManagementAddr()+"/metrics", ""); !strings.Contains(body, "\nportico_registry_up 1\n") {
 		t.Errorf("/metrics after recovery lacks portico_registry_up 1")
 	}
+	waitMetrics(t, g, map[string]float64{"portico_channel_bus_up{}": 1})
 	eventually(t, "connection registered again", func() error { _, err := reg.Get(context.Background(), id2); return err })
 	c.Close()
 	eventually(t, "record gone after disconnect", func() error {

@@ -78,7 +78,11 @@ func (g *Gateway) restAPI(cfg *config.File, api *config.API, i int) (*rest.API, 
 			ExposeHeaders: c.ExposeHeaders, MaxAge: c.MaxAge, AllowCredentials: c.AllowCredentials}
 	}
 	for _, st := range api.Stages {
-		out.Stages = append(out.Stages, rest.Stage{Name: st.Name, Variables: st.Variables})
+		al, err := g.stageAccessLog(st)
+		if err != nil {
+			return nil, err
+		}
+		out.Stages = append(out.Stages, rest.Stage{Name: st.Name, Variables: st.Variables, AccessLog: al})
 	}
 	authorizers := g.newAuthorizerSet(cfg, api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {

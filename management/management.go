@@ -306,6 +306,9 @@ func (h *Handler) Local(o *cluster.Op) cluster.Result {
 		case err != nil:
 			return cluster.Gone()
 		}
+		if p, ok := c.State().(interface{ Pushed() }); ok {
+			p.Pushed() // an outgoing message of the connection's API and stage
+		}
 		return cluster.Result{Status: http.StatusOK}
 	case "get":
 		body, _ := json.Marshal(h.describe(c))

@@ -29,11 +29,12 @@ type Set struct {
 	// out (route responses, error frames and @connections posts).
 	// Labels: api, stage, route, direction.
 	Messages *prometheus.CounterVec
-	// IntegrationLatency observes integration calls in seconds.
-	// Labels: api, stage, route.
+	// IntegrationLatency observes integration calls in seconds, mock
+	// integrations included. Labels: api, stage, route.
 	IntegrationLatency *prometheus.HistogramVec
 	// IntegrationErrors counts failed integration calls by kind: timeout,
-	// error. Labels: api, stage, route, kind.
+	// error (no answer), and 4xx and 5xx (the integration answered that
+	// status; AWS's IntegrationError). Labels: api, stage, route, kind.
 	IntegrationErrors *prometheus.CounterVec
 	// ManagementRequests counts @connections calls. Labels: op (post, get,
 	// delete), code (HTTP status).
@@ -75,6 +76,22 @@ type Set struct {
 	// Latency; for streamed http_proxy answers the headers, not the
 	// whole body). Labels: api, stage, route.
 	HTTPLatency *prometheus.HistogramVec
+	// ClientErrors counts WebSocket requests refused with a 4xx before
+	// an integration ran (AWS's ClientError). Labels: api, stage, reason
+	// (no_route, throttled, forbidden, unauthorized, no_stage).
+	ClientErrors *prometheus.CounterVec
+	// ExecutionErrors counts WebSocket requests whose integration failed
+	// or timed out (AWS's ExecutionError). Labels: api, stage.
+	ExecutionErrors *prometheus.CounterVec
+	// Queues reads each API's send queues at scrape time.
+	Queues *Queues
+	// AccessLogLines and AccessLogDropped count access log lines written
+	// and dropped. Labels: destination (a configured file or stdout).
+	AccessLogLines, AccessLogDropped *prometheus.CounterVec
+	// ChannelBusUp is 1 while every Redis subscription connection of the
+	// channel bus (storage.type redis) reads, and 0 while one fails: this
+	// node then misses what other nodes publish.
+	ChannelBusUp prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -138,7 +155,9 @@ func New(reg prometheus.Registerer) *Set {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"api", "stage", "route"})
 	s.RegistryUp.Set(1)
+	aws := s.addAWS()
 	if reg != nil {
+		reg.MustRegister(aws...)
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
 			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
 			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped, s.HTTPRequests, s.HTTPLatency)

@@ -58,6 +58,9 @@ func (h *table) reply(w http.ResponseWriter, e *gatewayError) {
 			status = e.restStatus
 		}
 	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.errBody = body // for the access log's $context.error.message
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
 }

@@ -171,6 +171,7 @@ type exchange struct {
 	identity *auth.Identity
 	apiKeyID string // the API key's name (REST), for identity.apiKey
 	apiKey   string
+	integ    time.Duration // the integration call; negative: none ran
 }
 
 // fullPath is the path as the client sent it, stage and all.

@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/access"
 	"github.com/portico-gateway/portico/routing/auth"
@@ -95,6 +96,8 @@ type API struct {
 type Stage struct {
 	Name      string
 	Variables map[string]string
+	// AccessLog receives a line per request of the stage. nil: none.
+	AccessLog *accesslog.Logger
 }
 
 // Route is what a route key leads to.
@@ -142,6 +145,7 @@ type table struct {
 }
 
 type stage struct {
+	access  *accesslog.Logger // nil: no access log
 	name    string
 	vars    map[string]string
 	matcher Matcher[*route]
@@ -165,6 +169,8 @@ type route struct {
 	integLatency  prometheus.Observer
 	integErrors   prometheus.Counter
 	integTimeouts prometheus.Counter
+	integ4xx      prometheus.Counter // http_proxy answers of class 4xx and 5xx
+	integ5xx      prometheus.Counter
 }
 
 // newTable builds the table of o.API.
@@ -197,7 +203,7 @@ func newTable(o Options) (*table, error) {
 		transport = integration.NewProxyTransport()
 	}
 	for _, sc := range a.Stages {
-		st := &stage{name: sc.Name, vars: sc.Variables}
+		st := &stage{name: sc.Name, vars: sc.Variables, access: sc.AccessLog}
 		for key, rc := range a.Routes {
 			rt, err := h.newRoute(st, key, rc, client, transport)
 			if err != nil {
@@ -257,6 +263,8 @@ func (h *table) newRoute(st *stage, key string, rc Route, client *http.Client, t
 	rt.integLatency = h.m.IntegrationLatency.WithLabelValues(h.api.Name, st.name, key)
 	rt.integErrors = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "error")
 	rt.integTimeouts = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "timeout")
+	rt.integ4xx = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "4xx")
+	rt.integ5xx = h.m.IntegrationErrors.WithLabelValues(h.api.Name, st.name, key, "5xx")
 	switch spec.Type {
 	case "http_proxy":
 		p, err := integration.NewProxy(spec, st.vars, transport, key == DefaultRoute)
@@ -309,7 +317,7 @@ func (h *table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *table) handle(sw *statusWriter, r *http.Request) {
 	w := sw.ResponseWriter
-	x := &exchange{h: h, r: r, now: time.Now()}
+	x := &exchange{h: h, r: r, now: time.Now(), integ: -1}
 	if h.api.Protocol == ProtocolREST {
 		x.id, x.extID = newUUID(), newID()
 		w.Header().Set("X-Amzn-Requestid", x.id)
@@ -346,6 +354,10 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 	default:
 		h.noRoute(sw)
 		h.observe(h.noRoutes[st.name], sw, x.now)
+		if st.access != nil {
+			x.st, x.rt = st, h.noRoutes[st.name]
+			h.access(sw, x)
+		}
 		return
 	}
 	x.st, x.path = st, path
@@ -362,6 +374,9 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 		h.serve(sw, x)
 	}
 	h.observe(x.rt, sw, x.now)
+	if st.access != nil {
+		h.access(sw, x)
+	}
 }
 
 func (h *table) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
@@ -462,7 +477,9 @@ func (h *table) invoke(w *statusWriter, x *exchange) {
 	case integration.Payload1:
 		call.Event = x.eventV1()
 	}
+	start := time.Now()
 	resp, err := x.rt.invoke.Invoke(x.r.Context(), call)
+	x.integ = time.Since(start)
 	if err != nil {
 		if x.r.Context().Err() != nil {
 			w.status = 499 // the client went away: nobody to answer
@@ -509,9 +526,16 @@ func (h *table) forward(w *statusWriter, x *exchange) {
 		req, endSpan = h.traceProxy(x, w)
 	}
 	err := x.rt.proxy.Forward(w, req, &integration.ProxyRequest{Params: x.params, Path: x.path, Proto: proto, Port: port})
-	x.rt.integLatency.Observe(time.Since(start).Seconds())
+	x.integ = time.Since(start)
+	x.rt.integLatency.Observe(x.integ.Seconds())
 	endSpan(err)
 	if err == nil {
+		switch {
+		case w.status >= 500:
+			x.rt.integ5xx.Inc()
+		case w.status >= 400:
+			x.rt.integ4xx.Inc()
+		}
 		return
 	}
 	if x.r.Context().Err() != nil {
@@ -553,6 +577,7 @@ type statusWriter struct {
 	status    int
 	wrote     bool
 	headersAt time.Time
+	errBody   string // the gateway's own error answer, if it gave one
 	cors      *cors
 	origin    string
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"strings"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/routing/access"
 	"github.com/portico-gateway/portico/routing/auth"
 	"github.com/portico-gateway/portico/routing/integration"
@@ -35,6 +36,9 @@ type API struct {
 type Stage struct {
 	Name      string
 	Variables map[string]string
+	// AccessLog receives a line per CONNECT, MESSAGE and DISCONNECT of
+	// the stage. nil: none.
+	AccessLog *accesslog.Logger
 }
 
 // Route is what happens to a connection or message whose route key

@@ -2,12 +2,14 @@ package routing
 
 import (
 	"context"
+	"io"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/connections"
 )
 
@@ -64,6 +66,41 @@ func BenchmarkMessageMockEchoTraced(b *testing.B) {
 	r, err := New(Options{API: baseAPI(map[string]Route{
 		"echo": {RouteResponse: true, Integration: mock("$request.body.data")},
 	}), Tracer: tp.Tracer("bench")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := newInfo()
+	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+	if !res.Accepted() {
+		b.Fatalf("connect refused: %d", res.Status)
+	}
+	info.Stage = res.Stage
+	c := &nopConn{info: *info, state: res.State}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Message(c, echoMsg)
+	}
+}
+
+// BenchmarkMessageMockEchoAccessLog is BenchmarkMessageMockEcho with the
+// stage's access log on (a JSON line to a writer that discards it): the
+// cost of access logs against the benchmark above, where they are off.
+func BenchmarkMessageMockEchoAccessLog(b *testing.B) {
+	w, err := accesslog.Open(accesslog.Options{Destination: "discard", Out: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	t, err := accesslog.Compile(`{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","routeKey":"$context.routeKey","status":"$context.status","connectionId":"$context.connectionId","integrationLatency":"$context.integrationLatency"}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := baseAPI(map[string]Route{"echo": {RouteResponse: true, Integration: mock("$request.body.data")}})
+	for i := range api.Stages {
+		api.Stages[i].AccessLog = accesslog.NewLogger(t, w)
+	}
+	r, err := New(Options{API: api})
 	if err != nil {
 		b.Fatal(err)
 	}

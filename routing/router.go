@@ -23,6 +23,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/metrics"
@@ -140,6 +141,11 @@ type stage struct {
 	connectLimit         *throttle.Route // nil without a limiter
 	// In-flight refusals, per connection and per node.
 	busyConn, busyNode prometheus.Counter
+	// AWS's ClientError by reason, and ExecutionError.
+	clientNoRoute, clientThrottled, clientForbidden, clientUnauthorized, execErrors prometheus.Counter
+	// @connections posts delivered to the stage's connections.
+	pushedOut prometheus.Counter
+	access    *accesslog.Logger // nil: no access log
 }
 
 type route struct {
@@ -221,6 +227,10 @@ func (s *session) AuthIdentity() *auth.Identity {
 	return s.x.auth
 }
 
+// Pushed counts one @connections post handed to the connection as an
+// outgoing message (route "@connections"). Management calls it.
+func (s *session) Pushed() { s.stage.Load().pushedOut.Inc() }
+
 // New compiles the API's routes for every stage.
 func New(opts Options) (*Router, error) {
 	api := opts.API
@@ -294,11 +304,18 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 	}
 	t := &table{domain: api.DomainName, access: api.Access, selection: sel, stages: make(map[string]*stage, len(api.Stages)), limiter: limiter}
 	for _, sc := range api.Stages {
-		st := &stage{tbl: t, name: sc.Name, apiID: r.apiID, vars: sc.Variables, custom: make(map[string]*route),
+		st := &stage{tbl: t, name: sc.Name, apiID: r.apiID, vars: sc.Variables, custom: make(map[string]*route), access: sc.AccessLog,
 			noRouteIn: r.m.Messages.WithLabelValues(r.apiName, sc.Name, RouteDefault, "in"),
 			errorsOut: r.m.Messages.WithLabelValues(r.apiName, sc.Name, RouteDefault, "out"),
 			busyConn:  r.m.Throttled.WithLabelValues(r.apiName, sc.Name, throttle.LevelConnection),
 			busyNode:  r.m.Throttled.WithLabelValues(r.apiName, sc.Name, throttle.LevelGateway),
+
+			clientNoRoute:      r.m.ClientErrors.WithLabelValues(r.apiName, sc.Name, metrics.ReasonNoRoute),
+			clientThrottled:    r.m.ClientErrors.WithLabelValues(r.apiName, sc.Name, metrics.ReasonThrottled),
+			clientForbidden:    r.m.ClientErrors.WithLabelValues(r.apiName, sc.Name, metrics.ReasonForbidden),
+			clientUnauthorized: r.m.ClientErrors.WithLabelValues(r.apiName, sc.Name, metrics.ReasonUnauthorized),
+			execErrors:         r.m.ExecutionErrors.WithLabelValues(r.apiName, sc.Name),
+			pushedOut:          r.m.Messages.WithLabelValues(r.apiName, sc.Name, "@connections", "out"),
 		}
 		if limiter != nil {
 			st.connectLimit = limiter.Route(sc.Name, RouteConnect)
@@ -377,10 +394,11 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 	if r.tracer != nil {
 		return r.tracedConnect(ctx, req)
 	}
-	return r.connect(ctx, req)
+	return r.accessConnect(ctx, req)
 }
 
-func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest) *connections.ConnectResult {
+// connect is Connect; requestID is the CONNECT event's ("": a new one).
+func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, requestID string) *connections.ConnectResult {
 	stageName := strings.Trim(req.Request.URL.Path, "/")
 	t := r.tbl.Load()
 	if t.access != nil && (!t.access.SourceAllowed(req.Info.SourceIP) || !t.access.OriginAllowed(req.Request.Header.Get("Origin"))) {
@@ -390,6 +408,7 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest) *
 	st := t.stages[stageName]
 	if st == nil {
 		r.m.Connects.WithLabelValues(r.apiName, "", "rejected").Inc()
+		r.m.ClientErrors.WithLabelValues(r.apiName, "", metrics.ReasonNoStage).Inc()
 		return refuseJSON(http.StatusForbidden, `{"message":"Forbidden"}`, nil)
 	}
 	info := req.Info
@@ -416,7 +435,9 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest) *
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 		return res
 	}
-	requestID := connections.NewID()
+	if requestID == "" {
+		requestID = connections.NewID()
+	}
 	ev := &Event{RequestContext: newContext(s, st, RouteConnect, EventConnect, requestID, time.Now())}
 	// Only CONNECT carries the client certificate (mutual TLS): it is
 	// ~1 KB that messages do not repeat.
@@ -443,9 +464,11 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest) *
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			st.execErrors.Inc()
 			return refuseJSON(http.StatusGatewayTimeout, `{"message": "`+msgTimeout+`"}`, nil)
 		case err != nil:
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			st.execErrors.Inc()
 			return refuseJSON(http.StatusBadGateway, `{"message": "`+msgInternal+`"}`, nil)
 		case resp.StatusCode < 200 || resp.StatusCode > 299:
 			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
@@ -493,9 +516,12 @@ func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest,
 		switch {
 		case errors.Is(err, auth.ErrUnauthorized):
 			result, status, body = "unauthorized", http.StatusUnauthorized, bodyUnauthorized
+			st.clientUnauthorized.Inc()
 		case errors.Is(err, auth.ErrForbidden):
 			result, status, body = "forbidden", http.StatusForbidden, bodyForbidden
+			st.clientForbidden.Inc()
 		default:
+			st.execErrors.Inc()
 			r.log.Warn("$connect authorizer failed", "stage", st.name, "connectionId", s.connectionID, "err", err)
 		}
 		if status != http.StatusInternalServerError && r.log.Enabled(ctx, slog.LevelDebug) {
@@ -590,7 +616,12 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	}
 	if rt == nil {
 		st.noRouteIn.Inc()
-		r.sendError(c, st, msgForbidden, requestID)
+		st.clientNoRoute.Inc()
+		r.sendFrame(c, st, msgForbidden, requestID)
+		if st.access != nil {
+			r.access(s, st, &accessLine{key: "-", eventType: EventMessage, requestID: requestID, start: now,
+				status: http.StatusForbidden, errMsg: msgForbidden, integ: -1})
+		}
 		tr.fail(msgForbidden)
 		tr.end()
 		return
@@ -603,9 +634,9 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
 			// mock answers may overtake each other).
-			r.offLoop(c, s, st, requestID, tr, func() {
+			r.offLoop(c, s, st, rt, requestID, now, tr, func() {
 				if err := lim.Message(s.limits(), rt.limit); err != nil {
-					r.sendError(c, st, refusalMessage(err), requestID)
+					r.refuse(c, s, st, rt, refusalMessage(err), requestID, now)
 					tr.fail(refusalMessage(err))
 					return
 				}
@@ -616,7 +647,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			return
 		}
 		if err := lim.Message(s.limits(), rt.limit); err != nil {
-			r.sendError(c, st, refusalMessage(err), requestID)
+			r.refuse(c, s, st, rt, refusalMessage(err), requestID, now)
 			tr.fail(refusalMessage(err))
 			tr.end()
 			return
@@ -624,15 +655,19 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	}
 	call := r.messageCall(s, st, rt, m, requestID, now, tr)
 	switch {
-	case call == nil:
+	case call == nil: // a route without an integration: nothing to run
+		if st.access != nil {
+			r.access(s, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: requestID, start: now,
+				status: http.StatusOK, integ: -1})
+		}
 		tr.end()
-		return // a route without an integration: nothing to run
+		return
 	case r.sharedChannels && len(rt.subscribe) > 0:
 		// The subscribe may wait for Redis: not on the loop.
-		r.offLoop(c, s, st, requestID, tr, func() { r.dispatch(c, st, rt, call) })
+		r.offLoop(c, s, st, rt, requestID, now, tr, func() { r.dispatch(c, st, rt, call) })
 	case rt.integ != nil && !rt.integ.Mock():
 		r.applyDeclared(c, rt, call)
-		r.offLoop(c, s, st, requestID, tr, func() { r.run(c, st, rt, call) })
+		r.offLoop(c, s, st, rt, requestID, now, tr, func() { r.run(c, st, rt, call) })
 	default: // a mock answers inline, in order
 		r.dispatch(c, st, rt, call)
 		tr.end()
@@ -645,6 +680,22 @@ func (r *Router) dispatch(c connections.Conn, st *stage, rt *route, call *wsCall
 	r.applyDeclared(c, rt, call)
 	if rt.integ != nil {
 		r.run(c, st, rt, call)
+		return
+	}
+	if st.access != nil {
+		rc := &call.ev.RequestContext
+		r.accessConn(c, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: rc.RequestID,
+			messageID: rc.MessageID, start: time.UnixMilli(rc.RequestTimeEpoch), status: http.StatusOK, integ: -1})
+	}
+}
+
+// refuse answers a message the gateway refused (throttling, API keys)
+// with its error frame and access log line.
+func (r *Router) refuse(c connections.Conn, s *session, st *stage, rt *route, message, requestID string, start time.Time) {
+	r.sendError(c, st, message, requestID)
+	if st.access != nil {
+		r.access(s, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: requestID, start: start,
+			status: statusOf(message), errMsg: message, integ: -1})
 	}
 }
 
@@ -652,9 +703,9 @@ func (r *Router) dispatch(c connections.Conn, st *stage, rt *route, call *wsCall
 // counted against the in-flight bounds: past them the client gets the
 // "Too Many Requests" error frame and f does not run. The message's
 // spans (tr) end when f returns.
-func (r *Router) offLoop(c connections.Conn, s *session, st *stage, requestID string, tr *msgTrace, f func()) {
+func (r *Router) offLoop(c connections.Conn, s *session, st *stage, rt *route, requestID string, start time.Time, tr *msgTrace, f func()) {
 	if !r.acquire(s, st) {
-		r.sendError(c, st, msgThrottled, requestID)
+		r.refuse(c, s, st, rt, msgThrottled, requestID, start)
 		tr.fail(msgThrottled)
 		tr.end()
 		return
@@ -743,13 +794,14 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 		return nil
 	}
 	r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
-	status, errType := http.StatusTooManyRequests, "TooManyRequestsException"
+	status, errType, reason := http.StatusTooManyRequests, "TooManyRequestsException", st.clientThrottled
 	switch {
 	case errors.Is(err, throttle.ErrForbidden):
-		status, errType = http.StatusForbidden, "ForbiddenException"
+		status, errType, reason = http.StatusForbidden, "ForbiddenException", st.clientForbidden
 	case errors.Is(err, throttle.ErrQuotaExceeded):
 		errType = "LimitExceededException"
 	}
+	reason.Inc()
 	return refuseJSON(status, `{"message":"`+refusalMessage(err)+`"}`, http.Header{"x-amzn-ErrorType": {errType}})
 }
 
@@ -764,19 +816,33 @@ func refusalMessage(err error) string {
 	return msgThrottled
 }
 
-// run invokes the route's integration and answers the client.
+// run invokes the route's integration, answers the client and writes
+// the access log line.
 func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
+	start := time.Now()
+	status, errMsg := r.answer(c, st, rt, call)
+	if st.access != nil {
+		rc := &call.ev.RequestContext
+		r.accessConn(c, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: rc.RequestID,
+			messageID: rc.MessageID, start: time.UnixMilli(rc.RequestTimeEpoch), status: status, errMsg: errMsg,
+			integ: time.Since(start)})
+	}
+}
+
+// answer invokes the route's integration and answers the client; it
+// returns the status of the outcome and its error message, if any.
+func (r *Router) answer(c connections.Conn, st *stage, rt *route, call *wsCall) (int, string) {
 	requestID := call.RequestID
 	resp, err := rt.integ.Invoke(call.trace.context(r.ctx), &call.Call)
 	switch {
 	case errors.Is(err, integration.ErrTimeout):
 		r.sendError(c, st, msgTimeout, requestID)
 		call.trace.fail(msgTimeout)
-		return
+		return http.StatusGatewayTimeout, msgTimeout
 	case err != nil:
 		r.sendError(c, st, msgInternal, requestID)
 		call.trace.fail(msgInternal)
-		return
+		return http.StatusInternalServerError, msgInternal
 	}
 	call.trace.answered(resp.StatusCode)
 	if r.channels != nil && len(resp.Headers) > 0 {
@@ -785,7 +851,7 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 		r.applyChannels(c, ops)
 	}
 	if !rt.twoWay || resp.Body == "" {
-		return
+		return resp.StatusCode, ""
 	}
 	data, binary := []byte(resp.Body), false
 	if resp.IsBase64Encoded {
@@ -793,7 +859,7 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 		if err != nil {
 			r.log.Warn("route response is not valid base64", "route", rt.key, "requestId", requestID, "err", err)
 			r.sendError(c, st, msgInternal, requestID)
-			return
+			return http.StatusInternalServerError, msgInternal
 		}
 		data, binary = dec, true
 	}
@@ -801,9 +867,10 @@ func (r *Router) run(c connections.Conn, st *stage, rt *route, call *wsCall) {
 		if r.log.Enabled(context.Background(), slog.LevelDebug) {
 			r.log.Debug("route response not delivered", "route", rt.key, "requestId", requestID, "err", err)
 		}
-		return
+		return resp.StatusCode, err.Error()
 	}
 	rt.out.Inc()
+	return resp.StatusCode, ""
 }
 
 // ErrorFrame formats a gateway error frame byte for byte as Amazon API
@@ -820,7 +887,24 @@ func ErrorFrame(message, connectionID, requestID string) []byte {
 	return b
 }
 
+// sendError answers a request the gateway refused or could not run
+// with an error frame, counted as AWS's ClientError (Forbidden, Too Many
+// Requests, Limit Exceeded) or ExecutionError (the integration failed or
+// timed out).
 func (r *Router) sendError(c connections.Conn, st *stage, message, requestID string) {
+	switch message {
+	case msgInternal, msgTimeout:
+		st.execErrors.Inc()
+	case msgForbidden:
+		st.clientForbidden.Inc()
+	default:
+		st.clientThrottled.Inc()
+	}
+	r.sendFrame(c, st, message, requestID)
+}
+
+// sendFrame sends an error frame, counted as an outgoing message.
+func (r *Router) sendFrame(c connections.Conn, st *stage, message, requestID string) {
 	if err := c.Send(ErrorFrame(message, c.Info().ID, requestID), false); err == nil {
 		st.errorsOut.Inc()
 	}
@@ -836,6 +920,10 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 	st := r.current(s)
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
 	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
+	if st.access != nil {
+		r.access(s, st, &accessLine{key: RouteDisconnect, eventType: EventDisconnect, requestID: connections.NewID(),
+			start: time.Now(), status: http.StatusOK, integ: -1, closeCode: code, closeReason: reason})
+	}
 	rt := st.disconnect
 	if rt == nil || rt.integ == nil {
 		return

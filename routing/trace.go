@@ -33,7 +33,7 @@ func (r *Router) tracedConnect(ctx context.Context, req *connections.ConnectRequ
 		integration.AttrEventType.String(EventConnect), integration.AttrConnectionID.String(req.Info.ID))
 	ctx, rspan := r.tracer.Start(ctx, "route "+RouteConnect, trace.WithAttributes(
 		integration.AttrAPI.String(r.apiName), integration.AttrRouteKey.String(RouteConnect)))
-	res := r.connect(ctx, req)
+	res := r.accessConnect(ctx, req)
 	status := res.Status
 	if res.Accepted() {
 		status = http.StatusSwitchingProtocols

@@ -438,16 +438,17 @@ func TestRouteMetrics(t *testing.T) {
 			if got := testutil.ToFloat64(m.IntegrationErrors.WithLabelValues("chat", "prod", "send", "error")); got != 3 {
 				t.Errorf("errors = %v, want 3", got)
 			}
-			wantObs := uint64(len(steps))
-			if mock {
-				wantObs = 0 // a mock does no I/O: no latency recorded
-			}
+			wantObs := uint64(len(steps)) // mock routes count like any other
 			if got := histogramCount(t, m.IntegrationLatency.WithLabelValues("chat", "prod", "send")); got != wantObs {
 				t.Errorf("latency observations = %d, want %d", got, wantObs)
 			}
-			// Nothing under other labels.
-			if got := testutil.CollectAndCount(m.IntegrationErrors); got != 2 {
-				t.Errorf("%d error series, want 2", got)
+			if got := testutil.ToFloat64(m.IntegrationErrors.WithLabelValues("chat", "prod", "send", "4xx")) +
+				testutil.ToFloat64(m.IntegrationErrors.WithLabelValues("chat", "prod", "send", "5xx")); got != 0 {
+				t.Errorf("4xx and 5xx answers = %v, want 0", got)
+			}
+			// Nothing under other labels (timeout, error, 4xx, 5xx).
+			if got := testutil.CollectAndCount(m.IntegrationErrors); got != 4 {
+				t.Errorf("%d error series, want 4", got)
 			}
 		})
 	}

@@ -26,6 +26,7 @@ type Route struct {
 	// the bookkeeping.
 	latency          prometheus.Observer
 	errors, timeouts prometheus.Counter
+	status4, status5 prometheus.Counter // answers of class 4xx and 5xx
 	log              *slog.Logger
 	// tracer makes the integration span of each call; nil: no span.
 	tracer    trace.Tracer
@@ -60,6 +61,8 @@ func NewRoute(integ Integration, spec *Spec, o RouteOptions) *Route {
 		latency:  m.IntegrationLatency.WithLabelValues(o.API, o.Stage, o.Key),
 		errors:   m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "error"),
 		timeouts: m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "timeout"),
+		status4:  m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "4xx"),
+		status5:  m.IntegrationErrors.WithLabelValues(o.API, o.Stage, o.Key, "5xx"),
 		log:      log,
 		tracer:   o.Tracer,
 		spanName: "integration " + spec.Type,
@@ -71,8 +74,9 @@ func NewRoute(integ Integration, spec *Spec, o RouteOptions) *Route {
 // Mock reports whether the route's integration answers inline.
 func (r *Route) Mock() bool { return r.mock }
 
-// Invoke calls the integration, recording latency (of calls that leave
-// the process), errors and a log line.
+// Invoke calls the integration, recording latency (mock integrations
+// too: their routes count like any other), errors (no answer, or an
+// answer of class 4xx or 5xx, AWS's IntegrationError) and a log line.
 func (r *Route) Invoke(ctx context.Context, call *Call) (*Response, error) {
 	if r.tracer != nil {
 		return r.traced(ctx, call)
@@ -101,9 +105,7 @@ func (r *Route) invoke(ctx context.Context, call *Call) (*Response, error) {
 	start := time.Now()
 	resp, err := r.integ.Invoke(ctx, call)
 	d := time.Since(start)
-	if !r.mock {
-		r.latency.Observe(d.Seconds())
-	}
+	r.latency.Observe(d.Seconds())
 	if err != nil {
 		if errors.Is(err, ErrTimeout) {
 			r.timeouts.Inc()
@@ -113,6 +115,12 @@ func (r *Route) invoke(ctx context.Context, call *Call) (*Response, error) {
 		r.log.Warn("integration failed", "stage", r.stage, "route", r.key,
 			"connectionId", call.ConnectionID, "requestId", call.RequestID, "duration", d, "err", err)
 		return nil, err
+	}
+	switch {
+	case resp.StatusCode >= 500:
+		r.status5.Inc()
+	case resp.StatusCode >= 400:
+		r.status4.Inc()
 	}
 	if r.log.Enabled(ctx, slog.LevelDebug) {
 		r.log.Debug("integration", "stage", r.stage, "route", r.key, "connectionId", call.ConnectionID,
