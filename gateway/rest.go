@@ -68,6 +68,10 @@ func (g *Gateway) restAPI(api *config.API, i int) (*rest.API, error) {
 	for _, st := range api.Stages {
 		out.Stages = append(out.Stages, rest.Stage{Name: st.Name, Variables: st.Variables})
 	}
+	models, err := restExtras(api, out)
+	if err != nil {
+		return nil, err
+	}
 	authorizers := g.newAuthorizerSet(api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {
 		a, err := authorizers.route(key, rc)
@@ -76,7 +80,11 @@ func (g *Gateway) restAPI(api *config.API, i int) (*rest.API, error) {
 		}
 		spec := integrationSpec(rc.Integration)
 		spec.PayloadFormatVersion = rc.Integration.PayloadFormatVersion
-		out.Routes[key] = rest.Route{Integration: spec, Authorizer: a}
+		val, err := restValidation(api, rc, models)
+		if err != nil {
+			return nil, err
+		}
+		out.Routes[key] = rest.Route{Integration: spec, Authorizer: a, Validation: val}
 	}
 	return out, nil
 }
