@@ -176,7 +176,15 @@ func (m *Model) valid(body []byte) (string, bool) {
 		}
 	}
 	if err := m.schema.Validate(doc); err != nil {
-		return "[" + strings.ReplaceAll(err.Error(), "\n", "; ") + "]", false
+		// The first line names the schema; the rest say what is wrong.
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) > 1 {
+			lines = lines[1:]
+		}
+		for i, l := range lines {
+			lines[i] = strings.TrimPrefix(strings.TrimSpace(l), "- ")
+		}
+		return "[" + strings.Join(lines, "; ") + "]", false
 	}
 	return "", true
 }
