@@ -328,6 +328,22 @@ type API struct {
 	// subscriber and sends a portico.gap frame before its next message;
 	// "close" closes the subscriber with 1008.
 	ChannelOverflow string `yaml:"channelOverflow"`
+
+	// GatewayResponses (REST APIs) override AWS's default answers by
+	// type (UNAUTHORIZED, THROTTLED, ...; DEFAULT_4XX and DEFAULT_5XX
+	// cover every type of their class without its own). Default: AWS's.
+	GatewayResponses map[string]GatewayResponse `yaml:"gatewayResponses"`
+	// Models (REST APIs) are JSON Schemas (draft 4, as AWS's models) by
+	// name, for routes' requestModels. Compiled at start. Default: none.
+	Models map[string]any `yaml:"models"`
+	// RequestValidators (REST APIs) by name, for routes'
+	// requestValidator. Default: none.
+	RequestValidators map[string]RequestValidator `yaml:"requestValidators"`
+	// BinaryMediaTypes (REST APIs): a request body whose Content-Type is
+	// one of these ("image/png", "image/*", "*/*") reaches an http
+	// integration base64-encoded with isBase64Encoded true. Default:
+	// none. (HTTP APIs base64 every body that is not text.)
+	BinaryMediaTypes []string `yaml:"binaryMediaTypes"`
 }
 
 // CORS is an HTTP API's cross-origin resource sharing, as AWS's
@@ -475,6 +491,17 @@ type Route struct {
 	// Unsubscribe lists channels the connection leaves when the route
 	// runs, in the same form. Default: none.
 	Unsubscribe []string `yaml:"unsubscribe"`
+	// RequestValidator (REST APIs) names one of the API's
+	// requestValidators. Default "": no validation.
+	RequestValidator string `yaml:"requestValidator"`
+	// RequestModels (REST APIs) name the model a body must match, by
+	// content type (application/json; $default for any other). A request
+	// without a Content-Type is application/json. Default: none.
+	RequestModels map[string]string `yaml:"requestModels"`
+	// RequestParameters (REST APIs) declare the method's parameters,
+	// method.request.querystring.NAME, method.request.header.NAME or
+	// method.request.path.NAME; true makes one required. Default: none.
+	RequestParameters map[string]bool `yaml:"requestParameters"`
 }
 
 // Integration is the backend of a route.

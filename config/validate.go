@@ -153,8 +153,10 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 		if a.CORS != nil {
 			v.add(key+".cors", "only HTTP APIs (protocol: http) answer CORS requests themselves")
 		}
+		v.restOnly(key, a)
 	case ProtocolHTTP, ProtocolREST:
 		v.cors(key+".cors", a)
+		v.restOnly(key, a)
 	default:
 		v.add(key+".protocol", "unknown protocol %q (want websocket, http or rest)", a.Protocol)
 	}
@@ -193,6 +195,7 @@ func (v *validator) api(key string, a *API, nAPIs int, names map[string]string, 
 	for _, rk := range routeKeys {
 		if a.Protocol != ProtocolWebSocket {
 			v.restRoute(childPath(key+".routes", rk), rk, a.Routes[rk], a)
+			v.restRouteValidation(childPath(key+".routes", rk), a.Routes[rk], a)
 			continue
 		}
 		v.route(childPath(key+".routes", rk), rk, a.Routes[rk], a.Stages)

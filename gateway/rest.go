@@ -84,6 +84,10 @@ func (g *Gateway) restAPI(cfg *config.File, api *config.API, i int) (*rest.API, 
 		}
 		out.Stages = append(out.Stages, rest.Stage{Name: st.Name, Variables: st.Variables, AccessLog: al})
 	}
+	models, err := restExtras(api, out)
+	if err != nil {
+		return nil, err
+	}
 	authorizers := g.newAuthorizerSet(cfg, api, "apis["+strconv.Itoa(i)+"]")
 	for key, rc := range api.Routes {
 		a, err := authorizers.route(key, rc)
@@ -92,7 +96,11 @@ func (g *Gateway) restAPI(cfg *config.File, api *config.API, i int) (*rest.API, 
 		}
 		spec := integrationSpec(rc.Integration)
 		spec.PayloadFormatVersion = rc.Integration.PayloadFormatVersion
-		out.Routes[key] = rest.Route{Integration: spec, Authorizer: a}
+		val, err := restValidation(api, rc, models)
+		if err != nil {
+			return nil, err
+		}
+		out.Routes[key] = rest.Route{Integration: spec, Authorizer: a, Validation: val}
 	}
 	return out, nil
 }

@@ -558,6 +558,10 @@ POST /iam:
 		if resp.StatusCode != c.status || body != c.body {
 			t.Errorf("JWT %s: %d %q", c.name, resp.StatusCode, body)
 		}
+		// AWS's challenge on a JWT authorizer's 401, none otherwise.
+		if wa := resp.Header.Get("Www-Authenticate"); (c.status == 401) != strings.HasPrefix(wa, `Bearer scope="" error="invalid_token" error_description="`) {
+			t.Errorf("JWT %s: www-authenticate %q", c.name, wa)
+		}
 	}
 	var ev events.APIGatewayV2HTTPRequest
 	_ = json.Unmarshal(be.last(t), &ev)

@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/routing/auth"
@@ -172,6 +170,7 @@ type exchange struct {
 	apiKeyID string // the API key's name (REST), for identity.apiKey
 	apiKey   string
 	integ    time.Duration // the integration call; negative: none ran
+	err      *gatewayError // the gateway response being answered, for $context.error
 }
 
 // fullPath is the path as the client sent it, stage and all.
@@ -187,18 +186,6 @@ func (x *exchange) decodedPath() string {
 		return p
 	}
 	return x.path
-}
-
-// bodyField is the event's body: text as it is, anything that is not
-// UTF-8 (or is content-encoded) as base64.
-func (x *exchange) bodyField() (string, bool) {
-	if len(x.body) == 0 {
-		return "", false
-	}
-	if utf8.Valid(x.body) && x.r.Header.Get("Content-Encoding") == "" {
-		return string(x.body), false
-	}
-	return base64.StdEncoding.EncodeToString(x.body), true
 }
 
 // forwarded are the X-Forwarded-* values AWS adds to the headers.

@@ -12,16 +12,19 @@
 //  2. route: the stage from the first path segment (or the $default
 //     stage), then the most specific route (Matcher); none: 404 (HTTP)
 //     or 403 Missing Authentication Token (REST);
-//  3. validate: the payload limit (413); request validation comes here;
+//  3. limit: the payload limit (413);
 //  4. authorize: the route's authorizer (401, 403, 500);
 //  5. throttle: API keys, usage plans and token buckets (403, 429);
-//  6. transform, integrate, transform: the Lambda-proxy event (payload
+//  6. validate (REST APIs): the method's request validator (400), after
+//     authorization as AWS orders it (validate.go);
+//  7. transform, integrate, transform: the Lambda-proxy event (payload
 //     1.0 or 2.0) to an http integration and its result back, or the
 //     request itself through an http_proxy integration, or a mock;
-//  7. respond: the answer, with apigw-requestid (HTTP) or
+//  8. respond: the answer, with apigw-requestid (HTTP) or
 //     x-amzn-RequestId (REST) and the API's CORS headers.
 //
-// Errors are AWS's gateway responses (errors.go). The package knows
+// Errors are AWS's gateway responses (errors.go), which a REST API may
+// override. The package knows
 // nothing of the configuration file: the gateway fills Options.
 package rest
 
@@ -90,6 +93,14 @@ type API struct {
 	Stages []Stage
 	// Routes by route key: "METHOD /path" or $default (HTTP APIs).
 	Routes map[string]Route
+	// GatewayResponses (REST APIs) override AWS's default answers by
+	// type; DEFAULT_4XX and DEFAULT_5XX apply to every 4xx or 5xx type
+	// without its own. nil: AWS's defaults.
+	GatewayResponses map[ResponseType]*GatewayResponse
+	// BinaryMediaTypes (REST APIs): a request body whose Content-Type
+	// matches one ("image/png", "image/*", "*/*") reaches the integration
+	// base64-encoded. HTTP APIs base64 every body that is not text.
+	BinaryMediaTypes []string
 }
 
 // Stage is a deployment of the API with its variables.
@@ -107,6 +118,9 @@ type Route struct {
 	Integration *integration.Spec
 	// Authorizer guards the route; nil: none (authorizationType NONE).
 	Authorizer auth.Authorizer
+	// Validation (REST APIs) checks requests before the integration;
+	// nil: none.
+	Validation *Validation
 }
 
 // Options configure a Handler.
@@ -140,6 +154,7 @@ type table struct {
 	stages   map[string]*stage
 	def      *stage // the $default stage; nil: none
 	limits   throttle.Limiter
+	binary   *mediaMatcher     // REST binaryMediaTypes
 	noRoutes map[string]*route // per stage name ("-" for none): the metrics of requests no route matched
 	tracer   trace.Tracer      // nil: tracing off
 }
@@ -161,6 +176,7 @@ type route struct {
 	invoke     *integration.Route
 	proxy      *integration.Proxy
 	authz      auth.Authorizer
+	validate   *Validation
 	throttle   *throttle.Route
 	// Resolved once: a label lookup per request costs more than the
 	// rest of the bookkeeping.
@@ -183,7 +199,8 @@ func newTable(o Options) (*table, error) {
 		return nil, fmt.Errorf("rest: api %q: unknown protocol %q", a.Name, a.Protocol)
 	}
 	h := &table{api: a, log: o.Logger, m: o.Metrics, cors: newCORS(a.CORS), maxBody: a.MaxRequestBytes,
-		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}, tracer: o.Tracer}
+		stages: map[string]*stage{}, limits: o.Throttle, noRoutes: map[string]*route{}, tracer: o.Tracer,
+		binary: newMediaMatcher(a.BinaryMediaTypes)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -249,7 +266,7 @@ func (h *table) newRoute(st *stage, key string, rc Route, client *http.Client, t
 	if rc.Integration == nil {
 		return nil, errors.New("no integration")
 	}
-	rt := &route{key: key, authz: rc.Authorizer, path: DefaultRoute}
+	rt := &route{key: key, authz: rc.Authorizer, validate: rc.Validation, path: DefaultRoute}
 	if key != DefaultRoute {
 		_, rt.path, _ = strings.Cut(key, " ")
 	}
@@ -327,7 +344,7 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 		w.Header().Set("Apigw-Requestid", x.id)
 	}
 	if a := h.api.Access; a != nil && !a.SourceAllowed(sourceIP(r)) {
-		h.replyPolicy(sw, r)
+		h.replyPolicy(sw, x)
 		h.observe(h.noRoutes["-"], sw, x.now)
 		return
 	}
@@ -340,8 +357,9 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 		sw.cors, sw.origin = h.cors, r.Header.Get("Origin")
 	}
 	st, path := h.stageOf(r.URL.EscapedPath())
+	x.st, x.path = st, path
 	if st == nil {
-		h.noRoute(sw)
+		h.noRoute(sw, x)
 		h.observe(h.noRoutes["-"], sw, x.now)
 		return
 	}
@@ -352,7 +370,7 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 	case st.def != nil:
 		x.rt = st.def
 	default:
-		h.noRoute(sw)
+		h.noRoute(sw, x)
 		h.observe(h.noRoutes[st.name], sw, x.now)
 		if st.access != nil {
 			x.st, x.rt = st, h.noRoutes[st.name]
@@ -379,7 +397,7 @@ func (h *table) handle(sw *statusWriter, r *http.Request) {
 	}
 }
 
-func (h *table) noRoute(w http.ResponseWriter) { h.reply(w, errNoRoute) }
+func (h *table) noRoute(w http.ResponseWriter, x *exchange) { h.reply(w, x, errNoRoute) }
 
 func (h *table) observe(rt *route, sw *statusWriter, start time.Time) {
 	class := sw.status / 100
@@ -397,21 +415,20 @@ func (h *table) observe(rt *route, sw *statusWriter, start time.Time) {
 // serve runs the stages after routing (see the package comment).
 func (h *table) serve(w *statusWriter, x *exchange) {
 	r := x.r
-	// validate: the payload limit. Request validation (models) slots
-	// in here.
+	// limit: the payload limit.
 	if r.ContentLength > h.maxBody {
-		h.reply(w, errTooLarge)
+		h.reply(w, x, errTooLarge)
 		return
 	}
-	if x.rt.proxy == nil || x.rt.authz != nil {
-		// Lambda-proxy events carry the body, and authorizers may need
-		// it (SigV4 signs it); only a proxied request without an
-		// authorizer streams it.
+	if x.rt.proxy == nil || x.rt.authz != nil || (x.rt.validate != nil && x.rt.validate.Body) {
+		// Lambda-proxy events carry the body, authorizers may need it
+		// (SigV4 signs it) and models check it; only a proxied request
+		// without an authorizer or a model streams it.
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				h.reply(w, errTooLarge)
+				h.reply(w, x, errTooLarge)
 			}
 			return // the client went away mid-body: nobody to answer
 		}
@@ -429,7 +446,7 @@ func (h *table) serve(w *statusWriter, x *exchange) {
 			if errors.Is(err, auth.ErrAuthorizerFailure) {
 				h.log.Warn("authorizer failed", "stage", x.st.name, "route", x.rt.key, "requestId", x.id, "err", err)
 			}
-			h.replyAuth(w, err)
+			h.replyAuth(w, x, err)
 			return
 		}
 		x.identity = id
@@ -442,11 +459,20 @@ func (h *table) serve(w *statusWriter, x *exchange) {
 		}
 		c, err := h.limits.Connect(x.rt.throttle, r.Header, r.URL.Query(), usageKey)
 		if err != nil {
-			h.replyThrottle(w, err)
+			h.replyThrottle(w, x, err)
 			return
 		}
 		if name := c.KeyName(); name != "" {
 			x.apiKeyID, x.apiKey = name, r.Header.Get("X-Api-Key")
+		}
+	}
+	// validate: the route's request validator, after authorization and
+	// throttling as AWS orders them (an unauthorized caller learns
+	// nothing of the models).
+	if v := x.rt.validate; v != nil {
+		if e := v.check(x); e != nil {
+			h.reply(w, x, e)
+			return
 		}
 	}
 	// transform, integrate, transform, respond
@@ -486,9 +512,9 @@ func (h *table) invoke(w *statusWriter, x *exchange) {
 			return
 		}
 		if errors.Is(err, integration.ErrTimeout) {
-			h.reply(w, errTimeout)
+			h.reply(w, x, errTimeout)
 		} else {
-			h.reply(w, errIntegration)
+			h.reply(w, x, errIntegration)
 		}
 		return
 	}
@@ -496,7 +522,7 @@ func (h *table) invoke(w *statusWriter, x *exchange) {
 	if resp.IsBase64Encoded {
 		if body, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
 			h.log.Warn("integration answered a body that is not base64 with isBase64Encoded", "stage", x.st.name, "route", x.rt.key, "requestId", x.id)
-			h.reply(w, errIntegration)
+			h.reply(w, x, errBadResult)
 			return
 		}
 	}
@@ -544,19 +570,19 @@ func (h *table) forward(w *statusWriter, x *exchange) {
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		h.reply(w, errTooLarge)
+		h.reply(w, x, errTooLarge)
 		return
 	}
 	if errors.Is(err, integration.ErrTimeout) {
 		x.rt.integTimeouts.Inc()
 		h.log.Warn("integration failed", "stage", x.st.name, "route", x.rt.key, "requestId", x.id, "err", err)
-		h.reply(w, errTimeout)
+		h.reply(w, x, errTimeout)
 		return
 	}
 	x.rt.integErrors.Inc()
 	h.log.Warn("integration failed", "stage", x.st.name, "route", x.rt.key, "requestId", x.id, "err", err)
 	if !w.wrote {
-		h.reply(w, errIntegration)
+		h.reply(w, x, errIntegration)
 	}
 }
 
@@ -650,6 +676,8 @@ func newUUID() string {
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func jsonString(s string) (string, error) {
 	b, err := json.Marshal(s)

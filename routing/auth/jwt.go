@@ -154,6 +154,9 @@ func (s scoped) Authorize(ctx context.Context, r *Request) (*Identity, error) {
 func (j *JWT) authorize(ctx context.Context, r *Request, scopes []string) (*Identity, error) {
 	id, err := j.check(ctx, r, scopes)
 	j.count.record(err)
+	if err != nil && errors.Is(err, ErrUnauthorized) {
+		err = invalidToken(err)
+	}
 	return id, err
 }
 
