@@ -119,6 +119,13 @@ if [[ $what == http || $what == all ]]; then
 		sleep 4
 		curl -s "http://127.0.0.1:19090/debug/pprof/profile?seconds=4" >"$OUT/http-integration-$mode.pprof" || true
 		wait "$lp"
+		# The same at a fixed rate below saturation (HTTP_RATE messages/s,
+		# open loop): the latency the gateway adds when it is not queueing.
+		# The backend times its own work; "gatewayAddedOverBackend" is
+		# the round trip minus it, "gatewayAdded" minus direct calls.
+		"$load" http-integration --url ws://127.0.0.1:18080/dev --connections 1000 --action becho \
+			--backend http://127.0.0.1:18000/ --msg-rate "${HTTP_RATE:-5000}" --duration 10s --gateway-pid "$gw" \
+			--json "$OUT/http-integration-rate-$mode.json" >/dev/null
 		stop "$gw"
 	done
 	stop "$be"
