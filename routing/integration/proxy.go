@@ -105,6 +105,24 @@ type proxyState struct {
 	timedOut atomic.Bool
 }
 
+// proxyCall is one request's state, the context carrying it to the
+// ReverseProxy's callbacks (a child of the client request's) and the
+// writer timing the answer's headers, in one allocation.
+type proxyCall struct {
+	context.Context // the client request's
+	st              proxyState
+	hw              headerTimer
+}
+
+// Value returns the request's proxyState for proxyStateKey, else what
+// the client request's context holds.
+func (c *proxyCall) Value(key any) any {
+	if _, ok := key.(proxyStateKey); ok {
+		return &c.st
+	}
+	return c.Context.Value(key)
+}
+
 // Forward sends r to the backend and streams the answer to w. An error
 // (wrapping ErrIntegration, or ErrTimeout when no answer came within the
 // timeout) means nothing was written: the caller answers the client.
@@ -113,13 +131,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, pr *ProxyRequest
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrIntegration, err)
 	}
-	st := &proxyState{target: target, pr: pr}
-	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), proxyStateKey{}, st))
+	call := &proxyCall{Context: r.Context(), st: proxyState{target: target, pr: pr}}
+	st := &call.st
+	ctx, cancel := context.WithCancel(call)
 	defer cancel()
 	timer := time.AfterFunc(p.timeout, func() { st.timedOut.Store(true); cancel() })
 	out := r.WithContext(ctx)
-	rw := &headerTimer{ResponseWriter: w, timer: timer}
-	p.rp.ServeHTTP(rw, out)
+	call.hw = headerTimer{ResponseWriter: w, timer: timer}
+	p.rp.ServeHTTP(&call.hw, out)
 	timer.Stop()
 	if st.err != nil {
 		if st.timedOut.Load() {
