@@ -37,7 +37,9 @@ type authorizerSet struct {
 
 func (g *Gateway) newAuthorizerSet(cfg *config.File, api *config.API, key string) *authorizerSet {
 	if g.authClient == nil {
-		g.authClient = integration.NewHTTPClient()
+		// As many idle backend connections as integration calls may be
+		// in flight (throttling.maxInFlight).
+		g.authClient = integration.NewHTTPClientFor(g.cfg.Throttling.MaxInFlight)
 		g.keys = auth.NewKeyCache(g.authClient, g.now, 0)
 	}
 	return &authorizerSet{g: g, cfg: cfg, api: api, key: key, client: g.authClient, keys: g.keys, built: map[string]auth.Authorizer{}}

@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|proxy|throttle|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|all]
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -119,6 +119,13 @@ if [[ $what == http || $what == all ]]; then
 		sleep 4
 		curl -s "http://127.0.0.1:19090/debug/pprof/profile?seconds=4" >"$OUT/http-integration-$mode.pprof" || true
 		wait "$lp"
+		# The same at a fixed rate below saturation (HTTP_RATE messages/s,
+		# open loop): the latency the gateway adds when it is not queueing.
+		# The backend times its own work; "gatewayAddedOverBackend" is
+		# the round trip minus it, "gatewayAdded" minus direct calls.
+		"$load" http-integration --url ws://127.0.0.1:18080/dev --connections 1000 --action becho \
+			--backend http://127.0.0.1:18000/ --msg-rate "${HTTP_RATE:-5000}" --duration 10s --gateway-pid "$gw" \
+			--json "$OUT/http-integration-rate-$mode.json" >/dev/null
 		stop "$gw"
 	done
 	stop "$be"
@@ -499,5 +506,69 @@ if [[ $what == tls || $what == all ]]; then
 	for run in epoll goroutine tls; do
 		jq -r --arg r "$run" '"\($r): \(.connect.connected) connected, \(.gateway.bytesPerConnection|floor) B per connection, handshake p99 \(.connect.handshake.p99Ms) ms"' "$OUT/idle-tls-$run.json"
 	done | tee "$OUT/idle-tls.txt"
+fi
+# httpgw ROUTES [STAGE_EXTRA]: start a gateway with one HTTP API on
+# 127.0.0.1:18081, stage $default (served at the root), whose routes are
+# ROUTES (indented by six); STAGE_EXTRA are keys of the stage (indented by
+# eight). Its pid is left in $GW. HTTP_PORT and HTTP_MGMT_PORT move the
+# listeners.
+hport=${HTTP_PORT:-18081} hmgmt=${HTTP_MGMT_PORT:-19090}
+httpgw() {
+	cat > "$tmp/gw-http.yaml" <<YAML
+management: {address: 127.0.0.1:$hmgmt, pprof: true}
+apis:
+  - name: bench
+    protocol: http
+    listen: 127.0.0.1:$hport
+    stages:
+      - name: \$default
+${2:-}
+    routes:
+$1
+YAML
+	"$tmp/portico" --config "$tmp/gw-http.yaml" >/dev/null 2>"$tmp/gw-http.log" &
+	GW=$!
+	pids+=("$GW")
+	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$hmgmt/readyz" && break; sleep 0.1; done
+}
+if [[ $what == proxy || $what == all ]]; then
+	# The same keep-alive load (64 clients, closed loop, then open loop at
+	# half of Portico's saturation) against a trivial backend alone, a bare
+	# httputil.ReverseProxy in front of it, and an HTTP API whose
+	# http_proxy integration forwards to it; each is its own process.
+	# proxy-compare.json: ratioToSecond.portico (goal >= 0.8) and
+	# addedP99MsAtHalf.portico (goal <= 1 ms).
+	"$load" http-backend --listen 127.0.0.1:18100 >/dev/null 2>&1 &
+	be=$!
+	pids+=("$be")
+	"$load" reverse-proxy --listen 127.0.0.1:18101 --target http://127.0.0.1:18100 >/dev/null 2>&1 &
+	rp=$!
+	pids+=("$rp")
+	httpgw '      ANY /{proxy+}:
+        integration: {type: http_proxy, uri: "http://127.0.0.1:18100/{proxy}"}'
+	gw=$GW
+	"$load" http-load --target backend=http://127.0.0.1:18100/x --target reverse-proxy=http://127.0.0.1:18101/x \
+		--target portico=http://127.0.0.1:$hport/x --clients 64 --duration "${HTTP_LOAD_DURATION:-10s}" --json "$OUT/proxy-compare.json" >/dev/null
+	stop "$gw"
+	stop "$rp"
+	stop "$be"
+fi
+if [[ $what == throttle || $what == all ]]; then
+	# A route throttled at THROTTLE_RATE requests/s (burst a tenth of it),
+	# hammered by 32 keep-alive clients for 10 s: status.200 should be
+	# the rate times the duration plus the burst (throttle.json), and
+	# byStatus.429 how fast the refusals come (throttle-5x.json).
+	rate=${THROTTLE_RATE:-1000}
+	httpgw '      GET /limited:
+        integration: {type: mock, response: {body: ok}}' "        routeSettings:
+          GET /limited: {throttlingRateLimit: $rate, throttlingBurstLimit: $((rate / 10))}"
+	gw=$GW
+	"$load" http-load --target throttled=http://127.0.0.1:$hport/limited --clients 32 --duration "${HTTP_LOAD_DURATION:-10s}" \
+		--json "$OUT/throttle.json" >/dev/null
+	# Then at five times the rate, open loop, below what the machine can
+	# answer: the 429s' latency without queueing in front of them.
+	"$load" http-load --target throttled=http://127.0.0.1:$hport/limited --clients 32 --rate $((rate * 5)) \
+		--duration "${HTTP_LOAD_DURATION:-10s}" --json "$OUT/throttle-5x.json" >/dev/null
+	stop "$gw"
 fi
 echo "results in $OUT"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ func (in *integration) close() {
 
 func (in *integration) run(ctx context.Context) error {
 	o, s := in.r.o, in.r.sum
+	in.backendStats(ctx, http.MethodDelete) // time only this run's events
 	// Direct calls run alongside the gateway phase: both see the same load.
 	var during DirectRun
 	done := make(chan struct{})
@@ -74,6 +76,11 @@ func (in *integration) run(ctx context.Context) error {
 	if during.Errors > 0 {
 		s.problem("%d of %d direct backend calls failed", during.Errors, during.Requests)
 	}
+	if st := in.backendStats(ctx, http.MethodGet); st != nil && st.Events > 0 {
+		res.Backend = st
+		over := s.Messages.RoundTrip.Minus(st.Latency)
+		res.OverBackend = &over
+	}
 	if o.DirectAfter > 0 && ctx.Err() == nil {
 		clients := max(1, min(s.Connect.Connected*o.Depth, 1024))
 		if o.MsgRate > 0 { // open loop: the rate times the round trip are in flight
@@ -87,6 +94,28 @@ func (in *integration) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// backendStats resets (DELETE) or reads (GET) the backend's own timing
+// (Backend.StatsPath); nil when it does not answer with them.
+func (in *integration) backendStats(ctx context.Context, method string) *BackendStats {
+	u, err := url.JoinPath(in.url, StatsPath)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st BackendStats
+	if method != http.MethodGet || resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
 }
 
 // direct posts events like the gateway's straight to the backend from
@@ -119,6 +148,7 @@ func (in *integration) direct(ctx context.Context, clients int, d time.Duration)
 				t0 := time.Now()
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, in.url, bytes.NewReader(event))
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(DirectHeader, "1") // not the gateway's: left out of the backend's stats
 				resp, err := hc.Do(req)
 				requests.Add(1)
 				if err != nil {

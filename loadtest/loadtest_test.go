@@ -313,4 +313,9 @@ func TestHTTPIntegrationSmoke(t *testing.T) {
 		in.After == nil || in.After.Clients != 20 || in.After.Latency.Count < 20 {
 		t.Errorf("messages %+v, integration %+v", s.Messages, in)
 	}
+	// The backend timed the gateway's events, and only those.
+	if in.Backend == nil || in.Backend.Events != in.BackendCalls || in.Backend.Latency.Count != in.BackendCalls ||
+		in.OverBackend == nil || in.OverBackend.P50 <= 0 || in.OverBackend.P50 >= s.Messages.RoundTrip.P50 {
+		t.Errorf("backend's own time %+v, round trip minus it %+v (round trip %+v)", in.Backend, in.OverBackend, s.Messages.RoundTrip)
+	}
 }

@@ -108,12 +108,38 @@ func (p *PlainEcho) Close() {
 // {"statusCode":200,"body":<the message's data field>} (or the whole
 // message when it has no data field), which a two-way route sends back
 // to the client.
+//
+// It times each event it answers, from its arrival to the answer written
+// (the backend's own time), except direct calls (DirectHeader): GET
+// StatsPath returns BackendStats, DELETE StatsPath starts them again.
 type Backend struct {
 	calls atomic.Int64
+	mu    sync.Mutex
+	hist  *Hist // events the gateway sent; nil until the first
+	timed int64
+}
+
+// StatsPath is where a Backend reports its own time.
+const StatsPath = "/_backend/stats"
+
+// DirectHeader marks a call the generator makes straight to the
+// backend: the backend does not count it in its stats.
+const DirectHeader = "X-Portico-Load-Direct"
+
+// BackendStats is a Backend's own time per event, arrival to answer
+// written, over the events the gateway sent since the last reset.
+type BackendStats struct {
+	Events  int64   `json:"events"`
+	Latency Latency `json:"latency"`
 }
 
 // ServeHTTP answers one event.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == StatsPath {
+		b.stats(w, r)
+		return
+	}
+	start := time.Now()
 	b.calls.Add(1)
 	event, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 	if err != nil {
@@ -132,6 +158,38 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	_, _ = w.Write(out)
+	if r.Header.Get(DirectHeader) == "" {
+		d := time.Since(start)
+		b.mu.Lock()
+		if b.hist == nil {
+			b.hist = NewHist()
+		}
+		h := b.hist
+		b.timed++
+		b.mu.Unlock()
+		h.Record(d)
+	}
+}
+
+func (b *Backend) stats(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodDelete:
+		b.mu.Lock()
+		b.hist, b.timed = nil, 0
+		b.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodGet:
+		b.mu.Lock()
+		st := BackendStats{Events: b.timed}
+		if b.hist != nil {
+			st.Latency = b.hist.Latency()
+		}
+		b.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
 }
 
 // Calls returns the events served so far.

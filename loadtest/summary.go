@@ -110,6 +110,14 @@ type IntegrationResult struct {
 	// After is the backend called alone after the gateway phase
 	// (--direct-after), at the gateway phase's concurrency.
 	After *DirectRun `json:"directAfter,omitempty"`
+	// Backend is the backend's own time per event the gateway sent
+	// (arrival to answer written, timed by the backend), nil when the
+	// backend does not report it (not portico-load's).
+	Backend *BackendStats `json:"backend,omitempty"`
+	// OverBackend is the echo round trip minus Backend, percentile by
+	// percentile: everything but the backend's own work (the gateway,
+	// the loopback hops, the generator's client).
+	OverBackend *Latency `json:"gatewayAddedOverBackend,omitempty"`
 }
 
 // DirectRun is a series of direct backend calls.
@@ -193,6 +201,10 @@ func printTable(tw io.Writer, s *Summary) {
 		fmt.Fprintf(tw, "gateway adds\tp50 %.3f ms\tp90 %.3f  p99 %.3f  p99.9 %.3f\n", g.P50, g.P90, g.P99, g.P999)
 		if a := in.After; a != nil {
 			latency(tw, fmt.Sprintf("direct alone (%d)", a.Clients), a.Latency)
+		}
+		if b, o := in.Backend, in.OverBackend; b != nil && o != nil {
+			latency(tw, "backend's own time", b.Latency)
+			fmt.Fprintf(tw, "round trip - backend	p50 %.3f ms	p90 %.3f  p99 %.3f  p99.9 %.3f\n", o.P50, o.P90, o.P99, o.P999)
 		}
 	}
 	proc := func(name string, d *ProcDelta) {

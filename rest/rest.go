@@ -41,7 +41,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -651,13 +653,32 @@ func sourceIP(r *http.Request) string {
 
 // listenerPort is the port the request came in on.
 func listenerPort(r *http.Request) string {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		// A handler serves one listener: its port's text is kept, not
+		// formatted again for every request.
+		if c := lastPort.Load(); c != nil && c.port == a.Port {
+			return c.text
+		}
+		c := &portText{port: a.Port, text: strconv.Itoa(a.Port)}
+		lastPort.Store(c)
+		return c.text
+	case net.Addr:
 		if _, p, err := net.SplitHostPort(a.String()); err == nil {
 			return p
 		}
 	}
 	return ""
 }
+
+// portText is a port and its decimal text.
+type portText struct {
+	port int
+	text string
+}
+
+// lastPort is the listener port listenerPort formatted last.
+var lastPort atomic.Pointer[portText]
 
 // newID is a request id in AWS's form: 16 characters, the URL-safe
 // base64 of 11 random bytes.

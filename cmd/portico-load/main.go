@@ -14,6 +14,7 @@
 //	portico-load authorizer --listen 127.0.0.1:8500 --token-file tokens.txt --tokens 5000 --aud bench   # REQUEST/TOKEN authorizer and JWT issuer
 //	portico-load connect --connections 5000 --token-file tokens.txt --token-per-connection --token-query token --duration 1s
 //	portico-load post --access-key AKID --region us-east-1 --duration 10s   # SigV4, secret in AWS_SECRET_ACCESS_KEY
+//	portico-load http-load --target backend=http://127.0.0.1:18100/ --target reverse-proxy=http://127.0.0.1:18101/ --target portico=http://127.0.0.1:18081/x --clients 64 --duration 10s
 //	portico-load redis-echo --serve --redis 127.0.0.1:6379 & portico-load redis-echo --redis 127.0.0.1:6379 --rate 2000 --duration 5s
 //
 // A JSON summary goes to stdout (and to --json FILE), a table to stderr.
@@ -58,6 +59,10 @@ func main() {
 		err = redisEcho(ctx, os.Args[2:])
 	case "authorizer":
 		err = authorizer(ctx, os.Args[2:])
+	case "http-load":
+		err = httpLoad(ctx, os.Args[2:])
+	case "http-backend", "reverse-proxy":
+		err = httpServer(ctx, cmd, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
@@ -79,11 +84,14 @@ scenarios (loopback targets only; every run bounded by --connections and --durat
   post              @connections POSTs to random connections, report HTTP and delivery latency
   http-integration  echo through an HTTP integration served by the generator, report what the gateway adds
   broadcast         subscribe every connection to a channel, publish to it, report time to the last subscriber
+  http-load         keep-alive HTTP clients against one URL (closed loop or --rate), or several compared (--target NAME=URL ...)
 
 servers:
   plain-echo        the reference goroutine-per-connection gorilla/websocket echo server
   backend           the http-integration backend as its own process
   authorizer        a REQUEST/TOKEN authorizer (POST /allow) and a JWT issuer (/jwks, /token) for $connect
+  http-backend      a trivial HTTP backend (200 {"ok":true}) for http-load
+  reverse-proxy     a bare net/http/httputil.ReverseProxy in front of --target, the reference for http_proxy
 
 other:
   broadcast-merge   combine the summaries (--json) of the generator processes of one broadcast run

@@ -15,8 +15,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -120,7 +122,16 @@ func New(s *Spec, stageVars map[string]string, client *http.Client) (Integration
 			return nil, fmt.Errorf("uri: %w", err)
 		}
 		uri := t.Eval(nil, stageVariables(stageVars))
-		return &httpIntegration{uri: uri, headers: s.Headers, timeout: s.Timeout, client: client, payload: s.PayloadFormatVersion}, nil
+		u, err := url.Parse(uri)
+		if err != nil {
+			return nil, fmt.Errorf("uri: %w", err)
+		}
+		h := &httpIntegration{uri: uri, url: u, timeout: s.Timeout, client: client, payload: s.PayloadFormatVersion,
+			header: http.Header{"Content-Type": {"application/json"}}}
+		for k, v := range s.Headers {
+			h.header.Set(k, v)
+		}
+		return h, nil
 	case "mock":
 		m := &mockIntegration{status: http.StatusOK}
 		if s.StatusCode != 0 {
@@ -153,22 +164,70 @@ func (s stageVariables) Lookup(name string) (string, bool) {
 	return val, ok
 }
 
-// NewHTTPClient returns the client HTTP integrations share: it keeps as
-// many idle connections to a backend as there may be calls in flight (a
-// smaller pool closes and reopens TCP connections under load).
-func NewHTTPClient() *http.Client {
+// DefaultIdleConnsPerBackend is how many idle connections to one
+// backend NewHTTPClient keeps.
+const DefaultIdleConnsPerBackend = 4096
+
+// NewHTTPClient returns the client HTTP integrations share, keeping
+// DefaultIdleConnsPerBackend idle connections to a backend.
+func NewHTTPClient() *http.Client { return NewHTTPClientFor(DefaultIdleConnsPerBackend) }
+
+// NewHTTPClientFor returns the client HTTP integrations share for a
+// gateway with at most inFlight integration calls at once: it keeps as
+// many idle connections to a backend (a smaller pool closes and reopens
+// TCP connections under load; net/http's default keeps 2). inFlight <=
+// 0 (no bound): DefaultIdleConnsPerBackend.
+func NewHTTPClientFor(inFlight int) *http.Client {
+	if inFlight <= 0 {
+		inFlight = DefaultIdleConnsPerBackend
+	}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConns:        4096,
-		MaxIdleConnsPerHost: 4096,
+		MaxIdleConns:        max(inFlight, DefaultIdleConnsPerBackend),
+		MaxIdleConnsPerHost: inFlight,
 		IdleConnTimeout:     90 * time.Second,
 	}}
+}
+
+// readBuffers hold backends' answers while they are parsed (every value
+// taken from one is copied out).
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// putReadBuffer returns a buffer to readBuffers unless it grew past
+// what most answers need.
+func putReadBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		readBuffers.Put(b)
+	}
+}
+
+// readAnswer reads resp's body, up to maxResponseBytes+1 bytes, into
+// buf.
+func readAnswer(resp *http.Response, buf []byte) ([]byte, error) {
+	if n := resp.ContentLength; n > int64(cap(buf)) && n <= maxResponseBytes {
+		buf = make([]byte, 0, n+1) // +1: the read that sees EOF
+	}
+	for len(buf) <= maxResponseBytes {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := resp.Body.Read(buf[len(buf):min(cap(buf), maxResponseBytes+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // httpIntegration POSTs the event JSON to a backend URL.
 type httpIntegration struct {
 	uri     string
-	headers map[string]string
+	url     *url.URL    // uri parsed once; requests share it and never change it
+	header  http.Header // every request's headers (Content-Type and the Spec's): copied per request, values shared
 	timeout time.Duration
 	client  *http.Client
 	payload string // "", Payload1 or Payload2
@@ -191,13 +250,14 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 			return nil, fmt.Errorf("%w: encoding event: %v", ErrIntegration, err)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.uri, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(payload))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIntegration, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range h.headers {
-		req.Header.Set(k, v)
+	// The URL parsed once, not per call; the headers' values shared.
+	req.URL, req.Host = h.url, h.url.Host
+	for k, v := range h.header {
+		req.Header[k] = v
 	}
 	InjectTrace(ctx, req.Header)
 	resp, err := h.client.Do(req)
@@ -208,7 +268,10 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 		return nil, fmt.Errorf("%w: calling %s: %v", ErrIntegration, h.uri, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	buf := readBuffers.Get().(*[]byte)
+	defer putReadBuffer(buf)
+	body, err := readAnswer(resp, (*buf)[:0])
+	*buf = body
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%w after %v: %s", ErrTimeout, h.timeout, h.uri)

@@ -29,6 +29,7 @@ type Proxy struct {
 	timeout    time.Duration
 	headers    map[string]string
 	rp         *httputil.ReverseProxy
+	fixed      *url.URL // the target when it depends on nothing of the request; nil otherwise
 }
 
 // ProxyRequest is one request through a Proxy.
@@ -75,6 +76,12 @@ func NewProxy(s *Spec, stageVars map[string]string, transport http.RoundTripper,
 		transport = NewProxyTransport()
 	}
 	p := &Proxy{base: base, params: strings.Contains(base, "{"), appendPath: appendPath, timeout: s.Timeout, headers: s.Headers}
+	if !p.params && !appendPath {
+		// Parsed once; rewrite copies it before changing anything.
+		if p.fixed, err = url.Parse(base); err != nil {
+			return nil, fmt.Errorf("uri: %w", err)
+		}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: transport,
@@ -98,6 +105,24 @@ type proxyState struct {
 	timedOut atomic.Bool
 }
 
+// proxyCall is one request's state, the context carrying it to the
+// ReverseProxy's callbacks (a child of the client request's) and the
+// writer timing the answer's headers, in one allocation.
+type proxyCall struct {
+	context.Context // the client request's
+	st              proxyState
+	hw              headerTimer
+}
+
+// Value returns the request's proxyState for proxyStateKey, else what
+// the client request's context holds.
+func (c *proxyCall) Value(key any) any {
+	if _, ok := key.(proxyStateKey); ok {
+		return &c.st
+	}
+	return c.Context.Value(key)
+}
+
 // Forward sends r to the backend and streams the answer to w. An error
 // (wrapping ErrIntegration, or ErrTimeout when no answer came within the
 // timeout) means nothing was written: the caller answers the client.
@@ -106,13 +131,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, pr *ProxyRequest
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrIntegration, err)
 	}
-	st := &proxyState{target: target, pr: pr}
-	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), proxyStateKey{}, st))
+	call := &proxyCall{Context: r.Context(), st: proxyState{target: target, pr: pr}}
+	st := &call.st
+	ctx, cancel := context.WithCancel(call)
 	defer cancel()
 	timer := time.AfterFunc(p.timeout, func() { st.timedOut.Store(true); cancel() })
 	out := r.WithContext(ctx)
-	rw := &headerTimer{ResponseWriter: w, timer: timer}
-	p.rp.ServeHTTP(rw, out)
+	call.hw = headerTimer{ResponseWriter: w, timer: timer}
+	p.rp.ServeHTTP(&call.hw, out)
 	timer.Stop()
 	if st.err != nil {
 		if st.timedOut.Load() {
@@ -149,6 +175,9 @@ func (h *headerTimer) Flush() {
 }
 
 func (p *Proxy) target(pr *ProxyRequest) (*url.URL, error) {
+	if p.fixed != nil {
+		return p.fixed, nil
+	}
 	raw := p.base
 	if p.params {
 		var b strings.Builder
@@ -182,11 +211,30 @@ func (p *Proxy) target(pr *ProxyRequest) (*url.URL, error) {
 // escapePath escapes a path parameter's value for a URL path, keeping
 // the slashes a greedy parameter holds.
 func escapePath(v string) string {
+	if !needsEscape(v) {
+		return v // the common case: nothing to escape, nothing allocated
+	}
 	parts := strings.Split(v, "/")
 	for i, s := range parts {
 		parts[i] = url.PathEscape(s)
 	}
 	return strings.Join(parts, "/")
+}
+
+// needsEscape reports whether url.PathEscape would change a segment of
+// v: anything but RFC 3986's unreserved characters, '/' (the segments'
+// separator) and the sub-delimiters PathEscape keeps in a segment.
+func needsEscape(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.~/$&+:=@", c) >= 0:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // redact drops a URL's user info and query from log lines.

@@ -1,0 +1,284 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	integ "github.com/portico-gateway/portico/routing/integration"
+)
+
+// HTTPTarget is one URL the HTTP load generator calls, with a name for
+// the summary ("backend", "reverse-proxy", "portico").
+type HTTPTarget struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// HTTPLoadOptions configure a series of HTTP requests to one URL.
+type HTTPLoadOptions struct {
+	// Method and Body of every request (default GET, no body).
+	Method string
+	Body   []byte
+	// Clients are keep-alive clients, each with one request in flight.
+	Clients int
+	// Rate, when set, sends this many requests a second in total (open
+	// loop: a request's latency counts from when it was due, so a
+	// stalled target shows as latency, not as a lower rate); 0: each
+	// client sends its next request as soon as the last is answered.
+	Rate float64
+	// Duration bounds the run (at most 10 minutes).
+	Duration time.Duration
+	// Timeout bounds one request (default 10 s).
+	Timeout time.Duration
+}
+
+// HTTPRun is the outcome of one series.
+type HTTPRun struct {
+	Target    string  `json:"target"`
+	URL       string  `json:"url"`
+	Clients   int     `json:"clients"`
+	Rate      float64 `json:"rate,omitempty"` // the open-loop rate asked for
+	Seconds   float64 `json:"seconds"`
+	Requests  int64   `json:"requests"`
+	PerSecond float64 `json:"perSecond"` // answered requests a second, any status
+	Errors    int64   `json:"errors"`    // no answer (network error, timeout)
+	// Status counts answers by status code.
+	Status map[string]int64 `json:"status"`
+	// Latency is every answered request; ByStatus the same per code.
+	Latency  Latency            `json:"latency"`
+	ByStatus map[string]Latency `json:"byStatus"`
+}
+
+// NewHTTPLoadTransport is the generator's client transport: keep-alive,
+// one idle connection per client kept.
+func NewHTTPLoadTransport(clients int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        max(clients, 100),
+		MaxIdleConnsPerHost: max(clients, 100),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// HTTPLoad sends o's requests to t and summarises the answers.
+func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, error) {
+	if err := checkLoopbackURL(t.URL); err != nil {
+		return HTTPRun{}, err
+	}
+	if o.Clients <= 0 || o.Clients > 10000 {
+		return HTTPRun{}, errors.New("http load: clients must be between 1 and 10000")
+	}
+	if o.Duration <= 0 || o.Duration > 10*time.Minute {
+		return HTTPRun{}, errors.New("http load: the duration must be between 1ns and 10m")
+	}
+	if o.Rate < 0 {
+		return HTTPRun{}, errors.New("http load: the rate must not be negative")
+	}
+	if o.Method == "" {
+		o.Method = http.MethodGet
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	tr := NewHTTPLoadTransport(o.Clients)
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: o.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	all := NewHist()
+	var mu sync.Mutex
+	byStatus := map[int]*Hist{}
+	counts := map[int]int64{}
+	var requests, errs atomic.Int64
+	var due atomic.Int64 // open loop: the index of the next request to send
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(o.Timeout))
+	defer cancel()
+	var wg sync.WaitGroup
+	for range o.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if o.Rate > 0 {
+					i := due.Add(1) - 1
+					t0 = start.Add(time.Duration(float64(i) / o.Rate * float64(time.Second)))
+					if !t0.Before(deadline) {
+						return
+					}
+					if d := time.Until(t0); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+							return
+						}
+					}
+				} else if !t0.Before(deadline) {
+					return
+				}
+				var body io.Reader
+				if o.Body != nil {
+					body = bytes.NewReader(o.Body)
+				}
+				req, err := http.NewRequestWithContext(ctx, o.Method, t.URL, body)
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				resp, err := hc.Do(req)
+				requests.Add(1)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				d := time.Since(t0)
+				all.Record(d)
+				mu.Lock()
+				h := byStatus[resp.StatusCode]
+				if h == nil {
+					h = NewHist()
+					byStatus[resp.StatusCode] = h
+				}
+				counts[resp.StatusCode]++
+				mu.Unlock()
+				h.Record(d)
+			}
+		}()
+	}
+	wg.Wait()
+	secs := min(time.Since(start), o.Duration).Seconds()
+	run := HTTPRun{Target: t.Name, URL: t.URL, Clients: o.Clients, Rate: o.Rate, Seconds: round3(secs),
+		Requests: requests.Load(), Errors: errs.Load(), Latency: all.Latency(),
+		Status: map[string]int64{}, ByStatus: map[string]Latency{}}
+	run.PerSecond = round3(float64(run.Latency.Count) / secs)
+	for code, n := range counts {
+		run.Status[strconv.Itoa(code)] = n
+		run.ByStatus[strconv.Itoa(code)] = byStatus[code].Latency()
+	}
+	return run, nil
+}
+
+// checkLoopbackURL refuses a target that is not on a loopback address:
+// load tests stay on this machine.
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("http load: %q is not an http(s) URL", raw)
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("http load: %q is not a loopback address", raw)
+	}
+	return nil
+}
+
+// HTTPCompareResult is the same load against several targets in one
+// run: each at saturation (closed loop), then each at half the rate the
+// last target reached (open loop).
+type HTTPCompareResult struct {
+	Saturated []HTTPRun `json:"saturated"`
+	HalfRate  float64   `json:"halfRate"`
+	AtHalf    []HTTPRun `json:"atHalf"`
+	// Ratio is each target's saturated requests/s over the second
+	// target's (portico over reverse-proxy: goal >= 0.8).
+	Ratio map[string]float64 `json:"ratioToSecond"`
+	// AddedP99 is each target's p99 at half rate minus the first
+	// target's (the backend called directly), in ms: what the hop in
+	// front of the backend adds (goal <= 1 ms for portico).
+	AddedP99 map[string]float64 `json:"addedP99MsAtHalf"`
+	AddedP50 map[string]float64 `json:"addedP50MsAtHalf"`
+}
+
+// HTTPCompare runs o against every target (the first is the backend
+// alone, the second the reference, the last the one whose half
+// saturation sets the rate of the second phase).
+func HTTPCompare(ctx context.Context, targets []HTTPTarget, o HTTPLoadOptions, logf func(string, ...any)) (*HTTPCompareResult, error) {
+	if len(targets) < 2 {
+		return nil, errors.New("http compare: at least two targets (the backend, then what is in front of it)")
+	}
+	res := &HTTPCompareResult{Ratio: map[string]float64{}, AddedP99: map[string]float64{}, AddedP50: map[string]float64{}}
+	closed := o
+	closed.Rate = 0
+	for _, t := range targets {
+		logf("saturating %s (%s): %d clients for %v", t.Name, t.URL, o.Clients, o.Duration)
+		r, err := HTTPLoad(ctx, t, closed)
+		if err != nil {
+			return res, err
+		}
+		res.Saturated = append(res.Saturated, r)
+	}
+	ref := res.Saturated[1].PerSecond
+	for _, r := range res.Saturated {
+		if ref > 0 {
+			res.Ratio[r.Target] = round3(r.PerSecond / ref)
+		}
+	}
+	res.HalfRate = round3(res.Saturated[len(res.Saturated)-1].PerSecond / 2)
+	if res.HalfRate <= 0 {
+		return res, errors.New("http compare: the last target answered nothing")
+	}
+	half := o
+	half.Rate = res.HalfRate
+	for _, t := range targets {
+		logf("%s at %.0f requests/s for %v", t.Name, half.Rate, o.Duration)
+		r, err := HTTPLoad(ctx, t, half)
+		if err != nil {
+			return res, err
+		}
+		res.AtHalf = append(res.AtHalf, r)
+	}
+	base := res.AtHalf[0].Latency
+	for _, r := range res.AtHalf[1:] {
+		res.AddedP99[r.Target] = round3(r.Latency.P99 - base.P99)
+		res.AddedP50[r.Target] = round3(r.Latency.P50 - base.P50)
+	}
+	return res, nil
+}
+
+// TrivialBackend answers every request 200 with a short body: the
+// backend of the proxy comparison.
+func TrivialBackend() http.Handler {
+	body := []byte(`{"ok":true}`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})
+}
+
+// NewReverseProxy is the reference the http_proxy integration is
+// compared with: net/http/httputil.ReverseProxy in front of target,
+// with Portico's proxy transport (the http_proxy integration's NewProxyTransport: with
+// net/http's default of 2 idle connections per host the reference would
+// be its own bottleneck).
+func NewReverseProxy(target string) (http.Handler, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = integ.NewProxyTransport()
+	return rp, nil
+}

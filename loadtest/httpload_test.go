@@ -1,0 +1,68 @@
+package loadtest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHTTPCompare(t *testing.T) {
+	be := httptest.NewServer(TrivialBackend())
+	defer be.Close()
+	rp, err := NewReverseProxy(be.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+	targets := []HTTPTarget{{"backend", be.URL + "/"}, {"reverse-proxy", proxy.URL + "/"}, {"again", proxy.URL + "/x"}}
+	res, err := HTTPCompare(context.Background(), targets, HTTPLoadOptions{Clients: 4, Duration: 300 * time.Millisecond}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Saturated) != 3 || len(res.AtHalf) != 3 || res.HalfRate <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, r := range append(res.Saturated, res.AtHalf...) {
+		if r.Errors != 0 || r.Status["200"] == 0 || r.Status["200"] != r.Latency.Count || r.ByStatus["200"].Count != r.Latency.Count {
+			t.Errorf("%s: %+v", r.Target, r)
+		}
+	}
+	if res.Ratio["reverse-proxy"] != 1 || res.Ratio["again"] <= 0 {
+		t.Errorf("ratios %v", res.Ratio)
+	}
+	// The open-loop phase holds the rate it was given (within a fifth;
+	// it never sends more than the rate allows).
+	for _, r := range res.AtHalf {
+		if got := float64(r.Requests) / r.Seconds; got > res.HalfRate*1.05+1 || got < res.HalfRate*0.8 {
+			t.Errorf("%s at %.0f/s sent %.0f/s", r.Target, res.HalfRate, got)
+		}
+	}
+	if _, ok := res.AddedP99["reverse-proxy"]; !ok {
+		t.Errorf("added p99 %v", res.AddedP99)
+	}
+}
+
+// TestHTTPLoadByStatus: answers are counted and timed per status code.
+func TestHTTPLoadByStatus(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	r, err := HTTPLoad(context.Background(), HTTPTarget{"t", srv.URL}, HTTPLoadOptions{Clients: 2, Rate: 200, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status["200"] == 0 || r.Status["429"] == 0 || r.Status["200"]+r.Status["429"] != r.Requests || r.Requests > 41 {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := HTTPLoad(context.Background(), HTTPTarget{"t", "http://10.1.1.1/"}, HTTPLoadOptions{Clients: 1, Duration: time.Second}); err == nil {
+		t.Fatal("a non-loopback target was accepted")
+	}
+}
