@@ -124,6 +124,10 @@ type route struct {
 	integ  *integration.Route // nil: no integration
 	authz  auth.Authorizer    // nil: none
 	twoWay bool
+	// inline: a mock answering from the message body alone, with no
+	// channels to evaluate: a message is answered without an event
+	// (answerInline).
+	inline bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
@@ -257,6 +261,7 @@ func New(opts Options) (*Router, error) {
 				}
 				rt.integ = integration.NewRoute(integ, spec, integration.RouteOptions{
 					API: api.Name, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log})
+				rt.inline = rt.integ.BodyMock() && len(rt.subscribe)+len(rt.unsubscribe) == 0
 			}
 			switch key {
 			case RouteConnect:
@@ -477,21 +482,26 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	st := s.stage
-	now := time.Now()
-	requestID := connections.NewID()
+	valid := !m.Binary && gjson.ValidBytes(m.Data)
 	var rt *route
-	if !m.Binary && gjson.ValidBytes(m.Data) {
-		rt = st.custom[r.selection.Eval(m.Data, nil)]
+	if valid {
+		rt = r.selectRoute(st, m.Data)
 	}
 	if rt == nil {
 		rt = st.def
 	}
 	if rt == nil {
 		st.noRouteIn.Inc()
-		r.sendError(c, st, msgForbidden, requestID)
+		r.sendError(c, st, msgForbidden, connections.NewID())
 		return
 	}
 	rt.in.Inc()
+	if rt.inline && !m.Binary && (r.limiter == nil || rt.limit == nil) && !r.debugOn() {
+		r.answerInline(c, rt, m.Data, valid)
+		return
+	}
+	now := time.Now()
+	requestID := connections.NewID()
 	if r.limiter != nil && rt.limit != nil {
 		if r.limiter.Remote() {
 			// Cluster-wide limits are decided in Redis, which must not

@@ -1,0 +1,117 @@
+package routing
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/connections"
+)
+
+// sentConn records what is sent to it, copying it (Send's contract lets
+// the caller reuse data).
+type sentConn struct {
+	info  connections.Info
+	state any
+	sent  []string
+}
+
+func (c *sentConn) Info() *connections.Info { return &c.info }
+func (c *sentConn) State() any              { return c.state }
+func (*sentConn) LastActive() time.Time     { return time.Time{} }
+func (*sentConn) Close(int, string) error   { return nil }
+func (c *sentConn) Send(data []byte, _ bool) error {
+	c.sent = append(c.sent, string(data))
+	return nil
+}
+
+// inlineRoutes are mock routes of every shape the inline path takes, and
+// one it must not (a template reading $context).
+var inlineRoutes = map[string]Route{
+	"echo":       {RouteResponse: true, Integration: mock("$request.body.data")},
+	"whole":      {RouteResponse: true, Integration: mock("$request.body")},
+	"mixed":      {RouteResponse: true, Integration: mock(`{"got":"${request.body.data}","n":$request.body.n,"env":"${stageVariables.env}"}`)},
+	"static":     {RouteResponse: true, Integration: mock("pong")},
+	"oneway":     {Integration: mock("$request.body.data")},
+	"context":    {RouteResponse: true, Integration: mock("$context.routeKey $request.body.data")},
+	RouteDefault: {RouteResponse: true, Integration: mock("default:$request.body")},
+}
+
+func inlineRouter(t *testing.T, log *slog.Logger) (*Router, *sentConn) {
+	t.Helper()
+	r, err := New(Options{API: baseAPI(inlineRoutes), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := newInfo()
+	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+	if !res.Accepted() {
+		t.Fatalf("connect refused: %d", res.Status)
+	}
+	info.Stage = res.Stage
+	return r, &sentConn{info: *info, state: res.State}
+}
+
+// The inline path answers exactly what the full path (event, ids,
+// Invoke) answers: the same router with debug logging on takes the full
+// path for every message.
+func TestInlineMockAnswersAsTheFullPath(t *testing.T) {
+	fast, fc := inlineRouter(t, nil)
+	debug := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	full, sc := inlineRouter(t, debug)
+	if !fast.stages["prod"].custom["echo"].inline || fast.stages["prod"].custom["context"].inline ||
+		fast.stages["prod"].custom["oneway"].integ == nil {
+		t.Fatal("route echo should be inline, context not")
+	}
+	msgs := []connections.Message{
+		{Data: []byte(`{"action":"echo","data":"hello"}`)},
+		{Data: []byte(`{"action":"echo","data":"esc\"aped \u00e9"}`)},
+		{Data: []byte(`{"action":"echo","data":{"a":[1,2]}}`)},
+		{Data: []byte(`{"action":"echo"}`)},
+		{Data: []byte(`{"action":"whole","data":1}`)},
+		{Data: []byte(`{"action":"mixed","data":"x","n":42}`)},
+		{Data: []byte(`{"action":"static"}`)},
+		{Data: []byte(`{"action":"oneway","data":"never sent"}`)},
+		{Data: []byte(`{"action":"context","data":"c"}`)},
+		{Data: []byte(`{"action":"nosuch","data":"d"}`)},
+		{Data: []byte(`not json`)},
+		{Data: []byte(`{"action":"echo","data":"half`)},
+		{Data: []byte{0, 1, 2}, Binary: true},
+	}
+	for _, m := range msgs {
+		fast.Message(fc, m)
+		full.Message(sc, m)
+	}
+	if len(fc.sent) != len(sc.sent) {
+		t.Fatalf("inline path sent %q, full path %q", fc.sent, sc.sent)
+	}
+	for i := range fc.sent {
+		if fc.sent[i] != sc.sent[i] {
+			t.Errorf("answer %d: inline %q, full %q", i, fc.sent[i], sc.sent[i])
+		}
+	}
+	want := []string{"hello", `esc"aped é`, `{"a":[1,2]}`}
+	for i, w := range want {
+		if fc.sent[i] != w {
+			t.Errorf("answer %d = %q, want %q", i, fc.sent[i], w)
+		}
+	}
+}
+
+// A message on a mock echo route allocates nothing: no event, no ids, no
+// time, no copy of the answer (issue 16's echo path).
+func TestInlineMockEchoAllocs(t *testing.T) {
+	r, c := echoRouter(t)
+	allocs := testing.AllocsPerRun(1000, func() { r.Message(c, echoMsg) })
+	limit := 0.0
+	if raceEnabled {
+		limit = 1 // the race detector makes sync.Pool drop some buffers
+	}
+	if allocs > limit {
+		t.Errorf("%v allocations per echoed message, want at most %v", allocs, limit)
+	}
+}

@@ -1,0 +1,23 @@
+package integration
+
+// BodyMock reports whether the route is a mock whose answer reads
+// nothing but the message body ($request.body...; stage variables are
+// substituted when it is built): its caller may then answer a message
+// without building the event, ids or times, with AppendMockBody.
+func (r *Route) BodyMock() bool {
+	m, ok := r.integ.(*mockIntegration)
+	return ok && (m.body == nil || m.body.BodyOnly())
+}
+
+// AppendMockBody appends the answer body of a route BodyMock reports
+// true of to dst: what Invoke's Response.Body would hold, without
+// allocating when dst has room. valid is gjson.ValidBytes(body), which
+// the caller already knows. It records nothing: a mock has no latency
+// to observe and cannot fail.
+func (r *Route) AppendMockBody(dst, body []byte, valid bool) []byte {
+	m := r.integ.(*mockIntegration)
+	if m.body == nil {
+		return dst
+	}
+	return m.body.AppendEvalChecked(dst, body, valid, nil)
+}
