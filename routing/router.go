@@ -7,6 +7,7 @@
 package routing
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -507,7 +509,9 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			// Cluster-wide limits are decided in Redis, which must not
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
-			// mock answers may overtake each other).
+			// mock answers may overtake each other). m.Data is valid
+			// only until Message returns: the goroutine gets a copy.
+			m.Data = bytes.Clone(m.Data)
 			r.offLoop(c, s, st, requestID, func() {
 				if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
 					r.sendError(c, st, refusalMessage(err), requestID)
@@ -578,8 +582,11 @@ func (r *Router) messageCall(s *session, rt *route, m connections.Message, reque
 		body = base64.StdEncoding.EncodeToString(m.Data)
 		ev.IsBase64Encoded = true
 	} else {
+		// The event keeps a copy: m.Data is valid only until Message
+		// returns, and the call may run on a goroutine after it. raw
+		// ($request.body for templates, read only) views that copy.
 		body = string(m.Data)
-		raw = m.Data
+		raw = unsafe.Slice(unsafe.StringData(body), len(body))
 	}
 	call := newCall(ev, raw, s.stage.vars)
 	ev.Body = &body
