@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // sentConn records what is sent to it, copying it (Send's contract lets
@@ -103,15 +104,41 @@ func TestInlineMockAnswersAsTheFullPath(t *testing.T) {
 }
 
 // A message on a mock echo route allocates nothing: no event, no ids, no
-// time, no copy of the answer (issue 16's echo path).
+// time, no copy of the answer (issue 16's echo path); also with the
+// local limiter every gateway has (no bucket configured), whose decision
+// the inline path still asks for.
 func TestInlineMockEchoAllocs(t *testing.T) {
-	r, c := echoRouter(t)
-	allocs := testing.AllocsPerRun(1000, func() { r.Message(c, echoMsg) })
-	limit := 0.0
-	if raceEnabled {
-		limit = 1 // the race detector makes sync.Pool drop some buffers
+	g, err := throttle.New(throttle.Options{MaxInFlight: 10000})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if allocs > limit {
-		t.Errorf("%v allocations per echoed message, want at most %v", allocs, limit)
+	lim, err := g.NewAPI(throttle.APIOptions{Name: "chat", Stages: []throttle.StageOptions{{Name: "prod"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string]Options{"no limiter": {}, "local limiter": {Throttle: lim, InFlight: g.InFlight()}} {
+		t.Run(name, func(t *testing.T) {
+			opts.API = baseAPI(map[string]Route{"echo": {RouteResponse: true, Integration: mock("$request.body.data")}})
+			r, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := r.Connect(context.Background(), &connections.ConnectRequest{Info: newInfo(),
+				Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+			c := &sentConn{info: *newInfo(), state: res.State}
+			r.Message(c, echoMsg)
+			if len(c.sent) != 1 || c.sent[0] != "hello" {
+				t.Fatalf("sent %q, want [hello]", c.sent)
+			}
+			nc := &nopConn{info: c.info, state: c.state}
+			allocs := testing.AllocsPerRun(1000, func() { r.Message(nc, echoMsg) })
+			limit := 0.0
+			if raceEnabled {
+				limit = 1 // the race detector makes sync.Pool drop some buffers
+			}
+			if allocs > limit {
+				t.Errorf("%v allocations per echoed message, want at most %v", allocs, limit)
+			}
+		})
 	}
 }

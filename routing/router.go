@@ -498,14 +498,9 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	rt.in.Inc()
-	if rt.inline && !m.Binary && (r.limiter == nil || rt.limit == nil) && !r.debugOn() {
-		r.answerInline(c, rt, m.Data, valid)
-		return
-	}
-	now := time.Now()
-	requestID := connections.NewID()
 	if r.limiter != nil && rt.limit != nil {
 		if r.limiter.Remote() {
+			now, requestID := time.Now(), connections.NewID()
 			// Cluster-wide limits are decided in Redis, which must not
 			// hold the connection server's loop: the decision and the
 			// integration call run on a goroutine (so with cluster scope
@@ -524,10 +519,15 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			return
 		}
 		if err := r.limiter.Message(s.limits(), rt.limit); err != nil {
-			r.sendError(c, st, refusalMessage(err), requestID)
+			r.sendError(c, st, refusalMessage(err), connections.NewID())
 			return
 		}
 	}
+	if rt.inline && !m.Binary && !r.debugOn() {
+		r.answerInline(c, rt, m.Data, valid)
+		return
+	}
+	now, requestID := time.Now(), connections.NewID()
 	call := r.messageCall(s, rt, m, requestID, now)
 	switch {
 	case call == nil:
