@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	"github.com/portico-gateway/portico/connections"
@@ -57,4 +58,19 @@ func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid 
 		*bp = out[:0]
 		answerBufs.Put(bp)
 	}
+}
+
+// connectInline answers $connect on an inline mock route (route.inline,
+// no authorizer): what the full path answers, without the CONNECT event,
+// its headers and query maps, or a request id. res accepts the
+// connection.
+func (r *Router) connectInline(st *stage, rt *route, res *connections.ConnectResult) *connections.ConnectResult {
+	if status := rt.integ.MockStatus(); status < 200 || status > 299 {
+		r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+		return &connections.ConnectResult{Status: status, Body: string(rt.integ.AppendMockBody(nil, nil, false))}
+	}
+	res.Header = http.Header{} // what the full path answers: a mock's (no) headers
+	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
+	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+	return res
 }

@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing/integration"
 	"github.com/portico-gateway/portico/routing/throttle"
 )
 
@@ -140,5 +142,37 @@ func TestInlineMockEchoAllocs(t *testing.T) {
 				t.Errorf("%v allocations per echoed message, want at most %v", allocs, limit)
 			}
 		})
+	}
+}
+
+// A mock $connect answers on the inline path as on the full one:
+// accepted for a 2xx status, refused with the status and body otherwise.
+func TestInlineMockConnect(t *testing.T) {
+	debug := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, spec := range []*integration.Spec{
+		{Type: "mock"},
+		{Type: "mock", StatusCode: 204},
+		{Type: "mock", StatusCode: 403, Body: "go away"},
+		{Type: "mock", StatusCode: 401, Body: "no ${request.body.x}"},
+	} {
+		var got [2]*connections.ConnectResult
+		for i, log := range []*slog.Logger{nil, debug} {
+			r, err := New(Options{API: baseAPI(map[string]Route{RouteConnect: {Integration: spec}}), Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 && !r.stages["prod"].connect.inline {
+				t.Fatalf("%+v: $connect is not inline", spec)
+			}
+			got[i] = r.Connect(context.Background(), &connections.ConnectRequest{Info: newInfo(),
+				Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+		}
+		inl, full := got[0], got[1]
+		if inl.Accepted() != full.Accepted() || inl.Status != full.Status || inl.Body != full.Body || !reflect.DeepEqual(inl.Header, full.Header) {
+			t.Errorf("%+v: inline %+v, full %+v", spec, inl, full)
+		}
+		if want := spec.StatusCode < 300; inl.Accepted() != want {
+			t.Errorf("%+v: accepted %v, want %v", spec, inl.Accepted(), want)
+		}
 	}
 }

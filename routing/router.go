@@ -328,6 +328,11 @@ func (r *Router) Connect(ctx context.Context, req *connections.ConnectRequest) *
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 		return res
 	}
+	if rt.inline && rt.authz == nil && !r.debugOn() {
+		// A mock $connect answering from nothing but the (absent) body:
+		// its status decides, and no event is built for it.
+		return r.connectInline(st, rt, res)
+	}
 	requestID := connections.NewID()
 	ev := &Event{RequestContext: newContext(s, RouteConnect, EventConnect, requestID, time.Now())}
 	ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)

@@ -21,3 +21,13 @@ func (r *Route) AppendMockBody(dst, body []byte, valid bool) []byte {
 	}
 	return m.body.AppendEvalChecked(dst, body, valid, nil)
 }
+
+// MockStatus is the status code a mock route answers with (200 unless
+// configured); 0 for a route that is not a mock.
+func (r *Route) MockStatus() int {
+	m, ok := r.integ.(*mockIntegration)
+	if !ok {
+		return 0
+	}
+	return m.status
+}
