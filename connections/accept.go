@@ -27,6 +27,7 @@ type acceptor struct {
 	listeners  []net.Listener
 	reading    map[net.Conn]struct{} // handshakes still reading their request
 	handshakes sync.WaitGroup        // one per accepted socket until it is a connection or closed
+	settler                          // gives a burst's memory back once it is over (settle.go)
 }
 
 func (a *acceptor) initAcceptor() {
@@ -80,8 +81,16 @@ func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(
 		a.handshakes.Add(1)
 		a.reading[nc] = struct{}{}
 		a.mu.Unlock()
-		go handshake(ctx, nc)
+		a.started()
+		go handshake(ctx, nc) // calls handshakeDone once the socket is a connection or closed
 	}
+}
+
+// handshakeDone ends one accepted socket's handshake: it is a
+// connection now, or closed.
+func (a *acceptor) handshakeDone() {
+	a.handshakes.Done()
+	a.finished()
 }
 
 // doneReading takes nc off the handshakes still reading and reports
@@ -107,6 +116,7 @@ func (a *acceptor) stopAccepting() error {
 	}
 	a.mu.Unlock()
 	a.cancel()
+	a.settler.stop()
 	var err error
 	for _, ln := range lns {
 		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {

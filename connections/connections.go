@@ -151,6 +151,9 @@ type Handler interface {
 	Connect(ctx context.Context, req *ConnectRequest) *ConnectResult
 	// Message must not block for long: long work belongs in a goroutine
 	// the Handler owns. Messages of one connection arrive in order.
+	// m.Data is the server's (the epoll server reads it in place, without
+	// a copy) and is valid until Message returns: a Handler that keeps it,
+	// or hands it to a goroutine, copies it.
 	Message(c Conn, m Message)
 	// Disconnect is called after the socket is closed.
 	Disconnect(c Conn, code int, reason string)

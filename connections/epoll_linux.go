@@ -148,7 +148,7 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 // answers: 101 and the socket goes to a shard, or an HTTP error and the
 // socket is closed.
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
-	defer s.handshakes.Done()
+	defer s.handshakeDone()
 	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
 	closing := s.doneReading(nc)
 	switch {

@@ -295,11 +295,13 @@ type epConn struct {
 
 	// Guarded by mu: the write side and the close state.
 	mu            sync.Mutex
-	wq            []byte // bytes the socket has not taken yet
-	wantOut       bool   // EPOLLOUT registered
-	batching      bool   // the loop is dispatching a read, or the socket is not registered yet: queue, flush once after
-	registered    bool   // in its shard: the socket may be written and watched
-	closeEarly    bool   // Close was called before the connection was registered
+	wq            []byte  // bytes the socket has not taken yet
+	wqBuf         *[]byte // wq's pooled buffer; nil while wq is empty (writequeue_linux.go)
+	counted       int     // len(wq) as last added to the server's queued bytes (account)
+	wantOut       bool    // EPOLLOUT registered
+	batching      bool    // the loop is dispatching a read, or the socket is not registered yet: queue, flush once after
+	registered    bool    // in its shard: the socket may be written and watched
+	closeEarly    bool    // Close was called before the connection was registered
 	fdClosed      bool
 	closing       bool
 	closeCode     int
@@ -321,8 +323,7 @@ func (c *epConn) Send(data []byte, binary bool) error {
 	if binary {
 		op = opBinary
 	}
-	frame := appendFrame(make([]byte, 0, len(data)+10), op, data)
-	if err := c.write(frame, false); err != nil {
+	if err := c.writeFrame(op, data); err != nil {
 		return err
 	}
 	c.touch()
@@ -377,18 +378,16 @@ func (c *epConn) write(frame []byte, control bool) error {
 		}
 	}
 	if !control && len(c.wq)+len(frame) > c.srv.limits.SendQueueBytes {
-		c.srv.stats.overflows.Add(1)
-		if c.srv.limits.CloseOnOverflow {
-			go func() { _ = c.Close(ClosePolicyViolation, "Send queue overflow") }()
-		}
-		return ErrQueueFull
+		return c.overflow()
+	}
+	if len(c.wq) == 0 && c.wqBuf == nil {
+		c.wqBuf = queueBufs.Get().(*[]byte)
+		c.wq = (*c.wqBuf)[:0]
 	}
 	c.wq = append(c.wq, frame...)
-	c.srv.stats.queued.Add(int64(len(frame)))
-	if !c.wantOut && !c.batching {
-		c.wantOut = true
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
-		_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+	if !c.batching {
+		c.account()
+		c.watchOut()
 	}
 	return nil
 }
@@ -404,19 +403,17 @@ func (c *epConn) flush() {
 		n, err := unix.Write(c.fd, c.wq)
 		if n > 0 {
 			c.wq = c.wq[n:]
-			c.srv.stats.queued.Add(-int64(n))
 		}
 		if err != nil {
 			// EAGAIN: wait for EPOLLOUT; other errors: the read side finishes.
-			if errors.Is(err, unix.EAGAIN) && !c.wantOut {
-				c.wantOut = true
-				ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
-				_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+			if errors.Is(err, unix.EAGAIN) {
+				c.watchOut()
 			}
+			c.account()
 			return
 		}
 	}
-	c.wq = nil
+	c.releaseQueue()
 	if c.wantOut {
 		c.wantOut = false
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.slot, Pad: int32(c.gen)}
@@ -668,9 +665,8 @@ func (c *epConn) finish(code int, reason string) {
 	// Best effort: push out what is queued (the close frame) before closing.
 	if len(c.wq) > 0 {
 		_, _ = unix.Write(c.fd, c.wq)
-		c.srv.stats.queued.Add(-int64(len(c.wq)))
-		c.wq = nil
 	}
+	c.releaseQueue()
 	// Closing the only descriptor of the socket also takes it out of the
 	// epoll set: no EPOLL_CTL_DEL needed.
 	_ = unix.Close(c.fd)

@@ -166,7 +166,7 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 // running, or nil when the handshake was refused or failed (the socket
 // is then closed).
 func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
-	defer s.handshakes.Done()
+	defer s.handshakeDone()
 	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
 	closing := s.doneReading(nc)
 	switch {

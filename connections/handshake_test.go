@@ -87,6 +87,18 @@ func TestHandshakeRefusals(t *testing.T) {
 			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 				t.Errorf("valid handshake: %d %v", resp.StatusCode, resp.Header)
 			}
+			// Heads around and past the first read buffer's size upgrade
+			// too (the head moves to the full-size buffer).
+			base := len(upgradeRequest("GET", "13", goodKey, "X-Pad: \r\n"))
+			for _, size := range []int{firstHeadBytes - 1, firstHeadBytes, firstHeadBytes + 1, 3 * firstHeadBytes, maxHandshakeBytes - 1} {
+				req := upgradeRequest("GET", "13", goodKey, "X-Pad: "+strings.Repeat("a", size-base)+"\r\n")
+				if len(req) != size {
+					t.Fatalf("built a %d-byte head, want %d", len(req), size)
+				}
+				if resp := rawHandshake(t, addr, req); resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Errorf("a %d-byte head: %d, want 101", size, resp.StatusCode)
+				}
+			}
 		})
 	}
 }

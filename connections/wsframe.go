@@ -32,8 +32,11 @@ var (
 
 // frameEvent is one thing the parser found in the input.
 type frameEvent struct {
-	op      byte   // opText, opBinary (whole message), opPing, opPong, opClose
-	payload []byte // message or control payload; a message is a fresh slice the receiver owns
+	op byte // opText, opBinary (whole message), opPing, opPong, opClose
+	// payload is the message or control payload. It is valid until emit
+	// returns (an unfragmented message is not copied out of the read
+	// buffer): a receiver that keeps it copies it.
+	payload []byte
 }
 
 // frameParser reassembles client messages from bytes as they arrive, so a
@@ -126,10 +129,8 @@ func (p *frameParser) parse(buf []byte, emit func(frameEvent) error) (int, error
 			p.msgOp = op
 		}
 		if fin && p.msg == nil {
-			// Unfragmented message: one copy, owned by the receiver.
-			msg := make([]byte, len(payload))
-			copy(msg, payload)
-			if err := p.deliver(msg, emit); err != nil {
+			// Unfragmented message: delivered in place, no copy.
+			if err := p.deliver(payload, emit); err != nil {
 				return consumed, err
 			}
 			continue

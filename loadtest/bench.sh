@@ -2,7 +2,12 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|proxy|throttle|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|proxy|throttle|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|compare|all]
+#
+# compare, broadcast100k (not part of all): compare runs Portico and the
+# plain gorilla server back to back with the same generator flags;
+# broadcast100k spreads 100,000 subscribers over seven gateways. See their
+# sections below.
 #
 # Results (JSON summaries) go to $OUT (default ./bench-results). Every
 # process the script starts is stopped when it ends.
@@ -570,5 +575,85 @@ if [[ $what == throttle || $what == all ]]; then
 	"$load" http-load --target throttled=http://127.0.0.1:$hport/limited --clients 32 --rate $((rate * 5)) \
 		--duration "${HTTP_LOAD_DURATION:-10s}" --json "$OUT/throttle-5x.json" >/dev/null
 	stop "$gw"
+fi
+if [[ $what == compare ]]; then
+	# Portico (epoll, the mock echo route) against the plain
+	# goroutine-per-connection gorilla server (portico-load plain-echo),
+	# side by side: REPS rounds, each running both with identical
+	# generator flags on a fresh process, in alternating order so that
+	# the machine's drift hits both alike. Per connection count: messages
+	# per second of each, the ratio, and each server's CPU per message
+	# over the message window (utime + stime from /proc/PID/stat, the
+	# connects before the window left out). Then, on Portico alone:
+	# connect rate and handshake p99 at concurrency 512, and idle memory
+	# per connection, dialled paced and in bursts.
+	#   COMPARE          parts to run (default "echo connect idle")
+	#   COMPARE_CONNS    echo connection counts (default "200 2000 10000")
+	#   ECHO_DURATION    each echo window (default 10s)
+	#   IDLE_CONNECTIONS connections held idle (default 15000)
+	#   IDLE_BURSTS      concurrent handshakes of the bursty dials (default "200 512")
+	reps=${REPS:-3}
+	parts=${COMPARE:-echo connect idle}
+	: >"$OUT/compare.txt"
+	say() { echo "$*" | tee -a "$OUT/compare.txt"; }
+	command -v jq >/dev/null || { echo "compare: jq is needed to read the results"; exit 1; }
+	plain() { # PORT: start the plain server; its pid is left in $GW
+		"$load" plain-echo --listen "127.0.0.1:$1" --duration 30m >/dev/null 2>"$tmp/plain-$1.log" &
+		GW=$!
+		pids+=("$GW")
+		for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$1/" && break; sleep 0.1; done
+	}
+	median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+	if [[ " $parts " == *" echo "* ]]; then
+		for n in ${COMPARE_CONNS:-200 2000 10000}; do
+			for r in $(seq "$reps"); do
+				order=(portico plain)
+				((r % 2 == 0)) && order=(plain portico)
+				for side in "${order[@]}"; do
+					if [[ $side == portico ]]; then
+						gateway epoll 18080 19090; url=ws://127.0.0.1:18080/dev
+					else
+						plain 18090; url=ws://127.0.0.1:18090/
+					fi
+					srv=$GW
+					"$load" echo --url "$url" --expect auto --connections "$n" --rate 5000 --duration "${ECHO_DURATION:-10s}" \
+						--sources "$SRC" --gateway-pid "$srv" --quiet --json "$OUT/compare-echo-$n-$side-$r.json" >/dev/null 2>>"$tmp/compare.log" || true
+					stop "$srv"
+				done
+				p=$OUT/compare-echo-$n-portico-$r.json q=$OUT/compare-echo-$n-plain-$r.json
+				say "$(jq -rn --slurpfile p "$p" --slurpfile q "$q" --arg n "$n" --arg r "$r" '
+					($p[0].messages) as $a | ($q[0].messages) as $b |
+					"echo \($n) conns, round \($r): portico \($a.perSecond|floor)/s \($a.serverCpuPerMessageUs // 0 | . * 100 | round / 100) µs CPU/msg, plain \($b.perSecond|floor)/s \($b.serverCpuPerMessageUs // 0 | . * 100 | round / 100) µs CPU/msg, ratio \(if $b.perSecond > 0 then ($a.perSecond / $b.perSecond * 100 | round / 100) else "-" end), problems \(($p[0].problems + $q[0].problems) | length)"')"
+			done
+			ratios=$(for r in $(seq "$reps"); do
+				jq -rn --slurpfile p "$OUT/compare-echo-$n-portico-$r.json" --slurpfile q "$OUT/compare-echo-$n-plain-$r.json" \
+					'if $q[0].messages.perSecond > 0 then $p[0].messages.perSecond / $q[0].messages.perSecond else empty end'
+			done)
+			say "echo $n conns: median ratio $(median <<<"$ratios" | xargs printf '%.2f'), range $(sort -g <<<"$ratios" | head -1 | xargs printf '%.2f')-$(sort -g <<<"$ratios" | tail -1 | xargs printf '%.2f') over $reps rounds"
+		done
+	fi
+	if [[ " $parts " == *" connect "* ]]; then
+		for r in $(seq "$reps"); do
+			gateway epoll 18080 19090; gw=$GW
+			"$load" connect --url ws://127.0.0.1:18080/dev --connections 19000 --rate 0 --concurrency 512 --hold 1s \
+				--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/compare-connect-$r.json" >/dev/null 2>>"$tmp/compare.log" || true
+			stop "$gw"
+			say "$(jq -r --arg r "$r" '"connect at concurrency 512, round \($r): \(.connect.perSecond|floor) connects/s, handshake p50 \(.connect.handshake.p50Ms) ms p99 \(.connect.handshake.p99Ms) ms, problems \(.problems|length)"' "$OUT/compare-connect-$r.json")"
+		done
+	fi
+	if [[ " $parts " == *" idle "* ]]; then
+		conns=${IDLE_CONNECTIONS:-15000}
+		for r in $(seq "$reps"); do
+			for dial in paced ${IDLE_BURSTS:-200 512}; do
+				if [[ $dial == paced ]]; then flags=(--rate 5000); else flags=(--rate 0 --concurrency "$dial"); fi
+				gateway epoll 18080 19090; gw=$GW
+				"$load" connect --url ws://127.0.0.1:18080/dev --connections "$conns" "${flags[@]}" --hold 20s \
+					--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/compare-idle-$dial-$r.json" >/dev/null 2>>"$tmp/compare.log" || true
+				stop "$gw"
+				say "$(jq -r --arg r "$r" --arg d "$dial" '"idle \(.connect.connected) conns dialled \(if $d == "paced" then "at 5,000/s" else "\($d) at a time" end), round \($r): \(.gateway.bytesPerConnection|floor) B per connection (RSS), problems \(.problems|length)"' "$OUT/compare-idle-$dial-$r.json")"
+			done
+		done
+	fi
+	echo "summary in $OUT/compare.txt"
 fi
 echo "results in $OUT"

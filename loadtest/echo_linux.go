@@ -100,6 +100,9 @@ func (e *echo) onMessage(c *wsclient.Conn, p []byte) {
 func (e *echo) run(ctx context.Context) error {
 	o := e.r.o
 	conns := e.r.conns()
+	// The server's CPU over the message window alone (the connects
+	// before it are not messages).
+	cpu0, cpuErr := ReadProc(o.GatewayPIDs)
 	start := time.Now()
 	e.running.Store(true)
 	stop := e.r.progress(func() string {
@@ -124,6 +127,7 @@ func (e *echo) run(ctx context.Context) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	inWindow := e.received.Load()
+	cpu1, cpuErr1 := ReadProc(o.GatewayPIDs)
 	stop()
 	waitUntil(ctx, o.Drain, func() bool { return e.received.Load()+e.unexpected.Load() >= e.sent.Load() })
 
@@ -132,6 +136,12 @@ func (e *echo) run(ctx context.Context) error {
 		SendErrors: e.sendErrs.Load(), PerSecond: float64(inWindow) / elapsed.Seconds(), RoundTrip: e.rt.Latency()}
 	if o.MsgRate > 0 {
 		m.Mode, m.Depth, m.TargetRate = "open-loop", 0, o.MsgRate
+	}
+	if len(o.GatewayPIDs) > 0 && cpuErr == nil && cpuErr1 == nil {
+		m.ServerCPUSeconds = cpu1.CPUSeconds - cpu0.CPUSeconds
+		if inWindow > 0 {
+			m.ServerCPUPerMessageUs = m.ServerCPUSeconds * 1e6 / float64(inWindow)
+		}
 	}
 	m.Lost = max(m.Sent-m.Received-m.Unexpected, 0)
 	if p := e.firstOdd.Load(); p != nil {

@@ -69,6 +69,12 @@ type MessageResult struct {
 	SendErrors int64   `json:"sendErrors"`
 	PerSecond  float64 `json:"perSecond"` // replies per second in the window
 	RoundTrip  Latency `json:"roundTrip"`
+	// ServerCPUSeconds is the CPU time (user + system) of --gateway-pid
+	// over the message window alone, without the connects before it;
+	// ServerCPUPerMessageUs the same per reply in the window, in
+	// microseconds. Both are absent without --gateway-pid.
+	ServerCPUSeconds      float64 `json:"serverCpuSeconds,omitempty"`
+	ServerCPUPerMessageUs float64 `json:"serverCpuPerMessageUs,omitempty"`
 	// FirstUnexpected is the first reply that did not match (cut short).
 	FirstUnexpected string `json:"firstUnexpected,omitempty"`
 }
@@ -171,6 +177,9 @@ func printTable(tw io.Writer, s *Summary) {
 		}
 		fmt.Fprintf(tw, "messages\t%d sent, %d answered\t%.0f/s (%s)\n", m.Sent, m.Received, m.PerSecond, how)
 		latency(tw, "round trip", m.RoundTrip)
+		if m.ServerCPUSeconds > 0 {
+			fmt.Fprintf(tw, "  server CPU	%.2f s in the window	%.2f µs per message\n", m.ServerCPUSeconds, m.ServerCPUPerMessageUs)
+		}
 		if m.Unexpected+m.Lost+m.SendErrors > 0 {
 			fmt.Fprintf(tw, "  not answered\t%d lost, %d unexpected, %d send errors\t%s\n", m.Lost, m.Unexpected, m.SendErrors, clip(m.FirstUnexpected, 60))
 		}

@@ -50,11 +50,10 @@ func (h *Handler) serveExtension(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rw := start(w)
 	w = rw
-	w.Header().Set("x-amzn-RequestId", requestUUID())
 	defer func() {
-		h.opts.Metrics.ManagementRequests.WithLabelValues(op, strconv.Itoa(rw.status)).Inc()
+		h.opts.Metrics.ManagementRequests.WithLabelValues(op, statusLabel(rw.status)).Inc()
 	}()
 	reg := h.opts.Channels
 	if (h.opts.Stages != nil && !h.opts.Stages(stage)) || (reg == nil && op != "list") {
@@ -177,7 +176,7 @@ func (h *Handler) membership(w http.ResponseWriter, r *http.Request, op, stage, 
 	if res.Status == http.StatusGone && h.opts.Forward != nil {
 		if fwd, ok := h.opts.Forward(r.Context(), o); ok {
 			res = fwd
-			h.opts.Metrics.Relayed.WithLabelValues(op, strconv.Itoa(res.Status)).Inc()
+			h.opts.Metrics.Relayed.WithLabelValues(op, statusLabel(res.Status)).Inc()
 		}
 	}
 	writeResult(w, res)

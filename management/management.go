@@ -18,14 +18,12 @@ package management
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -206,11 +204,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, cluster.ErrTypeForbidden, "Missing Authentication Token")
 		return
 	}
-	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rw := start(w)
 	w = rw
-	w.Header().Set("x-amzn-RequestId", requestUUID())
 	defer func() {
-		h.opts.Metrics.ManagementRequests.WithLabelValues(op, strconv.Itoa(rw.status)).Inc()
+		h.opts.Metrics.ManagementRequests.WithLabelValues(op, statusLabel(rw.status)).Inc()
 	}()
 	o := &cluster.Op{Kind: op, Stage: stage, ID: id}
 	// The body is read first: the signature covers its hash.
@@ -239,7 +236,7 @@ func (h *Handler) run(ctx context.Context, o *cluster.Op) cluster.Result {
 	if res.Status == http.StatusGone && h.opts.Forward != nil {
 		if fwd, ok := h.opts.Forward(ctx, o); ok {
 			res = fwd
-			h.opts.Metrics.Relayed.WithLabelValues(o.Kind, strconv.Itoa(res.Status)).Inc()
+			h.opts.Metrics.Relayed.WithLabelValues(o.Kind, statusLabel(res.Status)).Inc()
 		}
 	}
 	return res
@@ -428,26 +425,6 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// requestUUID returns a random UUID (version 4) for x-amzn-RequestId.
-func requestUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	out := make([]byte, 36)
-	j := 0
-	for i, v := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out[j] = '-'
-			j++
-		}
-		out[j], out[j+1] = hex[v>>4], hex[v&0x0f]
-		j += 2
-	}
-	return string(out)
-}
-
 // Server wraps the handler in an http.Server with sensible timeouts.
 func Server(h http.Handler) *http.Server {
 	return &http.Server{
@@ -463,7 +440,22 @@ func Server(h http.Handler) *http.Server {
 // reports false.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	max := h.opts.MaxPayload
-	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	var data []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= int64(max) {
+		// The usual case: a known length within the limit, read into a
+		// buffer of that size (one allocation); a body longer than it
+		// said fails like a short one.
+		data = make([]byte, n)
+		if _, err = io.ReadFull(r.Body, data); err == nil {
+			var one [1]byte
+			if m, _ := r.Body.Read(one[:]); m > 0 {
+				err = errors.New("the body is longer than its Content-Length")
+			}
+		}
+	} else {
+		data, err = io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, cluster.ErrTypeBadRequest, "reading request body: "+err.Error())
 		return nil, false

@@ -117,3 +117,19 @@ func BenchmarkMessageMockEchoAccessLog(b *testing.B) {
 		r.Message(c, echoMsg)
 	}
 }
+
+// BenchmarkConnectMock is one $connect on a mock integration (the
+// connect benchmark's route): stage, session and the mock's verdict.
+func BenchmarkConnectMock(b *testing.B) {
+	r, err := New(Options{API: baseAPI(map[string]Route{RouteConnect: {Integration: mock("")}})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &connections.ConnectRequest{Info: newInfo(), Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !r.Connect(context.Background(), req).Accepted() {
+			b.Fatal("refused")
+		}
+	}
+}

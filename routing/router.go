@@ -7,6 +7,7 @@
 package routing
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -154,6 +156,10 @@ type route struct {
 	integ    *integration.Route // nil: no integration
 	authz    auth.Authorizer    // nil: none
 	twoWay   bool
+	// inline: a mock answering from the message body alone, with no
+	// channels to evaluate: a message is answered without an event
+	// (answerInline) when nothing records it (no tracing, no access log).
+	inline bool
 	// Counters resolved once: a label lookup per message costs more than
 	// the rest of the bookkeeping.
 	in, out prometheus.Counter
@@ -341,6 +347,7 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 				}
 				rt.integ = integration.NewRoute(integ, spec, integration.RouteOptions{
 					API: r.apiName, Stage: sc.Name, Key: key, Metrics: r.m, Logger: r.log, Tracer: r.tracer})
+				rt.inline = rt.integ.BodyMock() && len(rt.subscribe)+len(rt.unsubscribe) == 0
 			}
 			switch key {
 			case RouteConnect:
@@ -434,6 +441,11 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 		return res
+	}
+	if rt.inline && rt.authz == nil && r.tracer == nil && !r.debugOn() {
+		// A mock $connect answering from nothing but the (absent) body:
+		// its status decides, and no event is built for it.
+		return r.connectInline(st, rt, res)
 	}
 	if requestID == "" {
 		requestID = connections.NewID()
@@ -601,22 +613,32 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		return
 	}
 	st := r.current(s)
-	now := time.Now()
-	requestID := connections.NewID()
-	var tr *msgTrace // nil: tracing off
-	if r.tracer != nil {
-		tr = r.startMessage(s, st, requestID)
-	}
+	valid := !m.Binary && gjson.ValidBytes(m.Data)
 	var rt *route
-	if !m.Binary && gjson.ValidBytes(m.Data) {
-		rt = st.custom[st.tbl.selection.Eval(m.Data, nil)]
+	if valid {
+		rt = r.selectRoute(st, m.Data)
 	}
 	if rt == nil {
 		rt = st.def
 	}
+	// The message's request id and time are made only once something
+	// needs them: tracing, an access log, an event, an error frame. The
+	// inline answer of a body-only mock needs none of them.
+	var now time.Time
+	var requestID string
+	var tr *msgTrace // nil: tracing off
+	if r.tracer != nil || st.access != nil {
+		now, requestID = time.Now(), connections.NewID()
+		if r.tracer != nil {
+			tr = r.startMessage(s, st, requestID)
+		}
+	}
 	if rt == nil {
 		st.noRouteIn.Inc()
 		st.clientNoRoute.Inc()
+		if requestID == "" {
+			requestID = connections.NewID()
+		}
 		r.sendFrame(c, st, msgForbidden, requestID)
 		if st.access != nil {
 			r.access(s, st, &accessLine{key: "-", eventType: EventMessage, requestID: requestID, start: now,
@@ -630,28 +652,28 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	tr.route(r, rt)
 	if lim := st.tbl.limiter; lim != nil && rt.limit != nil {
 		if lim.Remote() {
-			// Cluster-wide limits are decided in Redis, which must not
-			// hold the connection server's loop: the decision and the
-			// integration call run on a goroutine (so with cluster scope
-			// mock answers may overtake each other).
-			r.offLoop(c, s, st, rt, requestID, now, tr, func() {
-				if err := lim.Message(s.limits(), rt.limit); err != nil {
-					r.refuse(c, s, st, rt, refusalMessage(err), requestID, now)
-					tr.fail(refusalMessage(err))
-					return
-				}
-				if call := r.messageCall(s, st, rt, m, requestID, now, tr); call != nil {
-					r.dispatch(c, st, rt, call)
-				}
-			})
+			if requestID == "" {
+				now, requestID = time.Now(), connections.NewID()
+			}
+			r.remoteLimited(c, s, st, rt, lim, m, requestID, now, tr)
 			return
 		}
 		if err := lim.Message(s.limits(), rt.limit); err != nil {
+			if requestID == "" {
+				now, requestID = time.Now(), connections.NewID()
+			}
 			r.refuse(c, s, st, rt, refusalMessage(err), requestID, now)
 			tr.fail(refusalMessage(err))
 			tr.end()
 			return
 		}
+	}
+	if rt.inline && !m.Binary && tr == nil && st.access == nil && !r.debugOn() {
+		r.answerInline(c, rt, m.Data, valid)
+		return
+	}
+	if requestID == "" {
+		now, requestID = time.Now(), connections.NewID()
 	}
 	call := r.messageCall(s, st, rt, m, requestID, now, tr)
 	switch {
@@ -672,6 +694,28 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		r.dispatch(c, st, rt, call)
 		tr.end()
 	}
+}
+
+// remoteLimited runs a message whose route is limited cluster-wide.
+// Such limits are decided in Redis, which must not hold the connection
+// server's loop: the decision and the integration call run on a
+// goroutine (so with cluster scope mock answers may overtake each
+// other). m.Data is valid only until Message returns: the goroutine gets
+// a copy. (A method of its own: the closure's captures would otherwise
+// make Message allocate on every path.)
+func (r *Router) remoteLimited(c connections.Conn, s *session, st *stage, rt *route, lim throttle.Limiter,
+	m connections.Message, requestID string, now time.Time, tr *msgTrace) {
+	m.Data = bytes.Clone(m.Data)
+	r.offLoop(c, s, st, rt, requestID, now, tr, func() {
+		if err := lim.Message(s.limits(), rt.limit); err != nil {
+			r.refuse(c, s, st, rt, refusalMessage(err), requestID, now)
+			tr.fail(refusalMessage(err))
+			return
+		}
+		if call := r.messageCall(s, st, rt, m, requestID, now, tr); call != nil {
+			r.dispatch(c, st, rt, call)
+		}
+	})
 }
 
 // dispatch applies the route's declared channels and runs its
@@ -733,8 +777,11 @@ func (r *Router) messageCall(s *session, st *stage, rt *route, m connections.Mes
 		body = base64.StdEncoding.EncodeToString(m.Data)
 		ev.IsBase64Encoded = true
 	} else {
+		// The event keeps a copy: m.Data is valid only until Message
+		// returns, and the call may run on a goroutine after it. raw
+		// ($request.body for templates, read only) views that copy.
 		body = string(m.Data)
-		raw = m.Data
+		raw = unsafe.Slice(unsafe.StringData(body), len(body))
 	}
 	call := newCall(ev, raw, st.vars)
 	call.trace = tr

@@ -274,7 +274,29 @@ func (t *Template) Eval(body []byte, r Resolver) string {
 // AppendEval appends the result to dst; with a reused dst it does not
 // allocate for request.body variables.
 func (t *Template) AppendEval(dst []byte, body []byte, r Resolver) []byte {
-	checked, valid := false, false
+	return t.appendEval(dst, body, false, false, r)
+}
+
+// AppendEvalChecked is AppendEval for a caller that already knows
+// whether body is valid JSON (valid is gjson.ValidBytes(body)): the body
+// is not validated again. A message's hot path checks it once for route
+// selection and the route's template together.
+func (t *Template) AppendEvalChecked(dst []byte, body []byte, valid bool, r Resolver) []byte {
+	return t.appendEval(dst, body, true, valid, r)
+}
+
+// BodyOnly reports whether every variable of the expression reads the
+// message body ($request.body...), so Resolver is never consulted.
+func (t *Template) BodyOnly() bool {
+	for _, p := range t.parts {
+		if p.name != "" && !p.body {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Template) appendEval(dst []byte, body []byte, checked, valid bool, r Resolver) []byte {
 	for i := range t.parts {
 		p := &t.parts[i]
 		switch {

@@ -1,0 +1,41 @@
+package integration
+
+import "time"
+
+// BodyMock reports whether the route is a mock whose answer reads
+// nothing but the message body ($request.body...; stage variables are
+// substituted when it is built): its caller may then answer a message
+// without building the event, ids or times, with AppendMockBody.
+func (r *Route) BodyMock() bool {
+	m, ok := r.integ.(*mockIntegration)
+	return ok && (m.body == nil || m.body.BodyOnly())
+}
+
+// AppendMockBody appends the answer body of a route BodyMock reports
+// true of to dst: what Invoke's Response.Body would hold, without
+// allocating when dst has room. valid is gjson.ValidBytes(body), which
+// the caller already knows. It records nothing: the caller reports the
+// time it took with ObserveMock (a mock cannot fail).
+func (r *Route) AppendMockBody(dst, body []byte, valid bool) []byte {
+	m := r.integ.(*mockIntegration)
+	if m.body == nil {
+		return dst
+	}
+	return m.body.AppendEvalChecked(dst, body, valid, nil)
+}
+
+// MockStatus is the status code a mock route answers with (200 unless
+// configured); 0 for a route that is not a mock.
+func (r *Route) MockStatus() int {
+	m, ok := r.integ.(*mockIntegration)
+	if !ok {
+		return 0
+	}
+	return m.status
+}
+
+// ObserveMock records one answer of the mock built by AppendMockBody, as
+// Invoke records every call: the route's integration latency.
+func (r *Route) ObserveMock(d time.Duration) {
+	r.latency.Observe(d.Seconds())
+}
