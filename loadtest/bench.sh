@@ -2,7 +2,7 @@
 # The benchmarks behind BENCHMARKS.md, each bounded in connections and
 # time, on loopback only. Usage:
 #
-#   bash loadtest/bench.sh [idle|connect|echo|post|http|proxy|throttle|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|compare|all]
+#   bash loadtest/bench.sh [idle|connect|echo|post|http|proxy|throttle|reuseport|registry|crossnode|disconnect|reregister|auth|broadcast|broadcast100k|tls|compare|observability|all]
 #
 # compare, broadcast100k (not part of all): compare runs Portico and the
 # plain gorilla server back to back with the same generator flags;
@@ -21,8 +21,9 @@ SRC=127.0.0.2-127.0.0.9
 
 # gateway MODE WSPORT MGMTPORT [extra top-level yaml]: start a gateway; its pid is left in $GW.
 # MGMT_EXTRA (", key: value" pairs added to management), API_EXTRA (keys
-# of the API, indented by four spaces) and CONNECT_AUTH (keys of the
-# $connect route, indented by eight) change it when set.
+# of the API, indented by four spaces), STAGE_EXTRA (keys of the stage,
+# indented by eight) and CONNECT_AUTH (keys of the $connect route,
+# indented by eight) change it when set.
 gateway() {
 	local mode=$1 ws=$2 mg=$3 extra=${4:-}
 	cat > "$tmp/gw-$ws-$mg.yaml" <<YAML
@@ -36,6 +37,7 @@ ${API_EXTRA:-}
     stages:
       - name: dev
         variables: {backend: "http://127.0.0.1:18000"}
+${STAGE_EXTRA:-}
     routes:
       \$connect:
         integration: {type: mock}
@@ -587,13 +589,13 @@ if [[ $what == compare ]]; then
 	# connects before the window left out). Then, on Portico alone:
 	# connect rate and handshake p99 at concurrency 512, and idle memory
 	# per connection, dialled paced and in bursts.
-	#   COMPARE          parts to run (default "echo connect idle")
+	#   COMPARE          parts to run (default "echo connect idle post")
 	#   COMPARE_CONNS    echo connection counts (default "200 2000 10000")
 	#   ECHO_DURATION    each echo window (default 10s)
 	#   IDLE_CONNECTIONS connections held idle (default 15000)
 	#   IDLE_BURSTS      concurrent handshakes of the bursty dials (default "200 512")
 	reps=${REPS:-3}
-	parts=${COMPARE:-echo connect idle}
+	parts=${COMPARE:-echo connect idle post}
 	: >"$OUT/compare.txt"
 	say() { echo "$*" | tee -a "$OUT/compare.txt"; }
 	command -v jq >/dev/null || { echo "compare: jq is needed to read the results"; exit 1; }
@@ -654,6 +656,48 @@ if [[ $what == compare ]]; then
 			done
 		done
 	fi
+	if [[ " $parts " == *" post "* ]]; then
+		# @connections POST: 64 keep-alive clients over 1,000 connections,
+		# delivery timed to the socket.
+		for r in $(seq "$reps"); do
+			gateway epoll 18080 19090; gw=$GW
+			"$load" post --url ws://127.0.0.1:18080/dev --management http://127.0.0.1:19090/dev --connections 1000 \
+				--clients 64 --duration 10s --gateway-pid "$gw" --quiet --json "$OUT/compare-post-$r.json" >/dev/null 2>>"$tmp/compare.log" || true
+			stop "$gw"
+			say "$(jq -r --arg r "$r" '"post, 64 clients over 1,000 connections, round \($r): \(.post.perSecond // .messages.perSecond | floor) posts/s, delivery p50 \(.post.delivery.p50Ms // .delivery.p50Ms) ms p99 \(.post.delivery.p99Ms // .delivery.p99Ms) ms, problems \(.problems|length)"' "$OUT/compare-post-$r.json")"
+		done
+	fi
 	echo "summary in $OUT/compare.txt"
+fi
+if [[ $what == observability ]]; then
+	# The cost of access logs (a JSON line per event to a file) and of the
+	# AWS-named metrics, which are always on: echo over 10,000
+	# connections, closed loop, REPS rounds alternating off and on, then
+	# idle memory per connection off and on. Not in "all".
+	reps=${REPS:-3}
+	fmt='{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","connectionId":"$context.connectionId","integrationLatency":"$context.integrationLatency","responseLatency":"$context.responseLatency"}'
+	for r in $(seq "$reps"); do
+		order=(off on)
+		((r % 2 == 0)) && order=(on off)
+		for side in "${order[@]}"; do
+			extra=
+			[[ $side == on ]] && extra="        accessLogSettings: {destination: $tmp/access-$r.log, format: '$fmt'}"
+			STAGE_EXTRA=$extra gateway epoll 18080 19090; gw=$GW
+			"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --duration 10s \
+				--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/obs-echo-$side-$r.json" >/dev/null 2>&1 || true
+			stop "$gw"
+			jq -r --arg s "$side" --arg r "$r" '"echo 10,000 conns, access logs \($s), round \($r): \(.messages.perSecond|floor) msg/s, \(.messages.serverCpuPerMessageUs // 0 | . * 100 | round / 100) µs CPU/msg"' "$OUT/obs-echo-$side-$r.json" | tee -a "$OUT/observability.txt"
+		done
+		rm -f "$tmp/access-$r.log"
+	done
+	for side in off on; do
+		extra=
+		[[ $side == on ]] && extra="        accessLogSettings: {destination: $tmp/access-idle.log, format: '$fmt'}"
+		STAGE_EXTRA=$extra gateway epoll 18080 19090; gw=$GW
+		"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 5000 --hold 20s \
+			--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/obs-idle-$side.json" >/dev/null 2>&1 || true
+		stop "$gw"
+		jq -r --arg s "$side" '"idle 15,000 conns, access logs \($s): \(.gateway.bytesPerConnection|floor) B per connection"' "$OUT/obs-idle-$side.json" | tee -a "$OUT/observability.txt"
+	done
 fi
 echo "results in $OUT"

@@ -80,6 +80,13 @@ func (rc *RequestContext) appendJSON(dst []byte) []byte {
 		dst = append(dst, `,"userAgent":`...)
 		dst = jsonenc.AppendString(dst, rc.Identity.UserAgent)
 	}
+	if cc := rc.Identity.ClientCert; cc != nil {
+		// CONNECT under mutual TLS only: rare enough for encoding/json.
+		if b, err := json.Marshal(cc); err == nil {
+			dst = append(dst, `,"clientCert":`...)
+			dst = append(dst, b...)
+		}
+	}
 	dst = append(dst, `},"requestId":`...)
 	dst = jsonenc.AppendString(dst, rc.RequestID)
 	dst = append(dst, `,"domainName":`...)

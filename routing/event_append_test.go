@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/portico-gateway/portico/internal/certs"
 )
 
 // checkEventJSON compares the hand-written encoding of ev with
@@ -55,6 +57,10 @@ func TestEventAppendJSON(t *testing.T) {
 	body := `{"action":"echo","data":"hello"}`
 	checkEventJSON(t, &Event{Body: &body, RequestContext: RequestContext{RouteKey: "echo", EventType: EventMessage,
 		MessageID: "m", Identity: Identity{SourceIP: "127.0.0.1"}}})
+	// A CONNECT event under mutual TLS carries the client certificate.
+	checkEventJSON(t, &Event{RequestContext: RequestContext{RouteKey: RouteConnect, EventType: EventConnect,
+		Identity: Identity{SourceIP: "127.0.0.1", ClientCert: &certs.ClientCert{ClientCertPem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+			SubjectDN: "CN=a", IssuerDN: "CN=ca", SerialNumber: "01", Validity: certs.Validity{NotBefore: "Dec  2 00:00:00 2026 GMT", NotAfter: "Jan  1 00:00:00 2027 GMT"}}}}})
 }
 
 func FuzzEventAppendJSON(f *testing.F) {
