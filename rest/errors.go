@@ -144,6 +144,9 @@ func (h *table) reply(w http.ResponseWriter, x *exchange, e *gatewayError) {
 	hd := w.Header()
 	if h.api.Protocol != ProtocolREST {
 		hd.Set("Content-Type", "application/json")
+		if sw, ok := w.(*statusWriter); ok {
+			sw.errBody = body // for the access log's $context.error.message
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 		return

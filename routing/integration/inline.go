@@ -35,7 +35,14 @@ func (r *Route) MockStatus() int {
 }
 
 // ObserveMock records one answer of the mock built by AppendMockBody, as
-// Invoke records every call: the route's integration latency.
+// Invoke records every call: the route's integration latency, and the
+// mock's status when it is of class 4xx or 5xx (AWS's IntegrationError).
 func (r *Route) ObserveMock(d time.Duration) {
 	r.latency.Observe(d.Seconds())
+	switch m := r.integ.(*mockIntegration); {
+	case m.status >= 500:
+		r.status5.Inc()
+	case m.status >= 400:
+		r.status4.Inc()
+	}
 }
