@@ -40,17 +40,19 @@ func (r *Router) debugOn() bool {
 	return r.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
-// answerInline answers one message on an inline route (route.inline).
-// valid is gjson.ValidBytes(data).
-func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid bool) {
+// answerInline answers one message on an inline route (route.inline)
+// and returns the time the mock took (the access log's
+// integrationLatency). valid is gjson.ValidBytes(data).
+func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid bool) time.Duration {
 	if !rt.twoWay {
 		rt.integ.ObserveMock(0) // the mock's answer goes nowhere: nothing to build
-		return
+		return 0
 	}
 	start := time.Now()
 	bp := answerBufs.Get().(*[]byte)
 	out := rt.integ.AppendMockBody((*bp)[:0], data, valid)
-	rt.integ.ObserveMock(time.Since(start))
+	d := time.Since(start)
+	rt.integ.ObserveMock(d)
 	if len(out) > 0 {
 		if err := c.Send(out, false); err == nil {
 			rt.out.Inc()
@@ -62,6 +64,7 @@ func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid 
 		*bp = out[:0]
 		answerBufs.Put(bp)
 	}
+	return d
 }
 
 // connectInline answers $connect on an inline mock route (route.inline,

@@ -1,14 +1,19 @@
 package routing
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing/integration"
 	"github.com/portico-gateway/portico/routing/throttle"
@@ -173,6 +178,60 @@ func TestInlineMockConnect(t *testing.T) {
 		}
 		if want := spec.StatusCode < 300; inl.Accepted() != want {
 			t.Errorf("%+v: accepted %v, want %v", spec, inl.Accepted(), want)
+		}
+	}
+}
+
+// On a stage with an access log the inline echo still answers without an
+// event, and writes the same line the full path writes: a request and a
+// message id, the route, the mock's status and its latency.
+func TestInlineMockAccessLog(t *testing.T) {
+	for _, debug := range []bool{false, true} { // true: the full path
+		var buf bytes.Buffer
+		w, err := accesslog.Open(accesslog.Options{Destination: "test", Out: &buf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl, err := accesslog.Compile(`{"requestId":"$context.requestId","messageId":"$context.messageId","routeKey":"$context.routeKey","eventType":"$context.eventType","status":"$context.status","connectionId":"$context.connectionId","integrationLatency":"$context.integrationLatency","ip":"$context.identity.sourceIp"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := baseAPI(map[string]Route{"echo": {RouteResponse: true, Integration: mock("$request.body.data")}})
+		for i := range api.Stages {
+			api.Stages[i].AccessLog = accesslog.NewLogger(tpl, w)
+		}
+		var log *slog.Logger
+		if debug {
+			log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		r, err := New(Options{API: api, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := newInfo()
+		res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+			Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+		info.Stage = res.Stage
+		c := &sentConn{info: *info, state: res.State}
+		r.Message(c, connections.Message{Data: []byte(`{"action":"echo","data":"hi"}`)})
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.sent; len(got) != 1 || got[0] != "hi" {
+			t.Fatalf("debug %v: sent %q, want the echo", debug, got)
+		}
+		var line map[string]string
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &line); err != nil {
+			t.Fatalf("debug %v: %q: %v", debug, buf.String(), err)
+		}
+		if line["eventType"] != "MESSAGE" || line["routeKey"] != "echo" || line["status"] != "200" ||
+			line["connectionId"] != info.ID || line["requestId"] == "-" || line["messageId"] == "-" ||
+			line["requestId"] == line["messageId"] || line["ip"] != info.SourceIP {
+			t.Errorf("debug %v: line %v", debug, line)
+		}
+		if _, err := strconv.Atoi(line["integrationLatency"]); err != nil {
+			t.Errorf("debug %v: integrationLatency %q", debug, line["integrationLatency"])
 		}
 	}
 }

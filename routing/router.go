@@ -668,8 +668,13 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			return
 		}
 	}
-	if rt.inline && !m.Binary && tr == nil && st.access == nil && !r.debugOn() {
-		r.answerInline(c, rt, m.Data, valid)
+	if rt.inline && !m.Binary && tr == nil && !r.debugOn() {
+		d := r.answerInline(c, rt, m.Data, valid)
+		if st.access != nil {
+			// The line is all a stage's access log needs: no event.
+			r.access(s, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: requestID,
+				messageID: connections.NewID(), start: now, status: rt.integ.MockStatus(), integ: d})
+		}
 		return
 	}
 	if requestID == "" {
