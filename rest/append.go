@@ -95,13 +95,13 @@ func (e v2Event) AppendJSON(dst []byte) []byte {
 	}
 	if len(x.params) > 0 {
 		dst = append(dst, `,"pathParameters":`...)
-		dst = appendMap(dst, x.params)
+		dst = jsonenc.AppendStringMap(dst, x.params)
 	}
 	dst = append(dst, `,"requestContext":`...)
 	dst = x.appendContextV2(dst)
 	if len(x.st.vars) > 0 {
 		dst = append(dst, `,"stageVariables":`...)
-		dst = appendMap(dst, x.st.vars)
+		dst = jsonenc.AppendStringMap(dst, x.st.vars)
 	}
 	body, b64 := x.bodyField()
 	if body != "" {
@@ -162,21 +162,6 @@ func (x *exchange) appendContextV2(dst []byte) []byte {
 	dst = x.now.UTC().AppendFormat(append(dst, '"'), clfTime)
 	dst = append(dst, `","timeEpoch":`...)
 	dst = strconv.AppendInt(dst, x.now.UnixMilli(), 10)
-	return append(dst, '}')
-}
-
-func appendMap(dst []byte, m map[string]string) []byte {
-	dst = append(dst, '{')
-	first := true
-	for k, v := range m {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = appendString(dst, k)
-		dst = append(dst, ':')
-		dst = appendString(dst, v)
-	}
 	return append(dst, '}')
 }
 
