@@ -670,34 +670,50 @@ if [[ $what == compare ]]; then
 	echo "summary in $OUT/compare.txt"
 fi
 if [[ $what == observability ]]; then
-	# The cost of access logs (a JSON line per event to a file) and of the
-	# AWS-named metrics, which are always on: echo over 10,000
-	# connections, closed loop, REPS rounds alternating off and on, then
-	# idle memory per connection off and on. Not in "all".
+	# The cost of access logs (a JSON line per event to a file), of
+	# tracing and of the AWS-named metrics, which are always on: echo over
+	# 10,000 connections, closed loop, REPS rounds, each running the sides
+	# in turn (the order rotating per round), then idle memory per
+	# connection per side. Not in "all".
+	#   OBS_SIDES    sides to run (default "off on traced"): off = metrics
+	#                only, on = metrics + access logs, traced = metrics +
+	#                access logs + tracing to a local OTLP sink
+	#   TRACE_RATIO  tracing's sampleRatio on the traced side (default 1)
 	reps=${REPS:-3}
+	read -r -a sides <<<"${OBS_SIDES:-off on traced}"
+	traced=
+	if [[ " ${sides[*]} " == *" traced "* ]]; then
+		"$load" otlp-sink --listen 127.0.0.1:18318 --duration 30m >/dev/null 2>"$tmp/otlp-sink.log" &
+		sink=$!
+		pids+=("$sink")
+		traced="tracing: {endpoint: 'http://127.0.0.1:18318', sampleRatio: ${TRACE_RATIO:-1}}"
+	fi
+	label() { case $1 in off) echo "access logs off" ;; on) echo "access logs on" ;; *) echo "access logs + tracing (ratio ${TRACE_RATIO:-1}) on" ;; esac; }
+	obsgw() { # SIDE LOGFILE: start the gateway of one side; its pid is left in $GW
+		local extra= top=
+		[[ $1 != off ]] && extra="        accessLogSettings: {destination: $2, format: '$fmt'}"
+		[[ $1 == traced ]] && top=$traced
+		STAGE_EXTRA=$extra gateway epoll 18080 19090 "$top"
+	}
 	fmt='{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","connectionId":"$context.connectionId","integrationLatency":"$context.integrationLatency","responseLatency":"$context.responseLatency"}'
 	for r in $(seq "$reps"); do
-		order=(off on)
-		((r % 2 == 0)) && order=(on off)
+		k=$(((r - 1) % ${#sides[@]}))
+		order=("${sides[@]:k}" "${sides[@]:0:k}")
 		for side in "${order[@]}"; do
-			extra=
-			[[ $side == on ]] && extra="        accessLogSettings: {destination: $tmp/access-$r.log, format: '$fmt'}"
-			STAGE_EXTRA=$extra gateway epoll 18080 19090; gw=$GW
+			obsgw "$side" "$tmp/access-$r.log"; gw=$GW
 			"$load" echo --url ws://127.0.0.1:18080/dev --connections 10000 --rate 5000 --duration 10s \
 				--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/obs-echo-$side-$r.json" >/dev/null 2>&1 || true
 			stop "$gw"
-			jq -r --arg s "$side" --arg r "$r" '"echo 10,000 conns, access logs \($s), round \($r): \(.messages.perSecond|floor) msg/s, \(.messages.serverCpuPerMessageUs // 0 | . * 100 | round / 100) µs CPU/msg"' "$OUT/obs-echo-$side-$r.json" | tee -a "$OUT/observability.txt"
+			jq -r --arg s "$(label "$side")" --arg r "$r" '"echo 10,000 conns, \($s), round \($r): \(.messages.perSecond|floor) msg/s, \(.messages.serverCpuPerMessageUs // 0 | . * 100 | round / 100) µs CPU/msg"' "$OUT/obs-echo-$side-$r.json" | tee -a "$OUT/observability.txt"
 		done
 		rm -f "$tmp/access-$r.log"
 	done
-	for side in off on; do
-		extra=
-		[[ $side == on ]] && extra="        accessLogSettings: {destination: $tmp/access-idle.log, format: '$fmt'}"
-		STAGE_EXTRA=$extra gateway epoll 18080 19090; gw=$GW
+	for side in "${sides[@]}"; do
+		obsgw "$side" "$tmp/access-idle.log"; gw=$GW
 		"$load" connect --url ws://127.0.0.1:18080/dev --connections 15000 --rate 5000 --hold 20s \
 			--sources "$SRC" --gateway-pid "$gw" --quiet --json "$OUT/obs-idle-$side.json" >/dev/null 2>&1 || true
 		stop "$gw"
-		jq -r --arg s "$side" '"idle 15,000 conns, access logs \($s): \(.gateway.bytesPerConnection|floor) B per connection"' "$OUT/obs-idle-$side.json" | tee -a "$OUT/observability.txt"
+		jq -r --arg s "$(label "$side")" '"idle 15,000 conns, \($s): \(.gateway.bytesPerConnection|floor) B per connection"' "$OUT/obs-idle-$side.json" | tee -a "$OUT/observability.txt"
 	done
 fi
 echo "results in $OUT"

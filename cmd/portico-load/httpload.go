@@ -99,6 +99,10 @@ func httpServer(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	var h http.Handler = loadtest.TrivialBackend()
+	sink := &loadtest.OTLPSink{}
+	if name == "otlp-sink" {
+		h = sink
+	}
 	if name == "reverse-proxy" {
 		if *target == "" {
 			return errors.New("reverse-proxy: --target is required")
@@ -118,6 +122,9 @@ func httpServer(ctx context.Context, name string, args []string) error {
 	case <-time.After(*duration):
 	}
 	s.Close()
+	if name == "otlp-sink" {
+		fmt.Fprintf(os.Stderr, "otlp-sink: %d exports, %d bytes\n", sink.Exports(), sink.Bytes())
+	}
 	return nil
 }
 

@@ -61,7 +61,7 @@ func main() {
 		err = authorizer(ctx, os.Args[2:])
 	case "http-load":
 		err = httpLoad(ctx, os.Args[2:])
-	case "http-backend", "reverse-proxy":
+	case "http-backend", "reverse-proxy", "otlp-sink":
 		err = httpServer(ctx, cmd, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
@@ -92,6 +92,7 @@ servers:
   authorizer        a REQUEST/TOKEN authorizer (POST /allow) and a JWT issuer (/jwks, /token) for $connect
   http-backend      a trivial HTTP backend (200 {"ok":true}) for http-load
   reverse-proxy     a bare net/http/httputil.ReverseProxy in front of --target, the reference for http_proxy
+  otlp-sink         an OTLP/HTTP collector that discards what it gets (POST /v1/traces), for tracing's cost
 
 other:
   broadcast-merge   combine the summaries (--json) of the generator processes of one broadcast run
