@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	}
 	defer func() {
 		if err != nil {
-			_ = g.closeAccessLogs() // stop the writers' goroutines
+			g.release() // whatever was opened before the failure
 		}
 	}()
 	for _, o := range opts {
@@ -156,11 +156,6 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	if err := g.newTracing(ctx); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = g.shutdownTracing(context.Background())
-		}
-	}()
 	iam, err := iamAuthorizer(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: management credentials: %w", err)
@@ -184,7 +179,6 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 	// cost a map entry and a lock per connect for nothing that reads it.
 	shared := cfg.Storage.Type != "memory"
 	if err := g.newThrottle(); err != nil {
-		_ = reg.Close()
 		return nil, err
 	}
 	if shared {
@@ -198,14 +192,12 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 			Registry: reg, NodeTTL: cfg.Storage.NodeTTL.D(), Logger: log, Metrics: g.metrics,
 		})
 		if err != nil {
-			_ = reg.Close()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		copts.Bus, copts.Node = g.chanBus, g.node
 	}
 	g.chans = channels.New(copts)
 	if err := g.newTLS(); err != nil {
-		_ = reg.Close()
 		return nil, err
 	}
 	stages := map[string]bool{}
@@ -213,15 +205,11 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		api := &cfg.APIs[i]
 		if api.Protocol != config.ProtocolWebSocket {
 			if err := g.addRESTAPI(i, api); err != nil {
-				g.shutdownServers()
-				_ = reg.Close()
 				return nil, err
 			}
 			continue
 		}
 		if err := g.addAPI(i, api, shared); err != nil {
-			g.shutdownServers()
-			_ = reg.Close()
 			return nil, err
 		}
 		for _, st := range api.Stages {
@@ -242,8 +230,6 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 			Local: func(o *cluster.Op) cluster.Result { return g.mh.Local(o) },
 		})
 		if err != nil {
-			g.shutdownServers()
-			_ = reg.Close()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		handlers[cluster.RelayPath] = hr
@@ -410,9 +396,27 @@ func (g *Gateway) shutdownServers() {
 		_ = a.server.Shutdown(ctx)
 		_ = a.router.Shutdown(ctx)
 	}
+	_ = g.shutdownREST(ctx)
 	if g.deletes != nil {
 		_ = g.deletes.Close(ctx)
 	}
+}
+
+// release undoes a New that failed part way: it stops and closes, in
+// the reverse order of New, whatever New had opened (servers and
+// routers, the channel bus, the registry, the tracer's exporter, the
+// access-log writers), so that a failed New leaves no goroutine or
+// connection behind.
+func (g *Gateway) release() {
+	g.shutdownServers()
+	if g.chanBus != nil {
+		_ = g.chanBus.Close()
+	}
+	if g.reg != nil {
+		_ = g.reg.Close()
+	}
+	_ = g.shutdownTracing(context.Background())
+	_ = g.closeAccessLogs() // stop the writers' goroutines
 }
 
 // Start binds every listener and serves in the background. A listener
