@@ -41,7 +41,7 @@ func (a *acceptor) initAcceptor() {
 // ErrServerClosed after stopAccepting. Accept errors other than a closed
 // listener back off as net/http does.
 func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(ctx context.Context, nc net.Conn)) error {
-	return acceptEach(a, ln, nil, log, ln.Accept, handshake)
+	return acceptEach(a, ln, nil, log, ln.Accept, func(nc net.Conn) net.Conn { return nc }, handshake)
 }
 
 // acceptEach is acceptLoop for any kind of accepted socket: accept
@@ -49,8 +49,9 @@ func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(
 // accept_linux.go), which goes to handshake on a goroutine of its own.
 // also, when not nil, is closed with ln by stopAccepting (a duplicate of
 // ln's descriptor keeps the socket listening until it is closed too). A
-// net.Conn is tracked as reading until its handshake calls doneReading.
-func acceptEach[T any](a *acceptor, ln net.Listener, also io.Closer, log *slog.Logger, accept func() (T, error), handshake func(ctx context.Context, sock T)) error {
+// socket that conn makes a net.Conn of (conn may be nil) is tracked as
+// reading until its handshake calls doneReading.
+func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *slog.Logger, accept func() (T, error), conn func(T) net.Conn, handshake func(ctx context.Context, sock T)) error {
 	a.mu.Lock()
 	if a.closing {
 		a.mu.Unlock()
@@ -86,18 +87,15 @@ func acceptEach[T any](a *acceptor, ln net.Listener, also io.Closer, log *slog.L
 			continue
 		}
 		delay = 0
-		nc, isConn := any(sock).(net.Conn)
 		a.mu.Lock()
 		if a.closing {
 			a.mu.Unlock()
-			if c, ok := any(sock).(io.Closer); ok {
-				_ = c.Close()
-			}
+			_ = sock.Close()
 			return ErrServerClosed
 		}
 		a.handshakes.Add(1)
-		if isConn {
-			a.reading[nc] = struct{}{}
+		if conn != nil {
+			a.reading[conn(sock)] = struct{}{}
 		}
 		a.mu.Unlock()
 		a.started()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 
@@ -76,7 +77,7 @@ func (s *EpollServer) serveRaw(ln *net.TCPListener) error {
 			return rawAccepted{}, fmt.Errorf("connections: accept4: %w", aerr)
 		}
 	}
-	err = acceptEach(&s.acceptor, ln, f, s.log, accept, s.handshakeRaw)
+	err = acceptEach(&s.acceptor, ln, f, s.log, accept, nil, s.handshakeRaw)
 	_ = f.Close()
 	return err
 }
@@ -131,20 +132,23 @@ func fileConn(fd int) (net.Conn, error) {
 // rawSocket is a handshakeSocket on a raw accepted socket.
 type rawSocket rawAccepted
 
-func (r rawSocket) remoteAddr() net.Addr {
+func (r rawSocket) remote() (ip, addr string) {
+	var ap netip.AddrPort
 	switch sa := r.sa.(type) {
 	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+		ap = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *syscall.SockaddrInet6:
-		a := &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
-		if sa.ZoneId != 0 {
+		a := netip.AddrFrom16(sa.Addr).Unmap() // as net.TCPAddr prints it
+		if sa.ZoneId != 0 && a.Is6() {
 			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				a.Zone = ifi.Name
+				a = a.WithZone(ifi.Name)
 			}
 		}
-		return a
+		ap = netip.AddrPortFrom(a, uint16(sa.Port))
+	default:
+		return "", ""
 	}
-	return &net.TCPAddr{}
+	return ap.Addr().WithZone("").String(), ap.String()
 }
 
 // refuse writes what the socket takes of the answer at once (a fresh

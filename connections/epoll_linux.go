@@ -183,7 +183,8 @@ func (s *EpollServer) handshakeConn(ctx context.Context, nc net.Conn, read []byt
 // handshakeSocket is an accepted socket whose upgrade request was read
 // and accepted: a net.Conn (connSocket) or a raw descriptor (rawSocket).
 type handshakeSocket interface {
-	remoteAddr() net.Addr
+	// remote returns the client's address without and with the port.
+	remote() (ip, addr string)
 	// refuse answers r and closes the socket.
 	refuse(r *refusal)
 	// write writes all of b (the 101) or fails.
@@ -200,7 +201,10 @@ type connSocket struct {
 	timeout time.Duration
 }
 
-func (c connSocket) remoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c connSocket) remote() (ip, addr string) {
+	a := c.nc.RemoteAddr()
+	return sourceIP(a), a.String()
+}
 func (c connSocket) refuse(r *refusal)    { writeRefusal(c.nc, r, c.timeout) }
 func (c connSocket) close()               { _ = c.nc.Close() }
 func (c connSocket) takeFD() (int, error) { return detachFD(c.nc) }
@@ -232,15 +236,15 @@ func (s *EpollServer) upgrade(ctx context.Context, sock handshakeSocket, req *ht
 			s.open.Done()
 		}
 	}()
-	remote := sock.remoteAddr()
+	ip, addr := sock.remote()
 	info := Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
-		SourceIP:    sourceIP(remote),
+		SourceIP:    ip,
 		UserAgent:   req.UserAgent(),
 		Host:        req.Host,
 	}
-	req.RemoteAddr = remote.String()
+	req.RemoteAddr = addr
 	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, &info, req, names))
 	if !res.Accepted() {
 		sock.refuse(&refusal{status: res.Status, body: res.Body, header: res.Header})
@@ -255,8 +259,10 @@ func (s *EpollServer) upgrade(ctx context.Context, sock handshakeSocket, req *ht
 	if o, ok := s.opts.Handler.(Opener); ok {
 		o.Opened(c)
 	}
-	var out [256]byte
-	if err := sock.write(appendSwitching(out[:0], key, res.Header)); err != nil {
+	out := switchingBuffers.Get().(*[256]byte)
+	err := sock.write(appendSwitching(out[:0], key, res.Header))
+	switchingBuffers.Put(out)
+	if err != nil {
 		s.log.Debug("upgrade failed", "connectionId", info.ID, "err", err)
 		sock.close()
 		c.mu.Lock()
@@ -300,6 +306,9 @@ func (s *EpollServer) upgrade(ctx context.Context, sock handshakeSocket, req *ht
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
 	}
 }
+
+// switchingBuffers hold the 101s being written.
+var switchingBuffers = sync.Pool{New: func() any { return new([256]byte) }}
 
 // refuse answers a handshake with an HTTP error and closes the socket.
 func (s *EpollServer) refuse(nc net.Conn, r *refusal) { writeRefusal(nc, r, s.limits.HandshakeTimeout) }

@@ -260,10 +260,21 @@ func parseUpgrade(head []byte) (*http.Request, string, *refusal) {
 		return nil, "", r
 	}
 	key := req.Header.Get("Sec-Websocket-Key")
-	if n, err := base64.StdEncoding.DecodeString(key); err != nil || len(n) != 16 {
+	if !validKey(key) {
 		return nil, "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
 	}
 	return req, key, nil
+}
+
+// validKey reports whether key is the base64 encoding of 16 bytes: 24
+// characters, the last two "=" (decoded on the stack).
+func validKey(key string) bool {
+	var raw [18]byte
+	if len(key) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(raw[:], []byte(key))
+	return err == nil && n == 16
 }
 
 // appendSwitching appends the 101 response accepting key, with the

@@ -140,7 +140,7 @@ func TestDeferredAcceptListener(t *testing.T) {
 }
 
 // serveListen is serve on a listener from Listen.
-func serveListen(t *testing.T, srv Server) string {
+func serveListen(t testing.TB, srv Server) string {
 	t.Helper()
 	ln, err := Listen(context.Background(), "127.0.0.1:0", false, 0)
 	if err != nil {

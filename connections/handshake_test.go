@@ -231,3 +231,18 @@ func FuzzHeaderNames(f *testing.F) {
 		}
 	})
 }
+
+// A key is checked on the stack, and only a 16-byte one passes.
+func TestValidKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		goodKey: true, "c2hvcnQ=": false, "dGhlIHNhbXBsZSBub25jZQ": false, "dGhlIHNhbXBsZSBub25jZQ=!": false,
+		"dGhlIHNhbXBsZSBub25jZWVl": false, // 18 bytes, no padding
+	} {
+		if got := validKey(key); got != want {
+			t.Errorf("validKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { validKey(goodKey) }); n != 0 {
+		t.Errorf("validKey allocates %v times", n)
+	}
+}
