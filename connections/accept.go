@@ -3,6 +3,7 @@ package connections
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,7 +25,7 @@ type acceptor struct {
 	// or taking a shard's or a connection's lock.
 	mu         sync.Mutex
 	closing    bool
-	listeners  []net.Listener
+	listeners  []io.Closer           // the listeners, and what else must close for them to stop listening
 	reading    map[net.Conn]struct{} // handshakes still reading their request
 	handshakes sync.WaitGroup        // one per accepted socket until it is a connection or closed
 	settler                          // gives a burst's memory back once it is over (settle.go)
@@ -40,18 +41,32 @@ func (a *acceptor) initAcceptor() {
 // ErrServerClosed after stopAccepting. Accept errors other than a closed
 // listener back off as net/http does.
 func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(ctx context.Context, nc net.Conn)) error {
+	return acceptEach(a, ln, nil, log, ln.Accept, func(nc net.Conn) net.Conn { return nc }, handshake)
+}
+
+// acceptEach is acceptLoop for any kind of accepted socket: accept
+// returns the next one (a net.Conn, or a raw descriptor on Linux, see
+// accept_linux.go), which goes to handshake on a goroutine of its own.
+// also, when not nil, is closed with ln by stopAccepting (a duplicate of
+// ln's descriptor keeps the socket listening until it is closed too). A
+// socket that conn makes a net.Conn of (conn may be nil) is tracked as
+// reading until its handshake calls doneReading.
+func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *slog.Logger, accept func() (T, error), conn func(T) net.Conn, handshake func(ctx context.Context, sock T)) error {
 	a.mu.Lock()
 	if a.closing {
 		a.mu.Unlock()
 		return ErrServerClosed
 	}
 	a.listeners = append(a.listeners, ln)
+	if also != nil {
+		a.listeners = append(a.listeners, also)
+	}
 	a.mu.Unlock()
 	// The listener's address, for X-Forwarded-Port (as net/http does).
 	ctx := context.WithValue(a.ctx, http.LocalAddrContextKey, ln.Addr())
 	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		sock, err := accept()
 		if err != nil {
 			a.mu.Lock()
 			closing := a.closing
@@ -75,15 +90,30 @@ func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(
 		a.mu.Lock()
 		if a.closing {
 			a.mu.Unlock()
-			_ = nc.Close()
+			_ = sock.Close()
 			return ErrServerClosed
 		}
 		a.handshakes.Add(1)
-		a.reading[nc] = struct{}{}
+		if conn != nil {
+			a.reading[conn(sock)] = struct{}{}
+		}
 		a.mu.Unlock()
 		a.started()
-		go handshake(ctx, nc) // calls handshakeDone once the socket is a connection or closed
+		go handshake(ctx, sock) // calls handshakeDone once the socket is a connection or closed
 	}
+}
+
+// track adds nc, a socket whose handshake is about to read its request,
+// to the handshakes still reading, unless the server is closing: then
+// it reports false and nc must be closed.
+func (a *acceptor) track(nc net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	a.reading[nc] = struct{}{}
+	return true
 }
 
 // handshakeDone ends one accepted socket's handshake: it is a

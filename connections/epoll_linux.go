@@ -109,8 +109,13 @@ func (s *EpollServer) Hub() *Hub { return s.hub }
 // Serve accepts connections on ln until Shutdown. Each accepted socket
 // gets a goroutine for its handshake only: it reads the upgrade request
 // itself (handshake.go), asks the Handler, writes the 101 and hands the
-// raw socket to a shard, then ends.
+// raw socket to a shard, then ends. A TCP listener's sockets are accepted
+// as raw descriptors, never entering the runtime's poller unless their
+// request is slow to come (epoll_accept_linux.go).
 func (s *EpollServer) Serve(ln net.Listener) error {
+	if tl, ok := ln.(*net.TCPListener); ok {
+		return s.serveRaw(tl)
+	}
 	return s.acceptLoop(ln, s.log, s.handshake)
 }
 
@@ -149,7 +154,13 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 // socket is closed.
 func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	defer s.handshakeDone()
-	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout)
+	s.handshakeConn(ctx, nc, nil)
+}
+
+// handshakeConn is handshake for nc, tracked as reading, of which read
+// was already read.
+func (s *EpollServer) handshakeConn(ctx context.Context, nc net.Conn, read []byte) {
+	req, key, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout, read)
 	closing := s.doneReading(nc)
 	switch {
 	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown
@@ -166,12 +177,55 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 		s.refuse(nc, ref)
 		return
 	}
+	s.upgrade(ctx, connSocket{nc: nc, timeout: s.limits.HandshakeTimeout}, req, key, names)
+}
+
+// handshakeSocket is an accepted socket whose upgrade request was read
+// and accepted: a net.Conn (connSocket) or a raw descriptor (rawSocket).
+type handshakeSocket interface {
+	// remote returns the client's address without and with the port.
+	remote() (ip, addr string)
+	// refuse answers r and closes the socket.
+	refuse(r *refusal)
+	// write writes all of b (the 101) or fails.
+	write(b []byte) error
+	close()
+	// takeFD returns the socket's descriptor, taken from the runtime;
+	// the handshakeSocket is not used after it succeeds.
+	takeFD() (int, error)
+}
+
+// connSocket is a handshakeSocket on a net.Conn.
+type connSocket struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (c connSocket) remote() (ip, addr string) {
+	a := c.nc.RemoteAddr()
+	return sourceIP(a), a.String()
+}
+func (c connSocket) refuse(r *refusal)    { writeRefusal(c.nc, r, c.timeout) }
+func (c connSocket) close()               { _ = c.nc.Close() }
+func (c connSocket) takeFD() (int, error) { return detachFD(c.nc) }
+func (c connSocket) write(b []byte) error {
+	// A fresh socket's send buffer always takes the few hundred bytes of
+	// a 101; the write deadline is for a peer that stopped reading anyway.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// upgrade runs Handler.Connect for an upgrade request read from sock
+// and answers: 101 and the socket goes to a shard, or an HTTP error and
+// the socket is closed.
+func (s *EpollServer) upgrade(ctx context.Context, sock handshakeSocket, req *http.Request, key string, names map[string]string) {
 	// Count the connection before it can be registered, so Shutdown's
 	// Wait never races this Add: closing is checked under the same lock.
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		s.refuse(nc, refuse(http.StatusServiceUnavailable, "server is shutting down"))
+		sock.refuse(refuse(http.StatusServiceUnavailable, "server is shutting down"))
 		return
 	}
 	s.open.Add(1)
@@ -182,17 +236,18 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 			s.open.Done()
 		}
 	}()
+	ip, addr := sock.remote()
 	info := Info{
 		ID:          NewID(),
 		ConnectedAt: time.Now(),
-		SourceIP:    sourceIP(nc.RemoteAddr()),
+		SourceIP:    ip,
 		UserAgent:   req.UserAgent(),
 		Host:        req.Host,
 	}
-	req.RemoteAddr = nc.RemoteAddr().String()
+	req.RemoteAddr = addr
 	res := s.opts.Handler.Connect(ctx, connectRequest(ctx, &info, req, names))
 	if !res.Accepted() {
-		s.refuse(nc, &refusal{status: res.Status, body: res.Body, header: res.Header})
+		sock.refuse(&refusal{status: res.Status, body: res.Body, header: res.Header})
 		return
 	}
 	info.Stage = res.Stage
@@ -204,22 +259,22 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	if o, ok := s.opts.Handler.(Opener); ok {
 		o.Opened(c)
 	}
-	// A fresh socket's send buffer always takes the few hundred bytes of
-	// a 101; the write deadline is for a peer that stopped reading anyway.
-	_ = nc.SetWriteDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	if _, err := nc.Write(appendSwitching(make([]byte, 0, 256), key, res.Header)); err != nil {
+	out := switchingBuffers.Get().(*[256]byte)
+	err := sock.write(appendSwitching(out[:0], key, res.Header))
+	switchingBuffers.Put(out)
+	if err != nil {
 		s.log.Debug("upgrade failed", "connectionId", info.ID, "err", err)
-		_ = nc.Close()
+		sock.close()
 		c.mu.Lock()
 		c.closing = true
 		c.mu.Unlock()
 		s.opts.Handler.Disconnect(c, CloseAbnormal, "")
 		return
 	}
-	fd, err := detachFD(nc)
+	fd, err := sock.takeFD()
 	if err != nil {
 		s.log.Warn("taking the socket from the runtime failed", "connectionId", info.ID, "err", err)
-		_ = nc.Close()
+		sock.close()
 		c.mu.Lock()
 		c.closing = true
 		c.mu.Unlock()
@@ -245,12 +300,15 @@ func (s *EpollServer) handshake(ctx context.Context, nc net.Conn) {
 	handedOff = true
 	c.registeredNow()
 	s.mu.Lock()
-	closing = s.closing
+	closing := s.closing
 	s.mu.Unlock()
 	if closing {
 		_ = c.Close(CloseGoingAway, ReasonGoingAway)
 	}
 }
+
+// switchingBuffers hold the 101s being written.
+var switchingBuffers = sync.Pool{New: func() any { return new([256]byte) }}
 
 // refuse answers a handshake with an HTTP error and closes the socket.
 func (s *EpollServer) refuse(nc net.Conn, r *refusal) { writeRefusal(nc, r, s.limits.HandshakeTimeout) }

@@ -167,7 +167,7 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 // is then closed).
 func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	defer s.handshakeDone()
-	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout) // gorilla's Upgrade reads the key again
+	req, _, names, ref := readUpgrade(nc, s.limits.HandshakeTimeout, nil) // gorilla's Upgrade reads the key again
 	closing := s.doneReading(nc)
 	switch {
 	case req == nil && ref == nil: // gone, timed out or dropped by Shutdown

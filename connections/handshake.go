@@ -57,7 +57,8 @@ func headerEnd(b []byte, from int) int {
 }
 
 // readUpgrade reads the request head from nc, within timeout, into a
-// pooled buffer and parses it. It returns the request, its key and the
+// pooled buffer and parses it; read holds what was already read from nc
+// (at most firstHeadBytes), if anything. It returns the request, its key and the
 // header names the client spelled otherwise than net/http (headerNames),
 // or the refusal to answer, or neither when the client went away or timed
 // out (the socket is then just closed).
@@ -66,7 +67,7 @@ func headerEnd(b []byte, from int) int {
 // only when it does not fit: a burst of handshakes in flight at once
 // then holds 2 KB each rather than 8 KB, and leaves that much less
 // memory behind once it is over.
-func readUpgrade(nc net.Conn, timeout time.Duration) (*http.Request, string, map[string]string, *refusal) {
+func readUpgrade(nc net.Conn, timeout time.Duration, read []byte) (*http.Request, string, map[string]string, *refusal) {
 	small := smallHeadBuffers.Get().(*[firstHeadBytes]byte)
 	defer smallHeadBuffers.Put(small)
 	var big *[maxHandshakeBytes]byte
@@ -77,10 +78,14 @@ func readUpgrade(nc net.Conn, timeout time.Duration) (*http.Request, string, map
 	}()
 	buf := small[:]
 	_ = nc.SetReadDeadline(time.Now().Add(timeout))
-	n := 0
-	for {
-		m, err := nc.Read(buf[n:])
-		searched := n
+	n := copy(buf, read)
+	for first := true; ; first = false {
+		searched, m, err := n, 0, error(nil)
+		if first && n > 0 {
+			searched = 0 // look at what was read already before reading more
+		} else {
+			m, err = nc.Read(buf[n:])
+		}
 		n += m
 		if end := headerEnd(buf[:n], searched); end >= 0 {
 			req, key, ref := parseUpgrade(buf[:end])
@@ -255,10 +260,21 @@ func parseUpgrade(head []byte) (*http.Request, string, *refusal) {
 		return nil, "", r
 	}
 	key := req.Header.Get("Sec-Websocket-Key")
-	if n, err := base64.StdEncoding.DecodeString(key); err != nil || len(n) != 16 {
+	if !validKey(key) {
 		return nil, "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
 	}
 	return req, key, nil
+}
+
+// validKey reports whether key is the base64 encoding of 16 bytes: 24
+// characters, the last two "=" (decoded on the stack).
+func validKey(key string) bool {
+	var raw [18]byte
+	if len(key) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(raw[:], []byte(key))
+	return err == nil && n == 16
 }
 
 // appendSwitching appends the 101 response accepting key, with the

@@ -93,3 +93,66 @@ func TestEpollShutdownDropsPendingHandshake(t *testing.T) {
 		t.Error("the pending handshake's socket is still open after Shutdown")
 	}
 }
+
+// addrHandler records what Connect was told of the client's address.
+type addrHandler struct {
+	echoHandler
+	seen chan [2]string // SourceIP, Request.RemoteAddr
+}
+
+func (h *addrHandler) Connect(ctx context.Context, req *ConnectRequest) *ConnectResult {
+	h.seen <- [2]string{req.Info.SourceIP, req.Request.RemoteAddr}
+	return &ConnectResult{Stage: "test"}
+}
+
+// On a listener from Listen (TCP_DEFER_ACCEPT) both modes answer every
+// handshake as on any other, the epoll server from sockets it accepts as
+// raw descriptors; $connect sees the client's address.
+func TestDeferredAcceptListener(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(mode, func(t *testing.T) {
+			srv, err := NewServer(mode, Options{Handler: newEchoHandler()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRefusals(t, serveListen(t, srv))
+
+			h := &addrHandler{echoHandler: *newEchoHandler(), seen: make(chan [2]string, 1)}
+			srv, err = NewServer(mode, Options{Handler: h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := serveListen(t, srv)
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := io.WriteString(nc, upgradeRequest("GET", "13", goodKey, "")); err != nil {
+				t.Fatal(err)
+			}
+			got := <-h.seen
+			if want := nc.LocalAddr().String(); got != [2]string{"127.0.0.1", want} {
+				t.Errorf("Connect saw source %q, remote %q; want 127.0.0.1, %q", got[0], got[1], want)
+			}
+		})
+	}
+}
+
+// serveListen is serve on a listener from Listen.
+func serveListen(t testing.TB, srv Server) string {
+	t.Helper()
+	ln, err := Listen(context.Background(), "127.0.0.1:0", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}

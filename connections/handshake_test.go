@@ -57,6 +57,19 @@ func upgradeRequest(method, version, key, extra string) string {
 // Handshakes that cannot upgrade get the HTTP status that says why, in
 // both modes.
 func TestHandshakeRefusals(t *testing.T) {
+	for _, mode := range modes() {
+		t.Run(mode, func(t *testing.T) {
+			h := &countingHandler{echoHandler: *newEchoHandler()}
+			url, _ := startServer(t, mode, h, Limits{})
+			addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/test")
+			checkRefusals(t, addr)
+		})
+	}
+}
+
+// checkRefusals is TestHandshakeRefusals against the server at addr.
+func checkRefusals(t *testing.T, addr string) {
+	t.Helper()
 	cases := []struct {
 		name, req string
 		status    int
@@ -67,39 +80,32 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"version 8", upgradeRequest("GET", "8", goodKey, ""), http.StatusBadRequest, "ersion"},
 		{"short key", upgradeRequest("GET", "13", "c2hvcnQ=", ""), http.StatusBadRequest, ""},
 	}
-	for _, mode := range modes() {
-		t.Run(mode, func(t *testing.T) {
-			h := &countingHandler{echoHandler: *newEchoHandler()}
-			url, _ := startServer(t, mode, h, Limits{})
-			addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/test")
-			for _, tc := range cases {
-				resp := rawHandshake(t, addr, tc.req)
-				body, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.says) {
-					t.Errorf("%s: %d %q, want %d saying %q", tc.name, resp.StatusCode, body, tc.status, tc.says)
-				}
-				if tc.name == "version 8" && resp.Header.Get("Sec-WebSocket-Version") != "13" {
-					t.Errorf("version 8: no Sec-WebSocket-Version: 13 in the answer: %v", resp.Header)
-				}
-			}
-			// A valid handshake upgrades, with the accept value of RFC 6455's example.
-			resp := rawHandshake(t, addr, upgradeRequest("GET", "13", goodKey, ""))
-			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-				t.Errorf("valid handshake: %d %v", resp.StatusCode, resp.Header)
-			}
-			// Heads around and past the first read buffer's size upgrade
-			// too (the head moves to the full-size buffer).
-			base := len(upgradeRequest("GET", "13", goodKey, "X-Pad: \r\n"))
-			for _, size := range []int{firstHeadBytes - 1, firstHeadBytes, firstHeadBytes + 1, 3 * firstHeadBytes, maxHandshakeBytes - 1} {
-				req := upgradeRequest("GET", "13", goodKey, "X-Pad: "+strings.Repeat("a", size-base)+"\r\n")
-				if len(req) != size {
-					t.Fatalf("built a %d-byte head, want %d", len(req), size)
-				}
-				if resp := rawHandshake(t, addr, req); resp.StatusCode != http.StatusSwitchingProtocols {
-					t.Errorf("a %d-byte head: %d, want 101", size, resp.StatusCode)
-				}
-			}
-		})
+	for _, tc := range cases {
+		resp := rawHandshake(t, addr, tc.req)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.says) {
+			t.Errorf("%s: %d %q, want %d saying %q", tc.name, resp.StatusCode, body, tc.status, tc.says)
+		}
+		if tc.name == "version 8" && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Errorf("version 8: no Sec-WebSocket-Version: 13 in the answer: %v", resp.Header)
+		}
+	}
+	// A valid handshake upgrades, with the accept value of RFC 6455's example.
+	resp := rawHandshake(t, addr, upgradeRequest("GET", "13", goodKey, ""))
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("valid handshake: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Heads around and past the first read buffer's size upgrade
+	// too (the head moves to the full-size buffer).
+	base := len(upgradeRequest("GET", "13", goodKey, "X-Pad: \r\n"))
+	for _, size := range []int{firstHeadBytes - 1, firstHeadBytes, firstHeadBytes + 1, 3 * firstHeadBytes, maxHandshakeBytes - 1} {
+		req := upgradeRequest("GET", "13", goodKey, "X-Pad: "+strings.Repeat("a", size-base)+"\r\n")
+		if len(req) != size {
+			t.Fatalf("built a %d-byte head, want %d", len(req), size)
+		}
+		if resp := rawHandshake(t, addr, req); resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Errorf("a %d-byte head: %d, want 101", size, resp.StatusCode)
+		}
 	}
 }
 
@@ -224,4 +230,19 @@ func FuzzHeaderNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A key is checked on the stack, and only a 16-byte one passes.
+func TestValidKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		goodKey: true, "c2hvcnQ=": false, "dGhlIHNhbXBsZSBub25jZQ": false, "dGhlIHNhbXBsZSBub25jZQ=!": false,
+		"dGhlIHNhbXBsZSBub25jZWVl": false, // 18 bytes, no padding
+	} {
+		if got := validKey(key); got != want {
+			t.Errorf("validKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { validKey(goodKey) }); n != 0 {
+		t.Errorf("validKey allocates %v times", n)
+	}
 }

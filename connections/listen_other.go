@@ -5,3 +5,5 @@ package connections
 const reusePortSupported = false
 
 func setReusePort(uintptr) error { return nil }
+
+func setDeferAccept(uintptr) error { return nil }

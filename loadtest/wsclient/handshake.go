@@ -1,7 +1,6 @@
 package wsclient
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
@@ -10,7 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
+	"strconv"
 	"time"
 )
 
@@ -84,25 +83,88 @@ func handshakeRequest(u *url.URL, header http.Header) ([]byte, string) {
 }
 
 // checkResponse checks the response head data[:end] against key and
-// returns a copy of what follows it (the first frames, if any).
+// returns a copy of what follows it (the first frames, if any). It reads
+// the head itself, line by line, without copying it: the status line
+// must be HTTP/1.x 101, Upgrade websocket, Connection upgrade, and
+// Sec-WebSocket-Accept the key's (RFC 6455 section 4.1).
 func checkResponse(data []byte, end int, key string) ([]byte, error) {
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data[:end])), nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading the handshake response: %w", err)
+	head := data[:end]
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	// "HTTP/1.1 101 Switching Protocols": version, code, reason.
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
+		return nil, fmt.Errorf("reading the handshake response: malformed status line %q", line)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return nil, &StatusError{Code: resp.StatusCode}
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil || code < 100 {
+		return nil, fmt.Errorf("reading the handshake response: malformed status line %q", line)
 	}
-	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") ||
-		!strings.Contains(strings.ToLower(resp.Header.Get("Connection")), "upgrade") {
+	if code != http.StatusSwitchingProtocols {
+		return nil, &StatusError{Code: code}
+	}
+	var upgrade, connection, accept bool
+	var want [28]byte
+	sum := sha1.Sum(append([]byte(key), acceptGUID...))
+	base64.StdEncoding.Encode(want[:], sum[:])
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue // the blank line that ends the head
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "Upgrade"):
+			upgrade = upgrade || asciiEqualFold(value, "websocket")
+		case asciiEqualFold(name, "Connection"):
+			connection = connection || hasToken(value, "upgrade")
+		case asciiEqualFold(name, "Sec-WebSocket-Accept"):
+			accept = string(value) == string(want[:])
+			if !accept {
+				return nil, fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrProtocol)
+			}
+		}
+	}
+	if !upgrade || !connection {
 		return nil, fmt.Errorf("%w: 101 response without Upgrade: websocket", ErrProtocol)
 	}
-	sum := sha1.Sum([]byte(key + acceptGUID))
-	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+	if !accept {
 		return nil, fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrProtocol)
 	}
 	if end < len(data) {
 		return append([]byte(nil), data[end:]...), nil
 	}
 	return nil, nil
+}
+
+// asciiEqualFold reports whether b is s, ignoring ASCII case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// ignoring ASCII case.
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if asciiEqualFold(bytes.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
 }
