@@ -45,17 +45,23 @@ func (r *runner) newEcho() *echo {
 }
 
 // message appends the next message to dst.
-func (e *echo) message(dst []byte) []byte {
+func (e *echo) message(dst []byte, stamp int64) []byte {
 	dst = append(dst, e.prefix...)
-	dst = appendStamp(dst, e.seq.Add(1), e.r.stamp(), e.r.o.MessageBytes)
+	dst = appendStamp(dst, e.seq.Add(1), stamp, e.r.o.MessageBytes)
 	return append(dst, `"}`...)
 }
 
-// send sends the next message on c.
-func (e *echo) send(c *wsclient.Conn) bool {
+// send sends the next message on c, stamped now.
+func (e *echo) send(c *wsclient.Conn) bool { return e.sendStamped(c, e.r.stamp()) }
+
+// sendStamped sends the next message on c with the given timestamp: the
+// open loop stamps a message with the time it was due, so that a send
+// the generator itself delayed counts its delay in the round trip (no
+// coordinated omission).
+func (e *echo) sendStamped(c *wsclient.Conn, stamp int64) bool {
 	var buf [256]byte
 	e.sent.Add(1) // before the reply can arrive
-	if err := c.SendText(e.message(buf[:0])); err != nil {
+	if err := c.SendText(e.message(buf[:0], stamp)); err != nil {
 		e.sent.Add(-1)
 		e.sendErrs.Add(1)
 		return false
@@ -174,10 +180,12 @@ func (e *echo) openLoop(ctx context.Context, conns []*wsclient.Conn, start time.
 	defer t.Stop()
 	var sent int64
 	next := 0
+	origin := int64(start.Sub(e.r.base)) // start as a stamp
 	for e.running.Load() {
 		due := int64(time.Since(start).Seconds() * e.r.o.MsgRate)
 		for ; sent < due && e.running.Load(); sent++ {
-			e.send(conns[next])
+			// Message sent+1 was due at (sent+1)/MsgRate seconds.
+			e.sendStamped(conns[next], origin+int64(float64(sent+1)/e.r.o.MsgRate*1e9))
 			next = (next + 1) % len(conns)
 		}
 		select {

@@ -114,6 +114,7 @@ type Router struct {
 	ctx    context.Context // ends after Shutdown: aborts integration calls
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // integration calls and $disconnect runs in flight
+	work   *workers       // run offLoop's tasks
 }
 
 var _ connections.Handler = (*Router)(nil)
@@ -272,6 +273,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r.tbl.Store(t)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.work = newWorkers(r.runTask)
 	return r, nil
 }
 
@@ -386,7 +388,12 @@ func (r *Router) current(s *session) *stage {
 // connection servers have shut down.
 func (r *Router) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
+	go func() {
+		r.wg.Wait()
+		r.work.close()
+		r.work.wait()
+		close(done)
+	}()
 	defer r.cancel()
 	select {
 	case <-done:
@@ -694,7 +701,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		r.offLoop(c, s, st, rt, requestID, now, tr, func() { r.dispatch(c, st, rt, call) })
 	case rt.integ != nil && !rt.integ.Mock():
 		r.applyDeclared(c, rt, call)
-		r.offLoop(c, s, st, rt, requestID, now, tr, func() { r.run(c, st, rt, call) })
+		r.offLoopRun(c, s, st, rt, call, now)
 	default: // a mock answers inline, in order
 		r.dispatch(c, st, rt, call)
 		tr.end()
@@ -748,7 +755,7 @@ func (r *Router) refuse(c connections.Conn, s *session, st *stage, rt *route, me
 	}
 }
 
-// offLoop runs f on a goroutine the router owns (Shutdown waits for it),
+// offLoop runs f on a worker goroutine the router owns (Shutdown waits for it),
 // counted against the in-flight bounds: past them the client gets the
 // "Too Many Requests" error frame and f does not run. The message's
 // spans (tr) end when f returns.
@@ -760,12 +767,32 @@ func (r *Router) offLoop(c connections.Conn, s *session, st *stage, rt *route, r
 		return
 	}
 	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer r.release(s)
-		f()
-		tr.end()
-	}()
+	r.work.do(task{s: s, tr: tr, f: f})
+}
+
+// offLoopRun is offLoop running the route's integration for call
+// (r.run), without a closure to allocate.
+func (r *Router) offLoopRun(c connections.Conn, s *session, st *stage, rt *route, call *wsCall, start time.Time) {
+	if !r.acquire(s, st) {
+		r.refuse(c, s, st, rt, msgThrottled, call.RequestID, start)
+		call.trace.fail(msgThrottled)
+		call.trace.end()
+		return
+	}
+	r.wg.Add(1)
+	r.work.do(task{s: s, tr: call.trace, c: c, st: st, rt: rt, call: call})
+}
+
+// runTask runs an offLoop task on a worker.
+func (r *Router) runTask(t task) {
+	defer r.wg.Done()
+	defer r.release(t.s)
+	if t.f != nil {
+		t.f()
+	} else {
+		r.run(t.c, t.st, t.rt, t.call)
+	}
+	t.tr.end()
 }
 
 // messageCall builds the MESSAGE event of m for route rt; nil when the

@@ -126,7 +126,11 @@ func New(s *Spec, stageVars map[string]string, client *http.Client) (Integration
 		if err != nil {
 			return nil, fmt.Errorf("uri: %w", err)
 		}
-		h := &httpIntegration{uri: uri, url: u, timeout: s.Timeout, client: client, payload: s.PayloadFormatVersion,
+		rt := http.DefaultTransport
+		if client != nil && client.Transport != nil {
+			rt = client.Transport
+		}
+		h := &httpIntegration{uri: uri, url: u, timeout: s.Timeout, rt: rt, payload: s.PayloadFormatVersion,
 			header: http.Header{"Content-Type": {"application/json"}}}
 		for k, v := range s.Headers {
 			h.header.Set(k, v)
@@ -229,7 +233,11 @@ type httpIntegration struct {
 	url     *url.URL    // uri parsed once; requests share it and never change it
 	header  http.Header // every request's headers (Content-Type and the Spec's): copied per request, values shared
 	timeout time.Duration
-	client  *http.Client
+	// rt is the shared client's transport: a call is one round trip,
+	// without http.Client's redirect handling (and its copy of the
+	// headers per request). A 3xx answer is the backend's answer, as
+	// AWS passes it on.
+	rt      http.RoundTripper
 	payload string // "", Payload1 or Payload2
 }
 
@@ -260,7 +268,7 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 		req.Header[k] = v
 	}
 	InjectTrace(ctx, req.Header)
-	resp, err := h.client.Do(req)
+	resp, err := h.rt.RoundTrip(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%w after %v: %s", ErrTimeout, h.timeout, h.uri)

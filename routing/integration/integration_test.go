@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,3 +473,35 @@ type wrapped struct{ err error }
 
 func (w *wrapped) Error() string { return "wrapped: " + w.err.Error() }
 func (w *wrapped) Unwrap() error { return w.err }
+
+// TestRedirectIsTheAnswer: a backend's 3xx is its answer, as AWS passes
+// it on: the integration does not follow Location (the target is never
+// called, the backend once).
+func TestRedirectIsTheAnswer(t *testing.T) {
+	var followed atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Store(true)
+		_, _ = io.WriteString(w, `{"statusCode":200,"body":"followed"}`)
+	}))
+	defer target.Close()
+	var calls atomic.Int32
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Redirect(w, r, target.URL, http.StatusFound)
+	}))
+	defer backend.Close()
+	integ, err := integration.New(&integration.Spec{Type: "http", URI: backend.URL, Timeout: 5 * time.Second}, nil, integration.NewHTTPClient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := integ.Invoke(context.Background(), &integration.Call{Event: map[string]string{"a": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusFound || followed.Load() {
+		t.Errorf("answer %d %q, want the backend's 302", resp.StatusCode, resp.Body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("backend called %d times, want 1", n)
+	}
+}
