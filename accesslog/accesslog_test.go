@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +235,217 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("JSON format %q gave invalid JSON %q", format, line)
 		}
 	})
+}
+
+// signalled is a destination that reports each Write on a channel.
+type signalled struct {
+	mu     sync.Mutex
+	data   []byte
+	writes chan int // the length of each Write
+}
+
+func (s *signalled) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.data = append(s.data, p...)
+	s.mu.Unlock()
+	s.writes <- len(p)
+	return len(p), nil
+}
+
+func (s *signalled) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.data)
+}
+
+// Lines wait for the interval: nothing is written before a tick, then
+// the lines accepted so far in one write.
+func TestWriterFlushesOnTick(t *testing.T) {
+	out := &signalled{writes: make(chan int, 16)}
+	tick := make(chan time.Time)
+	lines := prometheus.NewCounter(prometheus.CounterOpts{Name: "l"})
+	w, err := Open(Options{Destination: "test", Out: out, Tick: tick, Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := Compile("$context.requestId")
+	for i := range 3 {
+		w.Log(tpl, &Entry{RequestID: strconv.Itoa(i)})
+	}
+	tick <- time.Time{} // the goroutine has taken the tick: a write follows
+	if n := <-out.writes; n != len("0\n1\n2\n") {
+		t.Errorf("first write %d bytes, want the 3 lines in one", n)
+	}
+	if got := out.String(); got != "0\n1\n2\n" {
+		t.Errorf("written %q", got)
+	}
+	if got := testutil.ToFloat64(lines); got != 3 {
+		t.Errorf("lines = %v, want 3", got)
+	}
+	w.Log(tpl, &Entry{RequestID: "3"})
+	tick <- time.Time{}
+	<-out.writes
+	tick <- time.Time{} // nothing waiting: no write
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "0\n1\n2\n3\n" {
+		t.Errorf("written %q", got)
+	}
+	if len(out.writes) != 0 {
+		t.Errorf("%d writes of nothing", len(out.writes))
+	}
+}
+
+// FlushSize of lines wakes the goroutine before the interval is up (the
+// test's ticker never ticks).
+func TestWriterFlushesAtSize(t *testing.T) {
+	out := &signalled{writes: make(chan int, 16)}
+	w, err := Open(Options{Destination: "test", Out: out, Tick: make(chan time.Time)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := Compile("$context.requestId")
+	id := strings.Repeat("x", 99) // 100-byte lines
+	n := FlushSize/100 + 1
+	for range n {
+		if !w.Log(tpl, &Entry{RequestID: id}) {
+			t.Fatal("line dropped")
+		}
+	}
+	if got := <-out.writes; got != n*100 {
+		t.Errorf("wrote %d bytes, want the %d lines past FlushSize (%d bytes)", got, n, n*100)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.writes) != 0 {
+		t.Errorf("Close wrote %d more times with nothing waiting", len(out.writes))
+	}
+}
+
+// Past Buffer lines waiting, lines are dropped and counted; Close writes
+// every line accepted, in order, and none of those dropped.
+func TestWriterBoundAndClose(t *testing.T) {
+	out := &signalled{writes: make(chan int, 16)}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "d"})
+	lines := prometheus.NewCounter(prometheus.CounterOpts{Name: "l"})
+	w, err := Open(Options{Destination: "test", Out: out, Tick: make(chan time.Time), Buffer: 100,
+		Dropped: dropped, Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := Compile("$context.requestId")
+	var want strings.Builder
+	for i := range 150 {
+		ok := w.Log(tpl, &Entry{RequestID: strconv.Itoa(i)})
+		if ok != (i < 100) {
+			t.Fatalf("line %d accepted = %v", i, ok)
+		}
+		if ok {
+			want.WriteString(strconv.Itoa(i) + "\n")
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != want.String() {
+		t.Errorf("written %q, want lines 0 to 99", got)
+	}
+	if d, l := testutil.ToFloat64(dropped), testutil.ToFloat64(lines); d != 50 || l != 100 {
+		t.Errorf("dropped %v, lines %v; want 50 and 100", d, l)
+	}
+}
+
+// Lines logged from many goroutines at once all arrive whole.
+func TestWriterConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	w, err := Open(Options{Destination: path, Buffer: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := Compile(`{"requestId":"$context.requestId","stage":"$context.stage"}`)
+	var wg sync.WaitGroup
+	const goroutines, each = 4, 5000
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				w.Log(tpl, &Entry{RequestID: strconv.Itoa(i), Stage: strconv.Itoa(g)})
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	next := make([]int, goroutines)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var got struct{ RequestID, Stage string }
+		if err := json.Unmarshal(sc.Bytes(), &got); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		g, _ := strconv.Atoi(got.Stage)
+		if got.RequestID != strconv.Itoa(next[g]) {
+			t.Fatalf("goroutine %d: line %s, want %d", g, got.RequestID, next[g])
+		}
+		next[g]++
+	}
+	for g, n := range next {
+		if n != each {
+			t.Errorf("goroutine %d: %d lines, want %d", g, n, each)
+		}
+	}
+}
+
+// errWriter fails every write after the first ok bytes.
+type errWriter struct{ ok int }
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n := min(len(p), e.ok)
+	e.ok -= n
+	if n < len(p) {
+		return n, errors.New("disk full")
+	}
+	return n, nil
+}
+
+// A failed write counts the lines it did not write as dropped, and Close
+// reports the error.
+func TestWriterWriteError(t *testing.T) {
+	tick := make(chan time.Time)
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "d"})
+	lines := prometheus.NewCounter(prometheus.CounterOpts{Name: "l"})
+	w, err := Open(Options{Destination: "test", Out: &errWriter{ok: 5}, Tick: tick, Dropped: dropped, Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := Compile("$context.requestId")
+	for _, id := range []string{"a", "b", "c", "d"} { // "a\nb\nc" fits: 2 whole lines
+		w.Log(tpl, &Entry{RequestID: id})
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Close = %v, want the write error", err)
+	}
+	if d, l := testutil.ToFloat64(dropped), testutil.ToFloat64(lines); d != 2 || l != 2 {
+		t.Errorf("dropped %v, lines %v; want 2 and 2", d, l)
+	}
+}
+
+// The cached requestTime of a second is that second's, in its location.
+func TestRequestTimeCache(t *testing.T) {
+	tpl, _ := Compile("$context.requestId [$context.requestTime]")
+	paris := time.FixedZone("", 3600)
+	for _, at := range []time.Time{when, when.Add(300 * time.Millisecond), when.Add(time.Second), when.In(paris),
+		when.Add(time.Second).In(paris), when, time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)} {
+		got := string(tpl.Append(nil, &Entry{RequestID: "r", RequestTime: at}))
+		if want := "r [" + at.Format("02/Jan/2006:15:04:05 -0700") + "]\n"; got != want {
+			t.Errorf("%v: %q, want %q", at, got, want)
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -254,7 +255,7 @@ func (t *Template) value(b []byte, f field, e *Entry) []byte {
 		if e.RequestTime.IsZero() {
 			return append(b, '-')
 		}
-		return e.RequestTime.AppendFormat(b, clf)
+		return appendCLF(b, e.RequestTime)
 	case fRequestTimeEpoch:
 		if e.RequestTime.IsZero() {
 			return append(b, '-')
@@ -293,39 +294,83 @@ func millis(b []byte, d time.Duration) []byte {
 	return strconv.AppendInt(b, d.Milliseconds(), 10)
 }
 
+// clfSecond is one second's requestTime, formatted: lines of the same
+// second copy it instead of formatting the time again.
+type clfSecond struct {
+	sec    int64 // Unix seconds
+	offset int   // the zone's, in seconds east of UTC
+	text   []byte
+}
+
+// lastCLF is the second last formatted, shared by every template.
+var lastCLF atomic.Pointer[clfSecond]
+
+// appendCLF appends t in CLF (02/Jan/2006:15:04:05 -0700). The text is
+// the same within one second at one zone offset, so the last second's is
+// kept.
+func appendCLF(b []byte, t time.Time) []byte {
+	_, offset := t.Zone()
+	sec := t.Unix()
+	if c := lastCLF.Load(); c != nil && c.sec == sec && c.offset == offset {
+		return append(b, c.text...)
+	}
+	c := &clfSecond{sec: sec, offset: offset, text: t.AppendFormat(make([]byte, 0, len(clf)), clf)}
+	lastCLF.Store(c)
+	return append(b, c.text...)
+}
+
+// copied[json][c] reports whether byte c is copied into a line as it is:
+// printable ASCII, and in a JSON format neither '"' nor '\\'.
+var copied = func() (t [2][256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[0][c] = true
+		t[1][c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str appends s ("-" when empty); in a JSON format escaped as the inside
 // of a JSON string, else with control characters replaced by spaces so a
-// value never breaks the line.
+// value never breaks the line. Runs of bytes that need nothing are
+// copied at once.
 func (t *Template) str(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
 	}
-	for i := 0; i < len(s); {
-		c := s[i]
+	plain := &copied[0]
+	if t.json {
+		plain = &copied[1]
+	}
+	for {
+		i := 0
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return b
+		}
+		s = s[i:]
+		c := s[0]
 		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
+			r, n := utf8.DecodeRuneInString(s)
 			if r == utf8.RuneError && n == 1 {
 				b = append(b, "\ufffd"...)
 			} else {
-				b = append(b, s[i:i+n]...)
+				b = append(b, s[:n]...)
 			}
-			i += n
+			s = s[n:]
 			continue
 		}
 		switch {
 		case t.json && (c == '"' || c == '\\'):
 			b = append(b, '\\', c)
-		case c < 0x20 || c == 0x7f:
-			if t.json {
-				b = append(b, `\u00`...)
-				b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-			} else {
-				b = append(b, ' ')
-			}
+		case t.json: // a control character
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
 		default:
-			b = append(b, c)
+			b = append(b, ' ')
 		}
-		i++
+		s = s[1:]
 	}
-	return b
 }

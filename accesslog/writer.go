@@ -1,12 +1,13 @@
 package accesslog
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,50 +19,84 @@ const Stdout = "stdout"
 // when Options.Buffer is 0.
 const DefaultBuffer = 8192
 
+// DefaultFlushInterval is how long an accepted line may wait before the
+// writer's goroutine writes it, when Options.FlushInterval is 0.
+const DefaultFlushInterval = 100 * time.Millisecond
+
+// FlushSize is how many bytes of lines wake the writer's goroutine before
+// its interval is up: at a high rate it writes about this much at a time.
+const FlushSize = 64 << 10
+
+// batchCap is the capacity of the buffers Log appends to: FlushSize and
+// the lines that come in while the goroutine wakes, so that they seldom
+// grow.
+const batchCap = 2 * FlushSize
+
+// maxPending bounds the bytes of lines waiting, whatever their number:
+// past it a line is dropped as past Options.Buffer.
+const maxPending = 8 << 20
+
 // Options configure a Writer.
 type Options struct {
 	// Destination is a file path (opened for appending, created with mode
 	// 0640) or "stdout".
 	Destination string
 	// Buffer is how many lines may wait for the writer's goroutine; past
-	// it a line is dropped and counted. 0: DefaultBuffer.
+	// it (or past 8 MiB of them) a line is dropped and counted. 0:
+	// DefaultBuffer.
 	Buffer int
+	// FlushInterval is how often the goroutine writes the lines waiting
+	// (sooner once they reach FlushSize). 0: DefaultFlushInterval.
+	FlushInterval time.Duration
 	// Lines and Dropped count the lines written and dropped; nil: not
 	// counted.
 	Lines, Dropped prometheus.Counter
 	// Out replaces the destination (tests); nil: open Destination.
 	Out io.Writer
+	// Tick replaces the FlushInterval ticker (tests): each value received
+	// is one interval up. nil: a time.Ticker.
+	Tick <-chan time.Time
 }
 
 // Writer writes the lines of one destination from its own goroutine.
-// Log never blocks: a full buffer drops the line. Close stops the
-// goroutine after it wrote every line already accepted.
+// Log appends its line to a buffer shared by every caller; the goroutine
+// takes the whole buffer (leaving it the one it wrote last) when it
+// passes FlushSize or FlushInterval is up, and writes it at once: one
+// write per batch, no wake-up per line. Log never blocks on the
+// destination: a full buffer drops the line. Close stops the goroutine
+// after it wrote every line already accepted.
 type Writer struct {
 	dest           string
-	ch             chan *[]byte // lines, in buffers of pool
-	pool           sync.Pool
 	lines, dropped prometheus.Counter
-	out            *bufio.Writer
+	out            io.Writer
 	closer         io.Closer // nil for stdout and Options.Out
+	limit          int       // Options.Buffer
+	tick           <-chan time.Time
+	ticker         *time.Ticker // nil with Options.Tick
 
-	mu     sync.RWMutex // Log holds it for reading; Close for writing
+	mu     sync.Mutex
+	buf    []byte // lines accepted and not yet taken by the goroutine
+	n      int    // lines in buf
+	woken  bool   // buf passed FlushSize and the goroutine was told
 	closed bool
-	done   chan struct{}
-	err    error // the first write error, reported by Close
+
+	wake chan struct{} // 1 slot: take buf now (FlushSize or Close)
+	done chan struct{}
+	err  error // the first write error, reported by Close
 }
 
 // Open starts the writer of o.Destination.
 func Open(o Options) (*Writer, error) {
-	w := &Writer{dest: o.Destination, lines: o.Lines, dropped: o.Dropped, done: make(chan struct{})}
-	if o.Buffer <= 0 {
-		o.Buffer = DefaultBuffer
+	w := &Writer{dest: o.Destination, lines: o.Lines, dropped: o.Dropped, limit: o.Buffer,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if w.limit <= 0 {
+		w.limit = DefaultBuffer
 	}
-	var out io.Writer
 	switch {
 	case o.Out != nil:
-		out = o.Out
+		w.out = o.Out
 	case o.Destination == Stdout:
-		out = os.Stdout
+		w.out = os.Stdout
 	case o.Destination == "":
 		return nil, errors.New("accesslog: no destination")
 	default:
@@ -69,11 +104,17 @@ func Open(o Options) (*Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("accesslog: %w", err)
 		}
-		out, w.closer = f, f
+		w.out, w.closer = f, f
 	}
-	w.out = bufio.NewWriterSize(out, 64<<10)
-	w.ch = make(chan *[]byte, o.Buffer)
-	w.pool.New = func() any { b := make([]byte, 0, 256); return &b }
+	w.tick = o.Tick
+	if w.tick == nil {
+		if o.FlushInterval <= 0 {
+			o.FlushInterval = DefaultFlushInterval
+		}
+		w.ticker = time.NewTicker(o.FlushInterval)
+		w.tick = w.ticker.C
+	}
+	w.buf = make([]byte, 0, batchCap)
 	go w.run()
 	return w, nil
 }
@@ -84,70 +125,85 @@ func (w *Writer) Destination() string { return w.dest }
 // Log formats e with t and queues the line; it reports false (and counts
 // a drop) when the buffer is full or the writer is closed.
 func (w *Writer) Log(t *Template, e *Entry) bool {
-	bp := w.pool.Get().(*[]byte)
-	*bp = t.Append((*bp)[:0], e)
-	w.mu.RLock()
-	ok := !w.closed
-	if ok {
-		select {
-		case w.ch <- bp:
-		default:
-			ok = false
-		}
-	}
-	w.mu.RUnlock()
-	if !ok {
-		w.pool.Put(bp)
+	w.mu.Lock()
+	if w.closed || w.n >= w.limit || len(w.buf) >= maxPending {
+		w.mu.Unlock()
 		if w.dropped != nil {
 			w.dropped.Inc()
 		}
+		return false
 	}
-	return ok
+	w.buf = t.Append(w.buf, e)
+	w.n++
+	wake := !w.woken && len(w.buf) >= FlushSize
+	w.woken = w.woken || wake
+	w.mu.Unlock()
+	if wake {
+		select {
+		case w.wake <- struct{}{}:
+		default: // already told
+		}
+	}
+	return true
 }
 
 func (w *Writer) run() {
 	defer close(w.done)
-	for line := range w.ch {
-		w.write(line)
-		if len(w.ch) == 0 {
-			w.flush()
+	if w.ticker != nil {
+		defer w.ticker.Stop()
+	}
+	spare := make([]byte, 0, batchCap)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.tick:
+		}
+		w.mu.Lock()
+		batch, n, closed := w.buf, w.n, w.closed
+		w.buf, w.n, w.woken = spare[:0], 0, false
+		w.mu.Unlock()
+		if n > 0 {
+			w.write(batch, n)
+		}
+		spare = batch
+		if cap(spare) > 16*FlushSize && len(batch) < FlushSize {
+			spare = make([]byte, 0, batchCap) // a burst's buffer is not kept for ever
+		}
+		if closed {
+			return
 		}
 	}
-	w.flush()
 }
 
-func (w *Writer) write(bp *[]byte) {
-	if _, err := w.out.Write(*bp); err != nil {
+// write writes a batch of n lines, counting those written and those lost
+// to a write error.
+func (w *Writer) write(batch []byte, n int) {
+	nw, err := w.out.Write(batch)
+	written := n
+	if err != nil {
 		if w.err == nil {
 			w.err = err
 		}
+		written = bytes.Count(batch[:max(0, min(nw, len(batch)))], []byte{'\n'})
 		if w.dropped != nil {
-			w.dropped.Inc()
+			w.dropped.Add(float64(n - written))
 		}
-	} else if w.lines != nil {
-		w.lines.Inc()
 	}
-	if cap(*bp) <= 4096 { // a rare long line does not stay in the pool
-		*bp = (*bp)[:0]
-		w.pool.Put(bp)
+	if w.lines != nil && written > 0 {
+		w.lines.Add(float64(written))
 	}
 }
 
-func (w *Writer) flush() {
-	if err := w.out.Flush(); err != nil && w.err == nil {
-		w.err = err
-	}
-}
-
-// Close stops accepting lines, writes and flushes every line accepted,
-// closes the file and returns the first write error. Idempotent.
+// Close stops accepting lines, writes every line accepted, closes the
+// file and returns the first write error. Idempotent.
 func (w *Writer) Close() error {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.ch)
-	}
+	w.closed = true
 	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default: // the goroutine has a wake-up coming: it will see closed
+	}
 	<-w.done
 	err := w.err
 	if w.closer != nil {

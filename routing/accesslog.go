@@ -46,6 +46,17 @@ func (r *Router) access(s *session, st *stage, a *accessLine) {
 	st.access.Log(&e)
 }
 
+// accessInline writes the MESSAGE line of a message answered inline
+// (answerInline took integ), received at start. The line is all such a
+// message needs its request and message ids for: they are made here, on
+// the stack, and no event is built.
+func (r *Router) accessInline(s *session, st *stage, rt *route, start time.Time, integ time.Duration) {
+	var ids [2 * connections.IDLen]byte
+	b := connections.AppendEventID(connections.AppendEventID(ids[:0]))
+	r.access(s, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: string(b[:connections.IDLen]),
+		messageID: string(b[connections.IDLen:]), start: start, status: rt.integ.MockStatus(), integ: integ})
+}
+
 // accessConn is access for the session of c (none: nothing is logged),
 // on stage st.
 func (r *Router) accessConn(c connections.Conn, st *stage, a *accessLine) {

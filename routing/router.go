@@ -631,14 +631,17 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	// The message's request id and time are made only once something
 	// needs them: tracing, an access log, an event, an error frame. The
 	// inline answer of a body-only mock needs none of them.
+	// With an access log only, the time is taken now and the id once a
+	// path needs it: the inline answer makes its own (accessInline).
 	var now time.Time
 	var requestID string
 	var tr *msgTrace // nil: tracing off
-	if r.tracer != nil || st.access != nil {
+	switch {
+	case r.tracer != nil:
 		now, requestID = time.Now(), connections.NewID()
-		if r.tracer != nil {
-			tr = r.startMessage(s, st, requestID)
-		}
+		tr = r.startMessage(s, st, requestID)
+	case st.access != nil:
+		now = time.Now()
 	}
 	if rt == nil {
 		st.noRouteIn.Inc()
@@ -678,14 +681,15 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	if rt.inline && !m.Binary && tr == nil && !r.debugOn() {
 		d := r.answerInline(c, rt, m.Data, valid)
 		if st.access != nil {
-			// The line is all a stage's access log needs: no event.
-			r.access(s, st, &accessLine{key: rt.key, eventType: EventMessage, requestID: requestID,
-				messageID: connections.NewID(), start: now, status: rt.integ.MockStatus(), integ: d})
+			r.accessInline(s, st, rt, now, d)
 		}
 		return
 	}
 	if requestID == "" {
-		now, requestID = time.Now(), connections.NewID()
+		requestID = connections.NewID()
+		if now.IsZero() {
+			now = time.Now()
+		}
 	}
 	call := r.messageCall(s, st, rt, m, requestID, now, tr)
 	switch {
