@@ -114,6 +114,7 @@ type JWT struct {
 // were verified, and what decides whether they still hold.
 type verifiedToken struct {
 	claims   jwt.MapClaims // read-only once cached: identities share it
+	strs     map[string]any // claims stringified (Identity.ClaimStrings), as shared
 	scopes   []string
 	nbf, iat time.Time // zero: the token has none
 	kid      string
@@ -225,9 +226,16 @@ func (j *JWT) check(ctx context.Context, r *Request, scopes []string) (*Identity
 	if len(scopes) > 0 && !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(vt.scopes, s) }) {
 		return nil, fmt.Errorf("%w: the token has none of the scopes %v", ErrForbidden, scopes)
 	}
-	return &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes,
+	return &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes, claimStrings: vt.strs,
 		Subprotocol: selectedSubprotocol([]Source{j.o.Source}, r)}, nil
 }
+
+// RequestOnly implements RequestOnly: a JWT authorizer reads its token
+// from a header, the query string or a stage variable, and nothing else
+// of the request; not with a context.NAME identity source.
+func (j *JWT) RequestOnly() bool { return j.o.Source.Kind != FromContext }
+
+func (s scoped) RequestOnly() bool { return s.j.RequestOnly() }
 
 // verified is raw's claims once its signature, iss, exp, nbf and iat
 // hold (and its aud or client_id, route scopes aside): from the cache
@@ -253,6 +261,7 @@ func (j *JWT) verified(ctx context.Context, raw string) (*verifiedToken, error) 
 		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	vt.scopes = scopesOf(vt.claims)
+	vt.strs = stringClaims(vt.claims)
 	if j.cache == nil {
 		return vt, nil
 	}
