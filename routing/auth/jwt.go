@@ -113,7 +113,7 @@ type JWT struct {
 // verifiedToken is what a cache entry holds: the token's claims as they
 // were verified, and what decides whether they still hold.
 type verifiedToken struct {
-	claims   jwt.MapClaims // read-only once cached: identities share it
+	claims   jwt.MapClaims  // read-only once cached: identities share it
 	strs     map[string]any // claims stringified (Identity.ClaimStrings), as shared
 	scopes   []string
 	nbf, iat time.Time // zero: the token has none
