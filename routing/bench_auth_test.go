@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,15 @@ import (
 	"github.com/portico-gateway/portico/routing/auth"
 )
 
-var benchKey, _ = rsa.GenerateKey(rand.Reader, 2048)
+// benchKey is made on first use: a 2048-bit key costs every test of the
+// package ~0.5 s of start-up otherwise.
+var benchKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // jwtIssuer serves an OpenID issuer's discovery document and one RS256
 // key, and returns a JWT authorizer of it reading ?token= (cache: the
@@ -33,7 +42,7 @@ func jwtIssuer(tb testing.TB, cache time.Duration, source string) (*auth.JWT, fu
 		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": url, "jwks_uri": url + "/jwks.json"})
 	})
 	mux.HandleFunc("/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &benchKey.PublicKey, KeyID: "k1", Use: "sig", Algorithm: "RS256"}}})
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &benchKey().PublicKey, KeyID: "k1", Use: "sig", Algorithm: "RS256"}}})
 	})
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
@@ -52,7 +61,7 @@ func jwtIssuer(tb testing.TB, cache time.Duration, source string) (*auth.JWT, fu
 		t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": url, "sub": sub, "aud": "bench", "scope": "bench",
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 		t.Header["kid"] = "k1"
-		s, err := t.SignedString(benchKey)
+		s, err := t.SignedString(benchKey())
 		if err != nil {
 			tb.Fatal(err)
 		}
