@@ -68,6 +68,16 @@ type Authorizer struct {
 	// Leeway (jwt, cognito) is the clock skew allowed on exp, nbf and
 	// iat. Default 60s.
 	Leeway Duration `yaml:"leeway"`
+	// TokenCacheTTL (jwt, cognito) keeps tokens that passed every check
+	// (the route's scopes aside) by their SHA-256 this long, so that a
+	// connect with the same token again skips its signature: never past
+	// the token's exp (with the leeway), nor once the issuer no longer
+	// has the key that verified it; exp, nbf, iat, audience and scopes
+	// are checked on every use. 0s: no cache. Default 300s; at most 1h.
+	TokenCacheTTL *Duration `yaml:"tokenCacheTtl"`
+	// TokenCacheSize (jwt, cognito) bounds that cache (tokens; the least
+	// recently used goes first). Default 10000.
+	TokenCacheSize int `yaml:"tokenCacheSize"`
 }
 
 // Authorizer types and authorization types.
@@ -108,6 +118,15 @@ func (a *Authorizer) applyDefaults() {
 	}
 	setDuration(&a.Timeout, auth.DefaultTimeout)
 	setDuration(&a.Leeway, auth.DefaultLeeway)
+	if a.Type == AuthorizerJWT || a.Type == AuthorizerCognito {
+		if a.TokenCacheTTL == nil {
+			d := Duration(auth.DefaultTokenCacheTTL)
+			a.TokenCacheTTL = &d
+		}
+		if a.TokenCacheSize == 0 {
+			a.TokenCacheSize = auth.DefaultTokenCacheSize
+		}
+	}
 	if len(a.IdentitySource) == 0 {
 		switch a.Type {
 		case AuthorizerToken:
@@ -215,6 +234,8 @@ func (v *validator) authorizer(key string, a Authorizer) {
 	only("jwksUri", a.JWKSURI != "", AuthorizerJWT)
 	only("secret", a.Secret != "", AuthorizerJWT)
 	only("audience", len(a.Audience) > 0, AuthorizerJWT, AuthorizerCognito)
+	only("tokenCacheTtl", a.TokenCacheTTL != nil, AuthorizerJWT, AuthorizerCognito)
+	only("tokenCacheSize", a.TokenCacheSize != 0, AuthorizerJWT, AuthorizerCognito)
 
 	if t := a.Timeout.D(); t < minAuthorizerTimeout || t > maxAuthorizerTimeout {
 		v.add(key+".timeout", "want between %s and 1h, got %s", minAuthorizerTimeout, t)
@@ -224,6 +245,12 @@ func (v *validator) authorizer(key string, a Authorizer) {
 	}
 	if a.ResultTTL != nil && (*a.ResultTTL < 0 || a.ResultTTL.D() > auth.MaxResultTTL) {
 		v.add(key+".resultTtl", "want 0s (no cache) to 1h, got %s", a.ResultTTL.D())
+	}
+	if a.TokenCacheTTL != nil && (*a.TokenCacheTTL < 0 || a.TokenCacheTTL.D() > auth.MaxTokenCacheTTL) {
+		v.add(key+".tokenCacheTtl", "want 0s (no cache) to 1h, got %s", a.TokenCacheTTL.D())
+	}
+	if a.TokenCacheSize < 0 {
+		v.add(key+".tokenCacheSize", "must not be negative, got %d", a.TokenCacheSize)
 	}
 	sources := make([]auth.Source, 0, len(a.IdentitySource))
 	for i, s := range a.IdentitySource {

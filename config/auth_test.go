@@ -61,6 +61,10 @@ func TestAuthorizerErrors(t *testing.T) {
 			`apis[0].authorizers.b.identitySource: a token authorizer takes exactly one identity source, got 2`},
 		{"resultTtl over 1h", withAuth("      tokens:\n        type: request\n        uri: http://127.0.0.1:1/\n        identitySource: [route.request.querystring.t]\n        resultTtl: 2h\n", ""),
 			`apis[0].authorizers.tokens.resultTtl: want 0s (no cache) to 1h, got 2h0m0s`},
+		{"tokenCacheTtl over 1h", withAuth("      oidc:\n        type: jwt\n        issuer: https://id.example.com/\n        audience: [x]\n        tokenCacheTtl: 2h\n", ""),
+			`apis[0].authorizers.oidc.tokenCacheTtl: want 0s (no cache) to 1h, got 2h0m0s`},
+		{"tokenCacheSize on request", withAuth("      tokens:\n        type: request\n        uri: http://127.0.0.1:1/\n        identitySource: [route.request.querystring.t]\n        tokenCacheSize: 5\n", ""),
+			`apis[0].authorizers.tokens.tokenCacheSize: only jwt and cognito authorizers have tokenCacheSize`},
 		{"bad region", beforeStages("    region: mars"), `bad.yaml:3: apis[0].region: "mars" is not an AWS region name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +92,13 @@ func TestAuthorizerDefaults(t *testing.T) {
 	}
 	if a.Region != "us-east-1" || a.AccountID != "123456789012" || a.Routes["$default"].AuthorizationType != AuthNone {
 		t.Errorf("API defaults: %q %q %q", a.Region, a.AccountID, a.Routes["$default"].AuthorizationType)
+	}
+	j, err := Parse("jwt.yaml", []byte(withAuth("      oidc:\n        type: jwt\n        issuer: https://id.example.com/\n        audience: [x]\n", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := j.APIs[0].Authorizers["oidc"]; o.TokenCacheTTL == nil || o.TokenCacheTTL.D().Seconds() != 300 || o.TokenCacheSize != 10000 {
+		t.Errorf("jwt token cache defaults: %+v", o)
 	}
 	zero := withAuth("      tokens:\n        type: request\n        uri: http://127.0.0.1:1/\n        identitySource: [route.request.querystring.t]\n        resultTtl: 0s\n", "")
 	f, err = Parse("zero.yaml", []byte(zero))

@@ -137,11 +137,18 @@ func (s *authorizerSet) named(name string) (auth.Authorizer, error) {
 }
 
 func (s *authorizerSet) jwtOptions(name string, c config.Authorizer, src auth.Source, typ, issuer string, secret []byte) auth.JWTOptions {
-	return auth.JWTOptions{
+	o := auth.JWTOptions{
 		Name: name, API: s.api.Name, Type: typ, Issuer: issuer, Audience: c.Audience, JWKSURI: c.JWKSURI,
 		Source: src, Secret: secret, Leeway: c.Leeway.D(), Timeout: c.Timeout.D(),
-		Keys: s.keys, Now: s.g.now, Metrics: s.g.metrics,
+		TokenCacheSize: c.TokenCacheSize, Keys: s.keys, Now: s.g.now, Metrics: s.g.metrics,
 	}
+	if c.TokenCacheTTL != nil {
+		o.TokenCacheTTL = c.TokenCacheTTL.D()
+		if o.TokenCacheTTL == 0 {
+			o.TokenCacheTTL = -1 // 0s in the file: no cache
+		}
+	}
+	return o
 }
 
 // anyOf admits a token any of several user pools accepts: the first

@@ -328,9 +328,11 @@ if [[ $what == auth || $what == all ]]; then
 	# machine's drift hits them all alike. Connect variants: NONE; CUSTOM
 	# with a REQUEST authorizer (resultTtl 300s) and a TOKEN authorizer,
 	# each with one shared token (cached: one authorizer call) and with a
-	# token per connection (uncached: a call per connection); JWT with a
-	# distinct RS256 token per connection (no result cache; verified on the
-	# gateway). The authorizer and the issuer are portico-load authorizer.
+	# token per connection (uncached: a call per connection); JWT with one
+	# shared RS256 token (jwt-cached: its signature verified once, then
+	# from the verified-token cache) and with a distinct token per
+	# connection (jwt: every signature verified on the gateway). The
+	# authorizer and the issuer are portico-load authorizer.
 	# Then posts to a gateway with management.auth none and one with iam
 	# (every POST SigV4-signed by the generator, as an SDK signs it).
 	conns=${AUTH_CONNECTIONS:-5000}
@@ -365,9 +367,10 @@ if [[ $what == auth || $what == all ]]; then
 		[request-uncached]="request_api|custom|--token u-ROUND --token-per-connection --token-query token|--token warm-ROUND --token-query token"
 		[token-cached]="token_api|custom|--token shared-ROUND --header Authorization:{token}|--token warm-ROUND --header Authorization:{token}"
 		[token-uncached]="token_api|custom|--token u-ROUND --token-per-connection --header Authorization:{token}|--token warm-ROUND --header Authorization:{token}"
+		[jwt-cached]="jwt_api|jwt|--token-file $tmp/jwts.txt --token-query token|--token-file $tmp/jwts.txt --token-query token"
 		[jwt]="jwt_api|jwt|--token-file $tmp/jwts.txt --token-per-connection --token-query token|--token-file $tmp/jwts.txt --token-query token"
 	)
-	order=(none request-cached request-uncached token-cached token-uncached jwt)
+	order=(none request-cached request-uncached token-cached token-uncached jwt-cached jwt)
 	for r in $(seq "${REPS:-3}"); do
 		for v in "${order[@]}"; do
 			IFS='|' read -r api_var auth_var flags warm <<<"${variant[$v]}"

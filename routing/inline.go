@@ -81,3 +81,21 @@ func (r *Router) connectInline(st *stage, rt *route, res *connections.ConnectRes
 	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 	return res
 }
+
+// connectInlineAuthorized is connectInline behind an authorizer that
+// reads nothing but the request (auth.RequestOnly: a JWT authorizer):
+// what the full path answers — the authorizer's refusal, throttling and
+// API keys after it, its subprotocol — without the CONNECT event.
+func (r *Router) connectInlineAuthorized(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, rt *route, res *connections.ConnectResult) *connections.ConnectResult {
+	if refused := r.authorizeRequest(ctx, r.authRequest(req, st, req.Request.URL.Query()), s, st); refused != nil {
+		return refused
+	}
+	if refused := r.admit(st, s, req.Request, s.x.auth.UsageIdentifierKey); refused != nil {
+		return refused
+	}
+	out := r.connectInline(st, rt, res)
+	if p := s.x.auth.Subprotocol; p != "" && out == res {
+		res.Header.Set("Sec-Websocket-Protocol", p)
+	}
+	return out
+}

@@ -156,7 +156,10 @@ type route struct {
 	spanName string             // "route {key}", the name of its spans
 	integ    *integration.Route // nil: no integration
 	authz    auth.Authorizer    // nil: none
-	twoWay   bool
+	// authzRequestOnly: authz reads nothing but the request
+	// (auth.RequestOnly), so an inline $connect needs no event for it.
+	authzRequestOnly bool
+	twoWay           bool
 	// inline: a mock answering from the message body alone, with no
 	// channels to evaluate: a message is answered without an event
 	// (answerInline) when nothing records it (no tracing, no access log).
@@ -333,6 +336,9 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 				in:  r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "in"),
 				out: r.m.Messages.WithLabelValues(r.apiName, sc.Name, key, "out"),
 			}
+			if ro, ok := rc.Authorizer.(auth.RequestOnly); ok {
+				rt.authzRequestOnly = ro.RequestOnly()
+			}
 			if limiter != nil {
 				rt.limit = limiter.Route(sc.Name, key)
 			}
@@ -449,10 +455,15 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
 		return res
 	}
-	if rt.inline && rt.authz == nil && r.tracer == nil && !r.debugOn() {
+	if rt.inline && r.tracer == nil && !r.debugOn() {
 		// A mock $connect answering from nothing but the (absent) body:
 		// its status decides, and no event is built for it.
-		return r.connectInline(st, rt, res)
+		switch {
+		case rt.authz == nil:
+			return r.connectInline(st, rt, res)
+		case rt.authzRequestOnly:
+			return r.connectInlineAuthorized(ctx, req, s, st, rt, res)
+		}
 	}
 	if requestID == "" {
 		requestID = connections.NewID()
@@ -518,14 +529,28 @@ const (
 // the refusal (401, 403 or 500).
 func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, ev *Event) *connections.ConnectResult {
 	rc := &ev.RequestContext
-	q := req.Request.URL.Query()
-	ar := &auth.Request{
+	ar := r.authRequest(req, st, ev.MultiValueQueryStringParameters)
+	ar.Context = rc.contextValue
+	ar.EventHeaders, ar.EventMultiValueHeaders, ar.RequestContext = ev.Headers, ev.MultiValueHeaders, rc
+	return r.authorizeRequest(ctx, ar, s, st)
+}
+
+// authRequest is the authorizer's view of the $connect request req
+// without the event: q is its query, parsed (nil: none).
+func (r *Router) authRequest(req *connections.ConnectRequest, st *stage, q url.Values) *auth.Request {
+	if q == nil {
+		q = url.Values{}
+	}
+	return &auth.Request{
 		Method: req.Request.Method, Path: req.Request.URL.Path, RawPath: req.Request.URL.RawPath,
 		Host: req.Request.Host, Header: req.Request.Header, Query: q, RawQuery: req.Request.URL.RawQuery,
 		SourceIP: req.Info.SourceIP, API: r.apiName, APIID: r.apiID, Stage: st.name, RouteKey: RouteConnect,
-		StageVariables: st.vars, Context: rc.contextValue,
-		EventHeaders: ev.Headers, EventMultiValueHeaders: ev.MultiValueHeaders, RequestContext: rc,
+		StageVariables: st.vars,
 	}
+}
+
+// authorizeRequest runs the $connect authorizer on ar, as authorize.
+func (r *Router) authorizeRequest(ctx context.Context, ar *auth.Request, s *session, st *stage) *connections.ConnectResult {
 	id, err := st.connect.authz.Authorize(ctx, ar)
 	if err == nil && id == nil {
 		err = fmt.Errorf("%w: the authorizer returned no identity", auth.ErrAuthorizerFailure)
@@ -562,13 +587,9 @@ func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest,
 // do; Cognito user pools {"claims": {...}} as REST APIs do. Claims are
 // strings too.
 func authorizerContext(id *auth.Identity) map[string]any {
-	claims := func() map[string]any {
-		m := make(map[string]any, len(id.Claims))
-		for k, v := range id.Claims {
-			m[k] = auth.Stringify(v)
-		}
-		return m
-	}
+	// Shared by the connections of one token, as the identity's claims
+	// are: events only read it.
+	claims := id.ClaimStrings
 	switch id.Type {
 	case auth.TypeJWT:
 		var scopes any // null without scopes, as AWS sends it

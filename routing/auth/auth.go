@@ -178,6 +178,36 @@ type Identity struct {
 	// browser fails a handshake that offered protocols and got none
 	// back); "" otherwise.
 	Subprotocol string
+
+	claimStrings map[string]any // Claims stringified, shared by the identities of one verified token; nil: made on demand
+}
+
+// ClaimStrings is Claims with every value stringified, as events carry
+// them (requestContext.authorizer.jwt.claims). The JWT authorizer makes
+// it once per verified token and every identity of that token shares
+// it: read-only.
+func (id *Identity) ClaimStrings() map[string]any {
+	if id.claimStrings != nil || id.Claims == nil {
+		return id.claimStrings
+	}
+	return stringClaims(id.Claims)
+}
+
+func stringClaims(claims map[string]any) map[string]any {
+	m := make(map[string]any, len(claims))
+	for k, v := range claims {
+		m[k] = Stringify(v)
+	}
+	return m
+}
+
+// RequestOnly is implemented by authorizers that may read nothing of a
+// Request but Method, Path, RawPath, Host, Header, Query, RawQuery,
+// SourceIP, the API, stage and route names and StageVariables (no
+// Context, EventHeaders, RequestContext or RequestEvent): a transport
+// may skip building its event for them when RequestOnly reports true.
+type RequestOnly interface {
+	RequestOnly() bool
 }
 
 // Strings is the identity flattened to strings, as a connection's record

@@ -11,64 +11,97 @@ const DefaultCacheSize = 10000
 
 // resultCache keeps authorizer answers for a TTL, at most max of them
 // (the least recently used goes first). Safe for concurrent use.
-type resultCache struct {
+type resultCache = lruCache[string, *Answer]
+
+func newResultCache(size int, ttl time.Duration, now func() time.Time) *resultCache {
+	return newLRUCache[string, *Answer](size, ttl, now)
+}
+
+// lruCache keeps values until their expiry (at most ttl after they were
+// put), at most max of them: the least recently used goes first. Safe
+// for concurrent use.
+type lruCache[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
 	ttl   time.Duration
 	now   func() time.Time
-	items map[string]*list.Element
+	items map[K]*list.Element
 	order list.List // front: most recently used
 }
 
-type cacheEntry struct {
-	key     string
-	answer  *Answer
+type cacheEntry[K comparable, V any] struct {
+	key     K
+	value   V
 	expires time.Time
 }
 
-func newResultCache(size int, ttl time.Duration, now func() time.Time) *resultCache {
-	return &resultCache{max: size, ttl: ttl, now: now, items: make(map[string]*list.Element)}
+func newLRUCache[K comparable, V any](size int, ttl time.Duration, now func() time.Time) *lruCache[K, V] {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	return &lruCache[K, V]{max: size, ttl: ttl, now: now, items: make(map[K]*list.Element)}
 }
 
-// get returns the answer cached under key, if it has not expired.
-func (c *resultCache) get(key string) (*Answer, bool) {
+// get returns the value cached under key, if it has not expired.
+func (c *lruCache[K, V]) get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
-	e := el.Value.(*cacheEntry)
+	e := el.Value.(*cacheEntry[K, V])
 	if !c.now().Before(e.expires) {
 		c.order.Remove(el)
 		delete(c.items, key)
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.order.MoveToFront(el)
-	return e.answer, true
+	return e.value, true
 }
 
-// put caches a under key for the TTL.
-func (c *resultCache) put(key string, a *Answer) {
+// put caches v under key for the TTL.
+func (c *lruCache[K, V]) put(key K, v V) {
+	c.putUntil(key, v, time.Time{})
+}
+
+// putUntil caches v under key for the TTL, or until expires when that
+// is sooner (zero: no sooner).
+func (c *lruCache[K, V]) putUntil(key K, v V, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	exp := c.now().Add(c.ttl)
+	if !expires.IsZero() && expires.Before(exp) {
+		exp = expires
+	}
 	if el, ok := c.items[key]; ok {
-		e := el.Value.(*cacheEntry)
-		e.answer, e.expires = a, exp
+		e := el.Value.(*cacheEntry[K, V])
+		e.value, e.expires = v, exp
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[key] = c.order.PushFront(&cacheEntry{key: key, answer: a, expires: exp})
+	c.items[key] = c.order.PushFront(&cacheEntry[K, V]{key: key, value: v, expires: exp})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)
-		delete(c.items, last.Value.(*cacheEntry).key)
+		delete(c.items, last.Value.(*cacheEntry[K, V]).key)
+	}
+}
+
+// remove drops the entry under key, if any.
+func (c *lruCache[K, V]) remove(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.Remove(el)
+		delete(c.items, key)
 	}
 }
 
 // len is the number of entries, expired ones included.
-func (c *resultCache) len() int {
+func (c *lruCache[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()

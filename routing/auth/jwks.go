@@ -51,11 +51,11 @@ type KeyCache struct {
 }
 
 type keySet struct {
-	jwksURI     string // "" until discovered
-	keys        map[string]jose.JSONWebKey
-	fetchedAt   time.Time // last successful fetch
-	attemptedAt time.Time // last fetch, successful or not
-	fetching    bool      // a fetch is in flight: callers wait for it
+	jwksURI     string                      // "" until discovered
+	keys        map[string]*jose.JSONWebKey // replaced whole on each fetch: a key's pointer names one fetch of it
+	fetchedAt   time.Time                   // last successful fetch
+	attemptedAt time.Time                   // last fetch, successful or not
+	fetching    bool                        // a fetch is in flight: callers wait for it
 }
 
 // NewKeyCache returns an empty cache. client nil: http.DefaultClient;
@@ -93,11 +93,11 @@ func (c *KeyCache) Key(ctx context.Context, issuer, jwksURI, kid string, timeout
 	inFlight := ks.fetching
 	c.mu.Unlock()
 	if found && fresh {
-		return &k, nil
+		return k, nil
 	}
 	if !mayFetch && !inFlight {
 		if found {
-			return &k, nil // stale, but refetching failed a moment ago
+			return k, nil // stale, but refetching failed a moment ago
 		}
 		return nil, fmt.Errorf("%w: %q", errUnknownKID, kid)
 	}
@@ -109,11 +109,25 @@ func (c *KeyCache) Key(ctx context.Context, issuer, jwksURI, kid string, timeout
 	c.mu.Unlock()
 	switch {
 	case found:
-		return &k, nil
+		return k, nil
 	case err != nil:
 		return nil, err
 	}
 	return nil, fmt.Errorf("%w: %q", errUnknownKID, kid)
+}
+
+// Current reports whether k is still issuer's key kid as last fetched,
+// and fresh (fetched less than DefaultKeysMaxAge ago). It never fetches:
+// a verified-token cache asks it whether the key that verified a token
+// is still the issuer's, and verifies the token afresh when it is not.
+func (c *KeyCache) Current(issuer, kid string, k *jose.JSONWebKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ks := c.sets[issuer]
+	if ks == nil || ks.fetchedAt.IsZero() || c.now().Sub(ks.fetchedAt) >= DefaultKeysMaxAge {
+		return false
+	}
+	return ks.keys[kid] == k
 }
 
 // refresh fetches issuer's keys (discovering jwks_uri first if needed).
@@ -149,7 +163,7 @@ func (c *KeyCache) refresh(ctx context.Context, issuer string, timeout time.Dura
 	if err := c.getJSON(ctx, uri, &raw); err != nil {
 		return err
 	}
-	keys := make(map[string]jose.JSONWebKey, len(raw.Keys))
+	keys := make(map[string]*jose.JSONWebKey, len(raw.Keys))
 	for _, r := range raw.Keys {
 		var k jose.JSONWebKey
 		if err := k.UnmarshalJSON(r); err != nil || !k.Valid() {
@@ -162,7 +176,7 @@ func (c *KeyCache) refresh(ctx context.Context, issuer string, timeout time.Dura
 			k = k.Public()
 		}
 		if _, dup := keys[k.KeyID]; !dup {
-			keys[k.KeyID] = k
+			keys[k.KeyID] = &k
 		}
 	}
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/portico-gateway/portico/metrics"
@@ -16,6 +18,15 @@ import (
 
 // DefaultLeeway is the clock skew allowed on exp, nbf and iat.
 const DefaultLeeway = 60 * time.Second
+
+// Verified-token cache defaults: a JWT authorizer keeps this many
+// verified tokens, each for at most this long (and never past its exp).
+const (
+	DefaultTokenCacheSize = 10000
+	DefaultTokenCacheTTL  = 300 * time.Second
+	// MaxTokenCacheTTL bounds TokenCacheTTL.
+	MaxTokenCacheTTL = time.Hour
+)
 
 // signedAlgs are the asymmetric algorithms a JWT authorizer accepts;
 // HS256 is added only when a shared secret is configured. "none" never
@@ -58,6 +69,15 @@ type JWTOptions struct {
 	Keys *KeyCache
 	// Client fetches keys when Keys is nil. nil: http.DefaultClient.
 	Client *http.Client
+	// TokenCacheSize bounds the verified-token cache (entries; the least
+	// recently used goes first). 0: DefaultTokenCacheSize.
+	TokenCacheSize int
+	// TokenCacheTTL is the longest a verified token is used from the
+	// cache without verifying its signature again; an entry also ends
+	// when the token expires (exp plus Leeway) and when the key that
+	// verified it is no longer the issuer's. 0: DefaultTokenCacheTTL;
+	// negative: no cache, every token is verified.
+	TokenCacheTTL time.Duration
 	// Now is the clock for exp, nbf and iat. nil: time.Now.
 	Now func() time.Time
 	// Metrics receives AuthorizerRequests. nil: not counted.
@@ -75,11 +95,30 @@ type JWTOptions struct {
 // TypeCognito is AWS's Cognito user pool authorizer: it also requires
 // token_use "id" or "access" and checks aud (id tokens) or client_id
 // (access tokens) against the app client ids.
+//
+// Tokens that pass every check but the route's scopes are cached by
+// their SHA-256 (TokenCacheSize, TokenCacheTTL), as Envoy's jwt_authn
+// caches them: a connect with the same token again skips the signature
+// but not the checks of time (exp, nbf, iat against the clock now),
+// audience and scopes. A token that fails is never cached; a tampered
+// token has another hash, and is verified.
 type JWT struct {
 	o      JWTOptions
 	algs   []string
 	parser *jwt.Parser
+	cache  *lruCache[[sha256.Size]byte, *verifiedToken] // nil: no cache
 	count  counters
+}
+
+// verifiedToken is what a cache entry holds: the token's claims as they
+// were verified, and what decides whether they still hold.
+type verifiedToken struct {
+	claims   jwt.MapClaims  // read-only once cached: identities share it
+	strs     map[string]any // claims stringified (Identity.ClaimStrings), as shared
+	scopes   []string
+	nbf, iat time.Time // zero: the token has none
+	kid      string
+	key      *jose.JSONWebKey // the issuer's key that verified it; nil: HS256 (the configured secret)
 }
 
 var _ Authorizer = (*JWT)(nil)
@@ -97,6 +136,8 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 		return nil, fmt.Errorf("auth: JWT authorizer %q needs an audience", o.Name)
 	case o.Source.Kind == 0:
 		return nil, fmt.Errorf("auth: authorizer %q needs an identity source", o.Name)
+	case o.TokenCacheTTL > MaxTokenCacheTTL:
+		return nil, fmt.Errorf("auth: authorizer %q: token cache TTL %s (want at most %s)", o.Name, o.TokenCacheTTL, MaxTokenCacheTTL)
 	}
 	if o.Leeway <= 0 {
 		o.Leeway = DefaultLeeway
@@ -110,11 +151,20 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Keys == nil {
 		o.Keys = NewKeyCache(o.Client, o.Now, 0)
 	}
+	if o.TokenCacheSize <= 0 {
+		o.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if o.TokenCacheTTL == 0 {
+		o.TokenCacheTTL = DefaultTokenCacheTTL
+	}
 	algs := slices.Clone(signedAlgs)
 	if len(o.Secret) > 0 {
 		algs = append(algs, "HS256")
 	}
 	j := &JWT{o: o, algs: algs, count: newCounters(o.Metrics, o.API, o.Name)}
+	if o.TokenCacheTTL > 0 {
+		j.cache = newLRUCache[[sha256.Size]byte, *verifiedToken](o.TokenCacheSize, o.TokenCacheTTL, o.Now)
+	}
 	j.parser = jwt.NewParser(
 		jwt.WithValidMethods(algs),
 		jwt.WithIssuer(o.Issuer),
@@ -166,27 +216,88 @@ func (j *JWT) check(ctx context.Context, r *Request, scopes []string) (*Identity
 		return nil, fmt.Errorf("%w: the identity source is missing or empty", ErrUnauthorized)
 	}
 	raw := trimBearer(v)
-	claims := jwt.MapClaims{}
-	_, err := j.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) { return j.key(ctx, t) })
+	vt, err := j.verified(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.audience(vt.claims, scopes); err != nil {
+		return nil, err
+	}
+	if len(scopes) > 0 && !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(vt.scopes, s) }) {
+		return nil, fmt.Errorf("%w: the token has none of the scopes %v", ErrForbidden, scopes)
+	}
+	return &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes, claimStrings: vt.strs,
+		Subprotocol: selectedSubprotocol([]Source{j.o.Source}, r)}, nil
+}
+
+// RequestOnly implements RequestOnly: a JWT authorizer reads its token
+// from a header, the query string or a stage variable, and nothing else
+// of the request; not with a context.NAME identity source.
+func (j *JWT) RequestOnly() bool { return j.o.Source.Kind != FromContext }
+
+func (s scoped) RequestOnly() bool { return s.j.RequestOnly() }
+
+// verified is raw's claims once its signature, iss, exp, nbf and iat
+// hold (and its aud or client_id, route scopes aside): from the cache
+// when raw was verified before and still holds now, else verified and
+// then cached.
+func (j *JWT) verified(ctx context.Context, raw string) (*verifiedToken, error) {
+	var sum [sha256.Size]byte
+	if j.cache != nil {
+		sum = sha256.Sum256([]byte(raw))
+		if vt, hit := j.cache.get(sum); hit {
+			if j.stillValid(vt) {
+				return vt, nil
+			}
+			j.cache.remove(sum)
+		}
+	}
+	vt := &verifiedToken{claims: jwt.MapClaims{}}
+	_, err := j.parser.ParseWithClaims(raw, vt.claims, func(t *jwt.Token) (any, error) { return j.key(ctx, t, vt) })
 	if err != nil {
 		if errors.Is(err, ErrAuthorizerFailure) {
 			return nil, fmt.Errorf("authorizer %s: %w", j.o.Name, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	tokenScopes := scopesOf(claims)
-	if err := j.audience(claims, scopes); err != nil {
+	vt.scopes = scopesOf(vt.claims)
+	vt.strs = stringClaims(vt.claims)
+	if j.cache == nil {
+		return vt, nil
+	}
+	// Cached only when every check but the route's scopes passed:
+	// a token of another audience is refused again in full.
+	if err := j.audience(vt.claims, nil); err != nil {
 		return nil, err
 	}
-	if len(scopes) > 0 && !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(tokenScopes, s) }) {
-		return nil, fmt.Errorf("%w: the token has none of the scopes %v", ErrForbidden, scopes)
+	exp, _ := vt.claims.GetExpirationTime() // required: the parser checked it
+	if nbf, _ := vt.claims.GetNotBefore(); nbf != nil {
+		vt.nbf = nbf.Time
 	}
-	return &Identity{Type: j.o.Type, Claims: claims, Scopes: tokenScopes,
-		Subprotocol: selectedSubprotocol([]Source{j.o.Source}, r)}, nil
+	if iat, _ := vt.claims.GetIssuedAt(); iat != nil {
+		vt.iat = iat.Time
+	}
+	if exp != nil {
+		j.cache.putUntil(sum, vt, exp.Add(j.o.Leeway))
+	}
+	return vt, nil
 }
 
-// key picks the key that verifies t, refusing what must never verify.
-func (j *JWT) key(ctx context.Context, t *jwt.Token) (any, error) {
+// stillValid reports whether a cached token holds now as it held when it
+// was verified: exp (the entry ends with it), nbf and iat against the
+// clock with the leeway, as the parser checks them, and the key that
+// verified it is still the issuer's.
+func (j *JWT) stillValid(vt *verifiedToken) bool {
+	now := j.o.Now().Add(j.o.Leeway)
+	if (!vt.nbf.IsZero() && now.Before(vt.nbf)) || (!vt.iat.IsZero() && now.Before(vt.iat)) {
+		return false
+	}
+	return vt.key == nil || j.o.Keys.Current(j.o.Issuer, vt.kid, vt.key)
+}
+
+// key picks the key that verifies t, refusing what must never verify,
+// and notes it in vt.
+func (j *JWT) key(ctx context.Context, t *jwt.Token, vt *verifiedToken) (any, error) {
 	for _, h := range []string{"jku", "x5u"} {
 		if u, ok := t.Header[h]; ok && (j.o.JWKSURI == "" || u != j.o.JWKSURI) {
 			return nil, fmt.Errorf("the token's %s header names a key URL that is not this issuer's", h)
@@ -207,6 +318,7 @@ func (j *JWT) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if !keyFits(k, alg) {
 		return nil, fmt.Errorf("key %q does not verify %s signatures", kid, alg)
 	}
+	vt.kid, vt.key = kid, k
 	return k.Key, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -333,10 +336,34 @@ func TestJWTFromSubprotocol(t *testing.T) {
 	}
 }
 
+// BenchmarkJWT is one RS256 token authorized again and again: after the
+// first, from the verified-token cache.
 func BenchmarkJWT(b *testing.B) {
 	is := newIssuer(b)
 	is.add("rsa", rsaKey)
 	j := newTestJWT(b, is, TypeJWT, []string{"my-app"}, nil, func() time.Time { return testNow })
+	r := bearer(sign(b, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, nil), nil))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := j.Authorize(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJWTUncached is BenchmarkJWT with the verified-token cache
+// off: every token's signature verified (a connect with a new token).
+func BenchmarkJWTUncached(b *testing.B) {
+	is := newIssuer(b)
+	is.add("rsa", rsaKey)
+	src, _ := ParseSource("route.request.header.Authorization")
+	clock := func() time.Time { return testNow }
+	j, err := NewJWT(JWTOptions{Name: "oidc", Type: TypeJWT, Issuer: is.url, Audience: []string{"my-app"}, Source: src,
+		Keys: NewKeyCache(is.srv.Client(), clock, time.Minute), Now: clock, TokenCacheTTL: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
 	r := bearer(sign(b, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, nil), nil))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -387,5 +414,187 @@ func TestJWTColdStartBurst(t *testing.T) {
 	}
 	if got := is.jwksHits.Load(); got != 1 {
 		t.Errorf("%d key fetches for a burst, want 1", got)
+	}
+}
+
+// The verified-token cache: a cached token skips its signature, never
+// its other checks, and nothing but a token that passed gets in.
+func TestJWTTokenCache(t *testing.T) {
+	is := newIssuer(t)
+	is.add("rsa", rsaKey)
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	src, _ := ParseSource("route.request.header.Authorization")
+	newJ := func(size int) *JWT {
+		j, err := NewJWT(JWTOptions{Name: "oidc", Type: TypeJWT, Issuer: is.url, Audience: []string{"my-app"}, Source: src,
+			Keys: NewKeyCache(is.srv.Client(), clock, time.Minute), Now: clock, TokenCacheSize: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	ctx := context.Background()
+
+	t.Run("a tampered sibling of a cached token is refused", func(t *testing.T) {
+		j := newJ(0)
+		tok := sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, jwt.MapClaims{"sub": "u-1"}), nil)
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatalf("the cached token again: %v", err)
+		}
+		if n := j.cache.len(); n != 1 {
+			t.Fatalf("%d cached tokens, want 1", n)
+		}
+		// Same header and signature, claims of someone else.
+		parts := strings.Split(tok, ".")
+		other := strings.Split(sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, jwt.MapClaims{"sub": "admin"}), nil), ".")
+		forged := parts[0] + "." + other[1] + "." + parts[2]
+		// And the cached token with a character of its signature changed
+		// (not the last: its low bits do not decode).
+		i := len(tok) - 10
+		flipped := tok[:i] + map[bool]string{true: "A", false: "B"}[tok[i] != 'A'] + tok[i+1:]
+		for name, bad := range map[string]string{"claims swapped": forged, "signature changed": flipped} {
+			if _, err := j.Authorize(ctx, bearer(bad)); !errors.Is(err, ErrUnauthorized) {
+				t.Errorf("%s: got %v, want ErrUnauthorized", name, err)
+			}
+		}
+		if n := j.cache.len(); n != 1 {
+			t.Errorf("%d cached tokens after refusals, want 1: a refused token was cached", n)
+		}
+	})
+
+	t.Run("a cached token expires with its exp", func(t *testing.T) {
+		j := newJ(0)
+		c := claimsFor(is.url, jwt.MapClaims{"iat": clock().Unix(), "exp": clock().Add(2 * time.Minute).Unix()})
+		tok := sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", c, nil)
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatal(err)
+		}
+		advance(2*time.Minute + DefaultLeeway - time.Second) // within the leeway still
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatalf("within the leeway: %v", err)
+		}
+		advance(2 * time.Second) // past exp + leeway
+		if _, err := j.Authorize(ctx, bearer(tok)); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("an expired cached token: got %v, want ErrUnauthorized", err)
+		}
+	})
+
+	t.Run("a cached token is not used past the cache TTL", func(t *testing.T) {
+		j := newJ(0)
+		c := claimsFor(is.url, jwt.MapClaims{"iat": clock().Unix(), "exp": clock().Add(24 * time.Hour).Unix()})
+		tok := sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", c, nil)
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatal(err)
+		}
+		vt, _ := j.cache.get(sha256.Sum256([]byte(tok)))
+		advance(DefaultTokenCacheTTL)
+		if _, hit := j.cache.get(sha256.Sum256([]byte(tok))); hit {
+			t.Error("the entry outlived the cache TTL")
+		}
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatalf("verified again: %v", err)
+		}
+		if again, _ := j.cache.get(sha256.Sum256([]byte(tok))); again == vt || again == nil {
+			t.Error("the token was not verified and cached afresh")
+		}
+	})
+
+	t.Run("refused tokens are not cached", func(t *testing.T) {
+		j := newJ(0)
+		for _, tok := range []string{
+			sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, jwt.MapClaims{"aud": "other-app"}), nil),
+			sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor("https://evil.example.com", nil), nil),
+			sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa", claimsFor(is.url, nil), nil),
+		} {
+			for range 2 {
+				if _, err := j.Authorize(ctx, bearer(tok)); !errors.Is(err, ErrUnauthorized) {
+					t.Errorf("got %v, want ErrUnauthorized", err)
+				}
+			}
+		}
+		if n := j.cache.len(); n != 0 {
+			t.Errorf("%d refused tokens cached", n)
+		}
+	})
+
+	t.Run("the route's scopes are checked on a cached token", func(t *testing.T) {
+		j := newJ(0)
+		tok := sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, jwt.MapClaims{"scope": "chat/read"}), nil)
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.WithScopes([]string{"chat/admin"}).Authorize(ctx, bearer(tok)); !errors.Is(err, ErrForbidden) {
+			t.Errorf("a cached token without the route's scope: got %v, want ErrForbidden", err)
+		}
+	})
+
+	t.Run("the bound holds", func(t *testing.T) {
+		j := newJ(3)
+		var toks []string
+		for i := range 5 {
+			toks = append(toks, sign(t, jwt.SigningMethodRS256, rsaKey, "rsa", claimsFor(is.url, jwt.MapClaims{"sub": "u-" + strconv.Itoa(i)}), nil))
+			if _, err := j.Authorize(ctx, bearer(toks[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := j.cache.len(); n != 3 {
+			t.Errorf("%d cached tokens, want the bound 3", n)
+		}
+		if _, hit := j.cache.get(sha256.Sum256([]byte(toks[0]))); hit {
+			t.Error("the least recently used token is still cached")
+		}
+	})
+
+	t.Run("no cache", func(t *testing.T) {
+		j, err := NewJWT(JWTOptions{Name: "oidc", Type: TypeJWT, Issuer: is.url, Audience: []string{"my-app"}, Source: src,
+			Keys: NewKeyCache(is.srv.Client(), clock, time.Minute), Now: clock, TokenCacheTTL: -1})
+		if err != nil || j.cache != nil {
+			t.Fatalf("TokenCacheTTL -1: cache %v, %v", j.cache, err)
+		}
+		if _, err := NewJWT(JWTOptions{Name: "oidc", Type: TypeJWT, Issuer: is.url, Audience: []string{"my-app"}, Source: src,
+			TokenCacheTTL: 2 * time.Hour}); err == nil {
+			t.Error("a TTL over an hour was accepted")
+		}
+	})
+}
+
+// A token cached while its key was the issuer's is verified again once
+// the issuer has rotated that key out, and refused.
+func TestJWTTokenCacheKeyRotation(t *testing.T) {
+	is := newIssuer(t)
+	is.add("k1", rsaKey)
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	j := newTestJWT(t, is, TypeJWT, []string{"my-app"}, nil, clock)
+	ctx := context.Background()
+	tok := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", claimsFor(is.url, nil), nil)
+	for range 2 {
+		if _, err := j.Authorize(ctx, bearer(tok)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The issuer replaces k1 (a compromised key, say) with another key
+	// under the same kid; a token naming a new kid makes the gateway
+	// fetch the keys again.
+	newKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	is.mu.Lock()
+	is.keys["k1"] = newKey
+	is.keys["k2"] = newKey
+	is.mu.Unlock()
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	fresh := sign(t, jwt.SigningMethodRS256, newKey, "k2", claimsFor(is.url, jwt.MapClaims{"iat": clock().Unix()}), nil)
+	if _, err := j.Authorize(ctx, bearer(fresh)); err != nil {
+		t.Fatalf("a token of the new key: %v", err)
+	}
+	if _, err := j.Authorize(ctx, bearer(tok)); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("a cached token of the rotated-out key: got %v, want ErrUnauthorized", err)
 	}
 }
