@@ -293,16 +293,31 @@ const upperHex = "0123456789ABCDEF"
 // appendEscapedPath escapes every byte but the unreserved ones and '/'
 // (httpbinding.EscapePath(p, false)).
 func appendEscapedPath(b []byte, p string) []byte {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' {
-			b = append(b, c)
-		} else {
-			b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+	for i := 0; i < len(p); {
+		// Runs of bytes kept as they are are copied at once.
+		j := i
+		for j < len(p) && pathKept[p[j]] {
+			j++
 		}
+		b = append(b, p[i:j]...)
+		if j == len(p) {
+			break
+		}
+		c := p[j]
+		b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		i = j + 1
 	}
 	return b
 }
+
+// pathKept marks the bytes appendEscapedPath keeps: the unreserved ones
+// and '/'.
+var pathKept = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
+	}
+	return t
+}()
 
 // appendStripped appends v with leading and trailing spaces removed and
 // inner runs of spaces made one (v4Internal.StripExcessSpaces), then,
