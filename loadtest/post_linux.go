@@ -136,6 +136,7 @@ func (p *post) run(ctx context.Context) error {
 			statuses := map[string]int64{}
 			var firstErr string
 			body := make([]byte, 0, 64+o.MessageBytes)
+			var extra []byte // the signature's header lines, reused
 			ka := newKeepAlive(mu0.Host, 10*time.Second)
 			defer ka.close()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
@@ -150,19 +151,20 @@ func (p *post) run(ctx context.Context) error {
 				n := seq.Add(1)
 				id := ids[(n-1)%uint64(len(ids))]
 				body = appendStamp(body[:0], n, p.r.stamp(), o.MessageBytes)
-				var extra []byte
+				target := rawPath + client.EscapeConnectionID(id)
+				extra = extra[:0]
 				if signer != nil {
 					// Each call signed afresh, as an SDK signs it; the
 					// HTTP latency starts after the signing.
 					var err error
-					if extra, err = signer.sign(ctx, mu0.Host, path, rawPath, id, body, time.Now()); err != nil {
+					if extra, err = signer.sign(ctx, extra, mu0.Host, path, rawPath, id, target, body, time.Now()); err != nil {
 						statuses["error"]++
 						firstErr = err.Error()
 						continue
 					}
 				}
 				t0 := time.Now()
-				status, answer, err := ka.post(rawPath+client.EscapeConnectionID(id), body, extra)
+				status, answer, err := ka.post(target, body, extra)
 				posts.Add(1)
 				if err != nil {
 					if ctx.Err() == nil {

@@ -6,9 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,10 +39,21 @@ type postSigner struct {
 	key atomic.Pointer[dayKey] // the signing key of the last day signed for
 }
 
-// dayKey is a signing key and its day (YYYYMMDD).
+// dayKey is a signing key and its day (YYYYMMDD), with HMACs keyed with
+// it, reset and reused.
 type dayKey struct {
-	day string
-	key []byte
+	day  string
+	key  []byte
+	macs sync.Pool // of *dayMAC
+}
+
+// dayMAC is a pooled HMAC, room for its sum, and the buffer the
+// canonical request is written into (what an HMAC's Write is given
+// escapes, so it is kept here rather than on the stack).
+type dayMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	buf []byte
 }
 
 func newPostSigner(accessKey, secretKey, region string) *postSigner {
@@ -52,52 +64,86 @@ func newPostSigner(accessKey, secretKey, region string) *postSigner {
 	}
 }
 
-// sign returns the header lines ("Name: value\r\n"...) that sign a POST
-// of body to host and the path base + connectionID, where base is the
-// stage's @connections path ("/dev/@connections/") and rawBase its
-// escaped form.
-func (s *postSigner) sign(ctx context.Context, host, base, rawBase, connectionID string, body []byte, now time.Time) ([]byte, error) {
+// sign appends to dst the header lines ("Name: value\r\n"...) that sign
+// a POST of body to host and the path base + connectionID, where base is
+// the stage's @connections path ("/dev/@connections/"), rawBase its
+// escaped form and target the path as sent (rawBase and the escaped id).
+func (s *postSigner) sign(ctx context.Context, dst []byte, host, base, rawBase, connectionID, target string, body []byte, now time.Time) ([]byte, error) {
 	if s.creds.SessionToken == "" {
-		return s.signFast(host, rawBase+client.EscapeConnectionID(connectionID), body, now), nil
+		return s.signFast(dst, host, target, body, now), nil
 	}
-	return s.signSDK(ctx, host, base, rawBase, connectionID, body, now)
+	out, err := s.signSDK(ctx, host, base, rawBase, connectionID, body, now)
+	return append(dst, out...), err
 }
 
 // signFast is sign for credentials without a session token: the
 // canonical request of a POST whose signed headers are host and
-// X-Amz-Date, written directly. wirePath is the path as sent.
-func (s *postSigner) signFast(host, wirePath string, body []byte, now time.Time) []byte {
-	now = now.UTC()
-	amzDate := now.Format("20060102T150405Z")
+// X-Amz-Date, written directly into a pooled buffer. wirePath is
+// the path as sent.
+func (s *postSigner) signFast(dst []byte, host, wirePath string, body []byte, now time.Time) []byte {
+	var dateBuf [16]byte
+	amzDate := now.UTC().AppendFormat(dateBuf[:0], "20060102T150405Z")
 	day := amzDate[:8]
 	dk := s.key.Load()
-	if dk == nil || dk.day != day {
+	if dk == nil || dk.day != string(day) {
 		k := []byte("AWS4" + s.creds.SecretAccessKey)
-		for _, part := range []string{day, s.region, client.SigningName, "aws4_request"} {
+		for _, part := range []string{string(day), s.region, client.SigningName, "aws4_request"} {
 			k = hmacSHA256(k, part)
 		}
-		dk = &dayKey{day: day, key: k}
+		dk = &dayKey{day: string(day), key: k}
+		dk.macs.New = func() any { return &dayMAC{h: hmac.New(sha256.New, k), buf: make([]byte, 0, 512)} }
 		s.key.Store(dk) // signers racing at midnight store equal keys
 	}
 	// The canonical URI escapes the wire path once more, segment by
-	// segment, as the SDK does for execute-api.
-	var canon strings.Builder
-	canon.Grow(160 + 2*len(wirePath))
-	canon.WriteString("POST\n")
-	for i, seg := range strings.Split(wirePath, "/") {
-		if i > 0 {
-			canon.WriteByte('/')
+	// segment, as the SDK does for execute-api: every byte but the
+	// unreserved ones and the '/' between segments.
+	m := dk.macs.Get().(*dayMAC)
+	canon := append(m.buf[:0], "POST\n"...)
+	for i := 0; i < len(wirePath); i++ {
+		c := wirePath[i]
+		if c == '/' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			canon = append(canon, c)
+		} else {
+			canon = append(canon, '%', upperHexDigits[c>>4], upperHexDigits[c&0x0f])
 		}
-		canon.WriteString(client.EscapeConnectionID(seg))
 	}
 	sum := sha256.Sum256(body)
-	canon.WriteString("\n\nhost:" + host + "\nx-amz-date:" + amzDate + "\n\nhost;x-amz-date\n" + hex.EncodeToString(sum[:]))
-	scope := day + "/" + s.region + "/" + client.SigningName + "/aws4_request"
-	ch := sha256.Sum256([]byte(canon.String()))
-	sig := hex.EncodeToString(hmacSHA256(dk.key, "AWS4-HMAC-SHA256\n"+amzDate+"\n"+scope+"\n"+hex.EncodeToString(ch[:])))
-	return []byte("Authorization: AWS4-HMAC-SHA256 Credential=" + s.creds.AccessKeyID + "/" + scope +
-		", SignedHeaders=host;x-amz-date, Signature=" + sig + "\r\nX-Amz-Date: " + amzDate + "\r\n")
+	canon = append(canon, "\n\nhost:"...)
+	canon = append(canon, host...)
+	canon = append(canon, "\nx-amz-date:"...)
+	canon = append(canon, amzDate...)
+	canon = append(canon, "\n\nhost;x-amz-date\n"...)
+	canon = hex.AppendEncode(canon, sum[:])
+	ch := sha256.Sum256(canon)
+	// The scope, then the string to sign, in the same buffer.
+	sts := append(canon[:0], day...)
+	sts = append(sts, '/')
+	sts = append(sts, s.region...)
+	sts = append(sts, "/"+client.SigningName+"/aws4_request"...)
+	scopeLen := len(sts)
+	sts = append(sts, "AWS4-HMAC-SHA256\n"...)
+	sts = append(sts, amzDate...)
+	sts = append(sts, '\n')
+	sts = append(sts, sts[:scopeLen]...)
+	sts = append(sts, '\n')
+	sts = hex.AppendEncode(sts, ch[:])
+	m.buf = sts
+	m.h.Reset()
+	m.h.Write(sts[scopeLen:])
+	sig := m.h.Sum(m.sum[:0])
+	dst = append(dst, "Authorization: AWS4-HMAC-SHA256 Credential="...)
+	dst = append(dst, s.creds.AccessKeyID...)
+	dst = append(dst, '/')
+	dst = append(dst, sts[:scopeLen]...)
+	dst = append(dst, ", SignedHeaders=host;x-amz-date, Signature="...)
+	dst = hex.AppendEncode(dst, sig)
+	dk.macs.Put(m)
+	dst = append(dst, "\r\nX-Amz-Date: "...)
+	dst = append(dst, amzDate...)
+	return append(dst, "\r\n"...)
 }
+
+const upperHexDigits = "0123456789ABCDEF"
 
 func hmacSHA256(key []byte, data string) []byte {
 	m := hmac.New(sha256.New, key)

@@ -102,6 +102,7 @@ type Handler struct {
 	metrics http.Handler
 	log     *slog.Logger
 	console *console // nil without Options.Console
+	counts  *requestCounters
 }
 
 // NewHandler returns the management HTTP handler.
@@ -116,7 +117,8 @@ func NewHandler(opts Options) *Handler {
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	h := &Handler{opts: opts, metrics: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), log: opts.Logger}
+	h := &Handler{opts: opts, metrics: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), log: opts.Logger,
+		counts: &requestCounters{vec: opts.Metrics.ManagementRequests}}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -207,7 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := start(w)
 	w = rw
 	defer func() {
-		h.opts.Metrics.ManagementRequests.WithLabelValues(op, statusLabel(rw.status)).Inc()
+		h.counts.inc(op, rw.status)
 	}()
 	o := &cluster.Op{Kind: op, Stage: stage, ID: id}
 	// The body is read first: the signature covers its hash.

@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // What every @connections call needs of its own, in one allocation: the
@@ -63,4 +66,41 @@ func statusLabel(status int) string {
 		return statusLabels[status]
 	}
 	return strconv.Itoa(status)
+}
+
+// requestCounters are ManagementRequests' counters of the @connections
+// operations, resolved once per (operation, status) and then read without
+// hashing the label values or taking the vector's lock: the post path
+// counts every call.
+type requestCounters struct {
+	vec *prometheus.CounterVec
+	c   [3][600]atomic.Pointer[prometheus.Counter] // post, get, delete by status
+}
+
+// requestOps are the operations requestCounters holds, in its order.
+var requestOps = [3]string{"post", "get", "delete"}
+
+// inc counts one call of op answered status.
+func (rc *requestCounters) inc(op string, status int) {
+	i := -1
+	switch op {
+	case "post":
+		i = 0
+	case "get":
+		i = 1
+	case "delete":
+		i = 2
+	}
+	if i < 0 || status < 0 || status >= len(rc.c[0]) {
+		rc.vec.WithLabelValues(op, statusLabel(status)).Inc()
+		return
+	}
+	p := rc.c[i][status].Load()
+	if p == nil {
+		// Callers racing here resolve the same child counter.
+		c := rc.vec.WithLabelValues(requestOps[i], statusLabel(status))
+		p = &c
+		rc.c[i][status].Store(p)
+	}
+	(*p).Inc()
 }

@@ -251,13 +251,17 @@ func FromHTTP(r *http.Request, body []byte) *Request {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
+	var query url.Values // nil without a query string: no map to make
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
 	return &Request{
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		RawPath:  rawPath,
 		Host:     r.Host,
 		Header:   r.Header,
-		Query:    r.URL.Query(),
+		Query:    query,
 		RawQuery: r.URL.RawQuery,
 		Body:     body,
 		SourceIP: ip,

@@ -3,6 +3,7 @@ package sigv4
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"hash"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portico-gateway/portico/routing/auth"
 )
@@ -28,7 +30,7 @@ import (
 type derivedKey struct {
 	day  string // 20060102
 	key  [sha256.Size]byte
-	macs sync.Pool // of hash.Hash: hmac.New(sha256.New, key)
+	macs sync.Pool // of *mac: hmac.New(sha256.New, key)
 }
 
 // keyState is what the verifier keeps per access key.
@@ -40,31 +42,37 @@ type keyState struct {
 // signingKey returns the key's signing key for day: HMAC("AWS4"+secret,
 // day, region, service, "aws4_request"), derived once per day (the
 // newest day is kept; a request of the day before derives it again).
-func (v *Verifier) signingKey(ks *keyState, day string) *derivedKey {
-	if d := ks.derived.Load(); d != nil && d.day == day {
+func (v *Verifier) signingKey(ks *keyState, dayBytes []byte) *derivedKey {
+	if d := ks.derived.Load(); d != nil && d.day == string(dayBytes) {
 		return d
 	}
+	day := string(dayBytes)
 	d := &derivedKey{day: day}
 	k := hmacSum([]byte("AWS4"+ks.key.SecretAccessKey), day)
 	k = hmacSum(k, v.region)
 	k = hmacSum(k, v.service)
 	copy(d.key[:], hmacSum(k, terminator))
-	d.macs.New = func() any { return hmac.New(sha256.New, d.key[:]) }
+	d.macs.New = func() any { return &mac{h: hmac.New(sha256.New, d.key[:])} }
 	if cur := ks.derived.Load(); cur == nil || cur.day < day {
 		ks.derived.Store(d)
 	}
 	return d
 }
 
-// sign returns hex(HMAC(signing key, msg)) in a new slice.
-func (d *derivedKey) sign(msg []byte) []byte {
-	mac := d.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(msg)
-	var out [sha256.Size]byte
-	sig := hex.AppendEncode(make([]byte, 0, 2*sha256.Size), mac.Sum(out[:0]))
-	d.macs.Put(mac)
-	return sig
+// mac is a pooled HMAC keyed with a signing key, and room for its sum
+// (a sum through the hash.Hash interface would otherwise escape).
+type mac struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// sign writes hex(HMAC(signing key, msg)) into out.
+func (d *derivedKey) sign(out *[2 * sha256.Size]byte, msg []byte) {
+	m := d.macs.Get().(*mac)
+	m.h.Reset()
+	m.h.Write(msg)
+	hex.Encode(out[:], m.h.Sum(m.sum[:0]))
+	d.macs.Put(m)
 }
 
 func hmacSum(key []byte, data string) []byte {
@@ -79,15 +87,51 @@ var canonicalBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); r
 // headerSignature is the signature of a header-form request r with
 // signature s: its hex value and the signed-header list it covers
 // (sorted, deduplicated, with what the SDK always adds), or a refusal
-// for a request that cannot be signed at all.
+// for a request that cannot be signed at all. Verify uses
+// checkHeaderSignature, which makes neither string.
 func (v *Verifier) headerSignature(r *auth.Request, s *signature, ks *keyState) (sig []byte, signedHeaders string, err error) {
-	bp := canonicalBuffers.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= 64<<10 {
-			canonicalBuffers.Put(bp)
-		}
-	}()
+	var out [2 * sha256.Size]byte
+	bp, signed, err := v.signHeaders(r, s, ks, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	signedHeaders = string(signed)
+	releaseCanonical(bp)
+	return out[:], signedHeaders, nil
+}
+
+// checkHeaderSignature signs a header-form request again and compares
+// the signatures in constant time.
+func (v *Verifier) checkHeaderSignature(r *auth.Request, s *signature, ks *keyState) error {
+	var sig [2 * sha256.Size]byte
+	bp, signed, err := v.signHeaders(r, s, ks, &sig)
+	if err != nil {
+		return err
+	}
+	defer releaseCanonical(bp)
+	if subtle.ConstantTimeCompare(sig[:], []byte(s.value)) == 1 {
+		return nil
+	}
+	return mismatchSigned(s, string(signed))
+}
+
+// releaseCanonical returns a canonical-request buffer to its pool.
+func releaseCanonical(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		canonicalBuffers.Put(bp)
+	}
+}
+
+// signHeaders writes the signature of a header-form request into out and
+// returns the pooled buffer it used (for releaseCanonical) and, inside
+// it, the signed-header list the signature covers.
+func (v *Verifier) signHeaders(r *auth.Request, s *signature, ks *keyState, out *[2 * sha256.Size]byte) (bp *[]byte, signedHeaders []byte, err error) {
+	bp = canonicalBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
+	fail := func(err error) (*[]byte, []byte, error) {
+		releaseCanonical(bp)
+		return nil, nil, err
+	}
 
 	// Which headers are signed, as the SDK ends up with them: host
 	// always, content-length when listed (and positive), x-amz-date
@@ -114,14 +158,14 @@ func (v *Verifier) headerSignature(r *auth.Request, s *signature, ks *keyState) 
 			if perr != nil || n <= 0 {
 				// The SDK only signs a positive length; AWS SDKs never
 				// sign "0" (they leave content-length out).
-				return nil, "", mismatch("content-length is signed but is not a positive number")
+				return fail(mismatch("content-length is signed but is not a positive number"))
 			}
 			contentLength = n
 		}
 		list = append(list, h)
 	}
 	if !dateSigned {
-		return nil, "", incomplete("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.")
+		return fail(incomplete("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."))
 	}
 	slices.Sort(list)
 	list = slices.Compact(list)
@@ -145,7 +189,7 @@ func (v *Verifier) headerSignature(r *auth.Request, s *signature, ks *keyState) 
 	b = append(b, '\n')
 	// Canonical headers.
 	var amzDate [len(amzDateFormat)]byte
-	date := s.date.UTC().AppendFormat(amzDate[:0], amzDateFormat)
+	date := appendAmzDate(amzDate[:0], s.date.UTC())
 	for _, h := range list {
 		b = append(b, h...)
 		b = append(b, ':')
@@ -182,17 +226,20 @@ func (v *Verifier) headerSignature(r *auth.Request, s *signature, ks *keyState) 
 		}
 		b = append(b, h...)
 	}
-	signedHeaders = string(b[start:])
+	end := len(b)
 	b = append(b, '\n')
 	sum := sha256.Sum256(r.Body)
 	b = hex.AppendEncode(b, sum[:])
 	canonical := sha256.Sum256(b)
 
-	// The string to sign, in the same buffer.
-	day := string(date[:8])
-	b = append(b[:0], algorithm+"\n"...)
+	// The string to sign, after the canonical request in the same buffer
+	// (which keeps the signed-header list for the caller).
+	b = b[:end]
+	sts := len(b)
+	b = append(b, algorithm+"\n"...)
 	b = append(b, date...)
 	b = append(b, '\n')
+	day := date[:8]
 	b = append(b, day...)
 	b = append(b, '/')
 	b = append(b, v.region...)
@@ -200,9 +247,23 @@ func (v *Verifier) headerSignature(r *auth.Request, s *signature, ks *keyState) 
 	b = append(b, v.service...)
 	b = append(b, "/"+terminator+"\n"...)
 	b = hex.AppendEncode(b, canonical[:])
-	sig = v.signingKey(ks, day).sign(b)
+	v.signingKey(ks, day).sign(out, b[sts:])
 	*bp = b
-	return sig, signedHeaders, nil
+	return bp, b[start:end], nil
+}
+
+// appendAmzDate appends t (UTC) as X-Amz-Date writes it,
+// 20060102T150405Z; what time.Format does for years of four digits,
+// without reading the layout.
+func appendAmzDate(b []byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, amzDateFormat)
+	}
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10),
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), byte('0'+mi/10), byte('0'+mi%10), byte('0'+s/10), byte('0'+s%10), 'Z')
 }
 
 // uriPath is the path the SDK signs of the URL {Opaque: "//" + host +
@@ -232,16 +293,31 @@ const upperHex = "0123456789ABCDEF"
 // appendEscapedPath escapes every byte but the unreserved ones and '/'
 // (httpbinding.EscapePath(p, false)).
 func appendEscapedPath(b []byte, p string) []byte {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' {
-			b = append(b, c)
-		} else {
-			b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+	for i := 0; i < len(p); {
+		// Runs of bytes kept as they are are copied at once.
+		j := i
+		for j < len(p) && pathKept[p[j]] {
+			j++
 		}
+		b = append(b, p[i:j]...)
+		if j == len(p) {
+			break
+		}
+		c := p[j]
+		b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		i = j + 1
 	}
 	return b
 }
+
+// pathKept marks the bytes appendEscapedPath keeps: the unreserved ones
+// and '/'.
+var pathKept = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
+	}
+	return t
+}()
 
 // appendStripped appends v with leading and trailing spaces removed and
 // inner runs of spaces made one (v4Internal.StripExcessSpaces), then,

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-gateway/portico/routing/auth"
 )
@@ -51,7 +52,7 @@ func FuzzSigV4Header(f *testing.F) {
 		if strings.ContainsFunc(ae.Message, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			t.Fatalf("message holds control characters: %q", ae.Message)
 		}
-		if s, err := parseAuthorization(authz); err == nil {
+		if s := (&signature{}); parseAuthorization(s, authz) == nil {
 			if !strings.Contains(authz, s.accessKeyID) || !strings.Contains(authz, s.value) || !strings.Contains(authz, s.signedHeadersRaw) {
 				t.Fatalf("parsed fields not from the header: %+v", s)
 			}
@@ -61,3 +62,28 @@ func FuzzSigV4Header(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAmzDate: parseAmzDate accepts what time.Parse accepts with
+// X-Amz-Date's layout, and reads the same time.
+func FuzzAmzDate(f *testing.F) {
+	for _, s := range []string{"20240101T000000Z", "20240229T235959Z", "20230229T000000Z", "20241301T000000Z",
+		"20240100T000000Z", "20240101T240000Z", "20240101T006000Z", "20240101T000060Z", "00000101T000000Z",
+		"2024011T000000Z", "20240101t000000Z", "2024-101T000000Z", "20240101T000000", "+2024101T000000Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := time.Parse(amzDateFormat, s)
+		got, ok := parseAmzDate(s)
+		if ok != (err == nil) {
+			t.Fatalf("%q: parseAmzDate ok %v, time.Parse error %v", s, ok, err)
+		}
+		if ok && !got.Equal(want) {
+			t.Fatalf("%q: parseAmzDate %v, time.Parse %v", s, got, want)
+		}
+		if ok && appendAmzDateString(got) != s {
+			t.Fatalf("%q: formats back as %q", s, appendAmzDateString(got))
+		}
+	})
+}
+
+func appendAmzDateString(t time.Time) string { return string(appendAmzDate(nil, t)) }

@@ -3,6 +3,7 @@ package sigv4
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,8 +44,10 @@ type signature struct {
 	presigned bool
 	// The credential scope: AccessKeyID/Date/Region/Service/aws4_request.
 	accessKeyID, scopeDate, region, service string
-	// signedHeaders are the lowercase names, in the order given.
+	// signedHeaders are the lowercase names, in the order given (in
+	// names when they fit: the usual list costs no allocation).
 	signedHeaders []string
+	names         [8]string
 	// signedHeadersRaw is the list as written (a;b;c).
 	signedHeadersRaw string
 	// value is the hex signature.
@@ -62,38 +65,45 @@ type signature struct {
 // one, else the query string when it carries SigV4 parameters. A request
 // with neither is ErrMissingAuthentication.
 func parse(r *auth.Request) (*signature, error) {
+	s := &signature{}
+	if err := parseInto(s, r); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseInto is parse into s.
+func parseInto(s *signature, r *auth.Request) error {
 	if h := headerValue(r, "Authorization"); h != "" {
-		s, err := parseAuthorization(h)
-		if err != nil {
-			return nil, err
+		if err := parseAuthorization(s, h); err != nil {
+			return err
 		}
 		s.dateRaw = headerValue(r, headerDate)
 		if s.dateRaw == "" {
-			return nil, incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=" + sanitize(h))
+			return incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=" + sanitize(h))
 		}
 		s.token = headerValue(r, headerSecurityToken)
-		if err := s.parseDate(); err != nil {
-			return nil, err
-		}
-		return s, nil
+		return s.parseDate()
 	}
 	q := r.Query
 	if q == nil && r.RawQuery != "" {
 		q, _ = url.ParseQuery(r.RawQuery) // pairs that do not parse are left out, as by net/http
 	}
 	if q.Get(querySignature) == "" && q.Get(queryAlgorithm) == "" && q.Get(queryCredential) == "" {
-		return nil, &auth.Error{Kind: auth.ErrForbidden, Type: TypeMissingAuthenticationToken,
+		return &auth.Error{Kind: auth.ErrForbidden, Type: TypeMissingAuthenticationToken,
 			Message: "Missing Authentication Token", Err: ErrMissingAuthentication}
 	}
-	return parseQuery(q)
+	return parseQuery(s, q)
 }
 
-// headerValue is the first value of header name, "" if absent.
+// headerValue is the first value of header name, "" if absent. name is
+// in canonical form (every caller's is a constant), so the map is read
+// directly, which is what Header.Get does after canonicalizing it.
 func headerValue(r *auth.Request, name string) string {
-	if r.Header == nil {
-		return ""
+	if vs := r.Header[name]; len(vs) > 0 {
+		return vs[0]
 	}
-	return r.Header.Get(name)
+	return ""
 }
 
 // parseAuthorization reads
@@ -102,12 +112,11 @@ func headerValue(r *auth.Request, name string) string {
 //
 // Parameters are separated by commas, with optional spaces; each appears
 // once; unknown ones are refused, as AWS does.
-func parseAuthorization(h string) (*signature, error) {
+func parseAuthorization(s *signature, h string) error {
 	alg, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
 	if alg != algorithm {
-		return nil, incomplete(fmt.Sprintf("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=%s", sanitize(h)))
+		return incomplete(fmt.Sprintf("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=%s", sanitize(h)))
 	}
-	s := &signature{}
 	var cred string
 	var haveCred, haveHeaders, haveSig bool
 	for part := range strings.SplitSeq(rest, ",") {
@@ -117,7 +126,7 @@ func parseAuthorization(h string) (*signature, error) {
 		}
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, incomplete(fmt.Sprintf("Invalid key=value pair (missing equal-sign) in Authorization header: '%s'.", sanitize(part)))
+			return incomplete(fmt.Sprintf("Invalid key=value pair (missing equal-sign) in Authorization header: '%s'.", sanitize(part)))
 		}
 		var seen *bool
 		switch k {
@@ -128,10 +137,10 @@ func parseAuthorization(h string) (*signature, error) {
 		case "Signature":
 			s.value, seen = v, &haveSig
 		default:
-			return nil, incomplete(fmt.Sprintf("Unknown parameter '%s' in Authorization header.", sanitize(k)))
+			return incomplete(fmt.Sprintf("Unknown parameter '%s' in Authorization header.", sanitize(k)))
 		}
 		if *seen {
-			return nil, incomplete(fmt.Sprintf("Duplicate parameter '%s' in Authorization header.", k))
+			return incomplete(fmt.Sprintf("Duplicate parameter '%s' in Authorization header.", k))
 		}
 		*seen = true
 	}
@@ -146,22 +155,19 @@ func parseAuthorization(h string) (*signature, error) {
 		missing = append(missing, "Authorization header requires 'SignedHeaders' parameter.")
 	}
 	if len(missing) > 0 {
-		return nil, incomplete(strings.Join(missing, " ") + " Authorization=" + sanitize(h))
+		return incomplete(strings.Join(missing, " ") + " Authorization=" + sanitize(h))
 	}
 	if err := s.parseCredential(cred); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.parseSignedHeaders(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.checkSignatureForm(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.checkSignatureForm()
 }
 
 // parseQuery reads a presigned URL's parameters.
-func parseQuery(q url.Values) (*signature, error) {
+func parseQuery(s *signature, q url.Values) error {
 	var missing []string
 	for _, k := range []string{queryAlgorithm, queryCredential, querySignature, querySignedHeaders, queryDate} {
 		if len(q[k]) == 0 {
@@ -169,47 +175,54 @@ func parseQuery(q url.Values) (*signature, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return nil, incomplete("AWS query-string parameters must include " + strings.Join(missing, ", ") + ". Re-examine the query-string parameters.")
+		return incomplete("AWS query-string parameters must include " + strings.Join(missing, ", ") + ". Re-examine the query-string parameters.")
 	}
 	for _, k := range []string{queryAlgorithm, queryCredential, querySignature, querySignedHeaders, queryDate, queryExpires, querySecurityToken} {
 		if len(q[k]) > 1 {
-			return nil, incomplete(fmt.Sprintf("Duplicate query-string parameter '%s'.", k))
+			return incomplete(fmt.Sprintf("Duplicate query-string parameter '%s'.", k))
 		}
 	}
 	if a := q.Get(queryAlgorithm); a != algorithm {
-		return nil, incomplete(fmt.Sprintf("X-Amz-Algorithm only supports \"%s\", not \"%s\".", algorithm, sanitize(a)))
+		return incomplete(fmt.Sprintf("X-Amz-Algorithm only supports \"%s\", not \"%s\".", algorithm, sanitize(a)))
 	}
-	s := &signature{presigned: true, signedHeadersRaw: q.Get(querySignedHeaders), value: q.Get(querySignature),
+	*s = signature{presigned: true, signedHeadersRaw: q.Get(querySignedHeaders), value: q.Get(querySignature),
 		dateRaw: q.Get(queryDate), token: q.Get(querySecurityToken), expires: defaultExpires}
 	if err := s.parseCredential(q.Get(queryCredential)); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.parseSignedHeaders(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.checkSignatureForm(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.parseDate(); err != nil {
-		return nil, err
+		return err
 	}
 	if e, ok := q[queryExpires]; ok {
 		n, err := strconv.ParseInt(e[0], 10, 64)
 		switch {
 		case err != nil || n < 0:
-			return nil, incomplete(fmt.Sprintf("X-Amz-Expires should be a number of seconds, not '%s'.", sanitize(e[0])))
+			return incomplete(fmt.Sprintf("X-Amz-Expires should be a number of seconds, not '%s'.", sanitize(e[0])))
 		case n > int64(maxExpires/time.Second):
-			return nil, incomplete(fmt.Sprintf("X-Amz-Expires must be less than a week (in seconds) that is 604800, not %d.", n))
+			return incomplete(fmt.Sprintf("X-Amz-Expires must be less than a week (in seconds) that is 604800, not %d.", n))
 		}
 		s.expires = time.Duration(n) * time.Second
 	}
-	return s, nil
+	return nil
 }
 
 // parseCredential splits AccessKeyID/Date/Region/Service/aws4_request.
 func (s *signature) parseCredential(cred string) error {
-	parts := strings.Split(cred, "/")
-	if len(parts) != 5 {
+	var parts [5]string
+	n := 0
+	for part := range strings.SplitSeq(cred, "/") {
+		if n < len(parts) {
+			parts[n] = part
+		}
+		n++
+	}
+	if n != len(parts) {
 		return incomplete(fmt.Sprintf("Credential should be scoped to a valid region, service and terminator: 'AccessKeyId/YYYYMMDD/region/execute-api/aws4_request', not '%s'.", sanitize(cred)))
 	}
 	if parts[4] != terminator {
@@ -231,17 +244,28 @@ func (s *signature) parseSignedHeaders() error {
 	if s.signedHeadersRaw == "" {
 		return incomplete("SignedHeaders names no header: 'host' must be signed.")
 	}
-	names := strings.Split(s.signedHeadersRaw, ";")
-	seen := make(map[string]bool, len(names))
+	names := s.names[:0]
+	var seen map[string]bool // past len(s.names) names; a scan before
 	host := false
-	for _, n := range names {
+	for n := range strings.SplitSeq(s.signedHeadersRaw, ";") {
 		if n == "" || !validHeaderName(n) || strings.ToLower(n) != n {
 			return incomplete(fmt.Sprintf("SignedHeaders must be lowercase header names separated by ';', not '%s'.", sanitize(s.signedHeadersRaw)))
 		}
-		if seen[n] {
+		// The usual two to four names are scanned; a long list goes into
+		// a map, so that its check stays linear.
+		if len(names) == len(s.names) {
+			seen = make(map[string]bool, 2*len(names))
+			for _, m := range names {
+				seen[m] = true
+			}
+		}
+		if seen != nil && seen[n] || seen == nil && slices.Contains(names, n) {
 			return incomplete(fmt.Sprintf("SignedHeaders names '%s' twice.", n))
 		}
-		seen[n] = true
+		if seen != nil {
+			seen[n] = true
+		}
+		names = append(names, n)
 		host = host || n == "host"
 	}
 	if !host {
@@ -269,8 +293,8 @@ func (s *signature) checkSignatureForm() error {
 // parseDate reads X-Amz-Date and checks that the credential scope names
 // the same day.
 func (s *signature) parseDate() error {
-	t, err := time.Parse(amzDateFormat, s.dateRaw)
-	if err != nil {
+	t, ok := parseAmzDate(s.dateRaw)
+	if !ok {
 		return incomplete(fmt.Sprintf("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\", not '%s'.", sanitize(s.dateRaw)))
 	}
 	s.date = t
@@ -280,6 +304,41 @@ func (s *signature) parseDate() error {
 				sanitize(s.scopeDate), day, s.dateRaw)}
 	}
 	return nil
+}
+
+// parseAmzDate reads an X-Amz-Date, 20060102T150405Z, in UTC: exactly
+// what time.Parse(amzDateFormat, v) accepts (sixteen bytes, every field
+// its digits, each in range, the day in its month), without reading the
+// layout. FuzzAmzDate holds the two to the same answers.
+func parseAmzDate(v string) (time.Time, bool) {
+	if len(v) != len(amzDateFormat) || v[8] != 'T' || v[15] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, j int) (int, bool) {
+		n := 0
+		for ; i < j; i++ {
+			c := v[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(4, 6)
+	d, ok3 := num(6, 8)
+	h, ok4 := num(9, 11)
+	mi, ok5 := num(11, 13)
+	sec, ok6 := num(13, 15)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if t.Day() != d { // past the month's last day: time.Date moved it on
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // validHeaderName reports whether n is an HTTP token (RFC 9110).

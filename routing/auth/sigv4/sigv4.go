@@ -273,11 +273,7 @@ func (v *Verifier) checkTime(s *signature) error {
 // SDK's signer, from the request rebuilt as it was signed.
 func (v *Verifier) checkSignature(ctx context.Context, r *auth.Request, s *signature, ks *keyState) error {
 	if !s.presigned {
-		got, signed, err := v.headerSignature(r, s, ks)
-		if err != nil {
-			return err
-		}
-		return compareBytes(s, got, signed)
+		return v.checkHeaderSignature(r, s, ks)
 	}
 	req, err := signable(r, s)
 	if err != nil {
@@ -401,6 +397,12 @@ func compareBytes(s *signature, got []byte, signedHeaders string) error {
 	if subtle.ConstantTimeCompare(got, []byte(s.value)) == 1 {
 		return nil
 	}
+	return mismatchSigned(s, signedHeaders)
+}
+
+// mismatchSigned is the refusal of a signature that did not match, when
+// the signer covered signedHeaders.
+func mismatchSigned(s *signature, signedHeaders string) error {
 	if signedHeaders != s.signedHeadersRaw {
 		// The signer signed other headers than the caller listed (an
 		// unsorted list, a header the caller signed twice): say so in
