@@ -133,3 +133,35 @@ func BenchmarkConnectMock(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMessageMockEchoUnsampled is BenchmarkMessageMockEchoTraced
+// with a sampler that records nothing, as most messages are at a
+// sampleRatio below 1: they keep the inline echo path.
+func BenchmarkMessageMockEchoUnsampled(b *testing.B) {
+	r, c := tracedEcho(b, sdktrace.NeverSample())
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Message(c, echoMsg)
+	}
+}
+
+// tracedEcho is a router with the echo route and a tracer sampling with
+// sampler, and a connection connected to it.
+func tracedEcho(tb testing.TB, sampler sdktrace.Sampler) (*Router, *nopConn) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
+	tb.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	r, err := New(Options{API: baseAPI(map[string]Route{
+		"echo": {RouteResponse: true, Integration: mock("$request.body.data")},
+	}), Tracer: tp.Tracer("bench")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info := newInfo()
+	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
+		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
+	if !res.Accepted() {
+		tb.Fatalf("connect refused: %d", res.Status)
+	}
+	info.Stage = res.Stage
+	return r, &nopConn{info: *info, state: res.State}
+}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/portico-gateway/portico/accesslog"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing/integration"
@@ -268,5 +270,25 @@ func TestInlineMockAccessLogAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { r.Message(c, echoMsg) }); n > limit {
 		t.Errorf("%v allocations per message, want at most %v", n, limit)
+	}
+}
+
+// A message the sampler does not choose keeps the inline echo path: its
+// spans record nothing, so it need not take the full path (an event, a
+// call) the way a sampled message does. The full path is told apart by
+// its allocations.
+func TestUnsampledEchoStaysInline(t *testing.T) {
+	allocs := map[string]float64{}
+	for name, sampler := range map[string]sdktrace.Sampler{"never": sdktrace.NeverSample(), "always": sdktrace.AlwaysSample()} {
+		r, nc := tracedEcho(t, sampler)
+		c := &sentConn{info: nc.info, state: nc.state}
+		r.Message(c, echoMsg)
+		if len(c.sent) != 1 || c.sent[0] != "hello" {
+			t.Fatalf("%s: sent %q, want [hello]", name, c.sent)
+		}
+		allocs[name] = testing.AllocsPerRun(500, func() { r.Message(nc, echoMsg) })
+	}
+	if allocs["never"]*3 >= allocs["always"]*2 {
+		t.Errorf("an unsampled echo allocates %v times, a sampled one %v: the unsampled one took the full path", allocs["never"], allocs["always"])
 	}
 }

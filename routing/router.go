@@ -699,7 +699,10 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 			return
 		}
 	}
-	if rt.inline && !m.Binary && tr == nil && !r.debugOn() {
+	if rt.inline && !m.Binary && !tr.recording() && !r.debugOn() {
+		// An unsampled message's spans record nothing: end them and
+		// answer inline like an untraced one.
+		tr.end()
 		d := r.answerInline(c, rt, m.Data, valid)
 		if st.access != nil {
 			r.accessInline(s, st, rt, now, d)

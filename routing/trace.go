@@ -75,6 +75,10 @@ func (t *msgTrace) route(r *Router, rt *route) {
 		integration.AttrAPI.String(r.apiName), integration.AttrRouteKey.String(rt.key)))
 }
 
+// recording reports whether the message's spans will be exported (the
+// sampler chose it); false for a nil *msgTrace.
+func (t *msgTrace) recording() bool { return t != nil && t.server.IsRecording() }
+
 // context is the context of the message's integration call.
 func (t *msgTrace) context(fallback context.Context) context.Context {
 	if t == nil {
