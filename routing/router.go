@@ -659,8 +659,12 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 	var tr *msgTrace // nil: tracing off
 	switch {
 	case r.tracer != nil:
-		now, requestID = time.Now(), connections.NewID()
-		tr = r.startMessage(s, st, requestID)
+		now = time.Now()
+		tr = r.startMessage(s, st)
+		if tr.recording() { // an unsampled message makes its id only if a path needs it
+			requestID = connections.NewID()
+			tr.server.SetAttributes(integration.AttrRequestID.String(requestID))
+		}
 	case st.access != nil:
 		now = time.Now()
 	}

@@ -56,12 +56,12 @@ type msgTrace struct {
 	server, rte trace.Span
 }
 
-// startMessage starts the server span of a message on s's connection.
-func (r *Router) startMessage(s *session, st *stage, requestID string) *msgTrace {
+// startMessage starts the server span of a message on s's connection;
+// the caller adds the request id when the span is recording.
+func (r *Router) startMessage(s *session, st *stage) *msgTrace {
 	ctx, span := integration.StartServer(r.ctx, r.tracer, spanMessage, nil,
 		integration.AttrAPI.String(r.apiName), integration.AttrStage.String(st.name),
-		integration.AttrEventType.String(EventMessage), integration.AttrConnectionID.String(s.connectionID),
-		integration.AttrRequestID.String(requestID))
+		integration.AttrEventType.String(EventMessage), integration.AttrConnectionID.String(s.connectionID))
 	return &msgTrace{ctx: ctx, server: span}
 }
 
