@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -91,8 +92,13 @@ func checkResponse(data []byte, end int, key string) ([]byte, error) {
 	head := data[:end]
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	// "HTTP/1.1 101 Switching Protocols": version, code, reason.
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[7] < '0' || line[7] > '9' || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
 		return nil, fmt.Errorf("reading the handshake response: malformed status line %q", line)
+	}
+	for _, c := range line {
+		if c < 0x20 || c == 0x7f { // a bare LF would end the line for net/http
+			return nil, fmt.Errorf("reading the handshake response: malformed status line %q", line)
+		}
 	}
 	code, err := strconv.Atoi(string(line[9:12]))
 	if err != nil || code < 100 {
@@ -107,9 +113,12 @@ func checkResponse(data []byte, end int, key string) ([]byte, error) {
 	base64.StdEncoding.Encode(want[:], sum[:])
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
+		if len(line) == 0 {
 			continue // the blank line that ends the head
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !validHeaderLine(name, value) {
+			return nil, fmt.Errorf("reading the handshake response: malformed header line %q", line)
 		}
 		value = bytes.TrimSpace(value)
 		switch {
@@ -134,6 +143,26 @@ func checkResponse(data []byte, end int, key string) ([]byte, error) {
 		return append([]byte(nil), data[end:]...), nil
 	}
 	return nil, nil
+}
+
+// validHeaderLine reports whether a header line of a response is one
+// net/http would read: a non-empty name of token characters (RFC 9110)
+// and a value without control characters other than tab.
+func validHeaderLine(name, value []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	for _, c := range value {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // asciiEqualFold reports whether b is s, ignoring ASCII case.
