@@ -67,8 +67,8 @@ func (r *Router) startMessage(s *session, st *stage) *msgTrace {
 
 // route starts the route span once the message's route is known.
 func (t *msgTrace) route(r *Router, rt *route) {
-	if t == nil {
-		return
+	if !t.recording() {
+		return // an unsampled message's children would record nothing either
 	}
 	t.server.SetAttributes(integration.AttrRouteKey.String(rt.key))
 	t.ctx, t.rte = r.tracer.Start(t.ctx, rt.spanName, trace.WithAttributes(
