@@ -593,7 +593,15 @@ func (c *goConn) onPong(string) error {
 // onClose answers the peer's close frame as the epoll server does: with
 // its code and no reason, or with an empty close frame when it had no
 // code (closePayload).
-func (c *goConn) onClose(code int, _ string) error {
+func (c *goConn) onClose(code int, text string) error {
+	// The client's code is recorded before the reply goes out: a Close
+	// (a shutdown's 1001) that comes once the client has the reply must
+	// not take its place in $disconnect.
+	if code == websocket.CloseNoStatusReceived {
+		c.markClosing(CloseNoStatus, ReasonNoStatus)
+	} else {
+		c.markClosing(code, text)
+	}
 	_ = c.ws.WriteControl(websocket.CloseMessage, closePayload(code, ""), time.Now().Add(closeGrace))
 	return nil
 }
