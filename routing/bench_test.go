@@ -61,22 +61,7 @@ func BenchmarkMessageMockEcho(b *testing.B) {
 // tracing on and every trace sampled (spans recorded, none exported):
 // the cost of the message, route and integration spans.
 func BenchmarkMessageMockEchoTraced(b *testing.B) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	defer func() { _ = tp.Shutdown(context.Background()) }()
-	r, err := New(Options{API: baseAPI(map[string]Route{
-		"echo": {RouteResponse: true, Integration: mock("$request.body.data")},
-	}), Tracer: tp.Tracer("bench")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	info := newInfo()
-	res := r.Connect(context.Background(), &connections.ConnectRequest{Info: info,
-		Request: httptest.NewRequest("GET", "http://gw.example.com/prod", nil)})
-	if !res.Accepted() {
-		b.Fatalf("connect refused: %d", res.Status)
-	}
-	info.Stage = res.Stage
-	c := &nopConn{info: *info, state: res.State}
+	r, c := tracedEcho(b, sdktrace.AlwaysSample())
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Message(c, echoMsg)
