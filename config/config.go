@@ -44,6 +44,15 @@ type File struct {
 	// when set, wins.
 	GCPercent int `yaml:"gcPercent"`
 
+	// GCPercentMax is the highest GC target a busy gateway gets: while
+	// the collector takes more than 5% of the process's CPU the target
+	// doubles from GCPercent up to this, halves back when it costs
+	// little, and returns to GCPercent (the busy period's garbage handed
+	// back to the OS) once the gateway is idle. Equal to GCPercent: a
+	// fixed target. Default 400, or GCPercent when that is higher. Not
+	// used when GOGC is set.
+	GCPercentMax int `yaml:"gcPercentMax"`
+
 	// APIs are the APIs this gateway serves (WebSocket, HTTP and REST
 	// APIs). At least one.
 	APIs []API `yaml:"apis"`

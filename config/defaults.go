@@ -62,6 +62,7 @@ func (f *File) ApplyDefaults() {
 	setString(&f.Management.MetricsAuth, f.Management.Auth)
 	setString(&f.Storage.Type, defaultStorageType)
 	setInt(&f.GCPercent, 50)
+	setInt(&f.GCPercentMax, max(400, f.GCPercent))
 	setDuration(&f.Storage.NodeTTL, storage.DefaultNodeTTL)
 	setDuration(&f.Storage.TouchInterval, cluster.DefaultTouchInterval)
 	setString(&f.Storage.Redis.Prefix, redis.DefaultPrefix)

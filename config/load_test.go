@@ -232,6 +232,8 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:1: shutdownTimeout: must not be negative, got -5s`}},
 		{"short table name", "storage: {type: dynamodb, dynamodb: {table: x}}\n" + base,
 			[]string{`bad.yaml:1: storage.dynamodb.table: "x" is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _ . -)`}},
+		{"gc ceiling below its floor", "gcPercent: 100\ngcPercentMax: 80\n" + base,
+			[]string{`bad.yaml:2: gcPercentMax: want gcPercent (100, a fixed target) to 10000, got 80`}},
 		{"negative keepalive", "listen: {tcpKeepAlive: -1s}\n" + base,
 			[]string{`bad.yaml:1: listen.tcpKeepAlive: must not be negative (0s turns it off), got -1s`}},
 	} {
@@ -316,6 +318,8 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"shutdownTimeout", f.ShutdownTimeout.D(), 30 * time.Second},
+		{"gcPercent", f.GCPercent, 50},
+		{"gcPercentMax", f.GCPercentMax, 400},
 		{"management.address", f.Management.Address, "127.0.0.1:9090"},
 		{"storage.type", f.Storage.Type, "memory"},
 		{"log.level", f.Log.Level, "info"},

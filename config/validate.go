@@ -68,6 +68,9 @@ func (f *File) Validate() error {
 	if f.GCPercent < 10 || f.GCPercent > 1000 {
 		v.add("gcPercent", "want 10 to 1000, got %d", f.GCPercent)
 	}
+	if f.GCPercentMax < f.GCPercent || f.GCPercentMax > 10000 {
+		v.add("gcPercentMax", "want gcPercent (%d, a fixed target) to 10000, got %d", f.GCPercent, f.GCPercentMax)
+	}
 	if !slices.Contains([]string{"memory", "redis", "dynamodb"}, f.Storage.Type) {
 		v.add("storage.type", "unknown storage type %q (supported: memory, redis, dynamodb)", f.Storage.Type)
 	}

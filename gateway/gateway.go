@@ -30,6 +30,7 @@ import (
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/config"
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/gctune"
 	"github.com/portico-gateway/portico/internal/certs"
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/metrics"
@@ -74,6 +75,8 @@ type Gateway struct {
 	iam        auth.Authorizer  // AWS_IAM routes; nil: none may be configured
 	sigv4      auth.Authorizer  // the configured credentials' SigV4 check (refuses everything without credentials)
 	now        func() time.Time // authorizer clocks; nil: time.Now
+	gcTuning   bool             // WithGCTuning
+	tuner      *gctune.Tuner    // the GC target's controller, from Start; nil: none
 	authClient *http.Client     // authorizer and integration calls
 	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
 	// proxyTransport carries every http_proxy integration's requests.
@@ -100,6 +103,12 @@ type apiRuntime struct {
 
 // Option changes how New builds a gateway.
 type Option func(*Gateway)
+
+// WithGCTuning makes the gateway own the process's Go GC target while it
+// runs: gcPercent when idle, up to gcPercentMax while the collector is
+// costly (package gctune). Without it the gateway leaves the GC alone;
+// cmd/portico asks for it unless GOGC is set.
+func WithGCTuning() Option { return func(g *Gateway) { g.gcTuning = true } }
 
 // WithLogger makes the gateway log to log instead of a logger built from
 // the configuration's log section (on standard error).
@@ -502,6 +511,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.serveREST()
 	g.log.Info("management listening", "address", g.mgmtLn.Addr().String())
+	if g.gcTuning {
+		g.tuner = gctune.Start(gctune.Options{MinPercent: g.cfg.GCPercent, MaxPercent: g.cfg.GCPercentMax,
+			OnChange: func(p int) { g.metrics.GCPercent.Set(float64(p)) }, Logger: g.log})
+	}
 	return nil
 }
 
@@ -624,6 +637,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if err := g.shutdownTracing(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		if g.tuner != nil {
+			g.tuner.Stop()
 		}
 		g.log.Info("shutdown complete", "duration", time.Since(start))
 	})

@@ -92,6 +92,10 @@ type Set struct {
 	// channel bus (storage.type redis) reads, and 0 while one fails: this
 	// node then misses what other nodes publish.
 	ChannelBusUp prometheus.Gauge
+	// GCPercent is the Go GC target the gateway set last (gcPercent
+	// when idle, up to gcPercentMax while busy; 0 when it does not
+	// manage the GC, as when GOGC is set).
+	GCPercent prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (nil: not
@@ -154,13 +158,16 @@ func New(reg prometheus.Registerer) *Set {
 		Help:    "HTTP and REST API request latency, until the answer's headers.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"api", "stage", "route"})
+	s.GCPercent = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portico_gc_percent", Help: "The Go GC target the gateway set last (gcPercent idle, up to gcPercentMax busy).",
+	})
 	s.RegistryUp.Set(1)
 	aws := s.addAWS()
 	if reg != nil {
 		reg.MustRegister(aws...)
 		reg.MustRegister(s.ConnectionsOpen, s.Connects, s.AuthorizerRequests, s.Disconnects, s.Messages,
 			s.IntegrationLatency, s.IntegrationErrors, s.ManagementRequests, s.Relayed, s.RegistryUp, s.RegistryPending,
-			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped, s.HTTPRequests, s.HTTPLatency)
+			s.Throttled, s.ThrottleFallback, s.ChannelDeliveries, s.ChannelDropped, s.HTTPRequests, s.HTTPLatency, s.GCPercent)
 	}
 	return s
 }

@@ -54,13 +54,15 @@ func run() error {
 	}
 	log, level := gateway.NewLevelLogger(cfg.Log, os.Stderr)
 	slog.SetDefault(log)
+	opts := []gateway.Option{gateway.WithLogger(log), gateway.WithLogLevel(level)}
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.GCPercent)
+		// The gateway sets gcPercent when it starts and adapts it.
+		opts = append(opts, gateway.WithGCTuning())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	g, err := gateway.New(ctx, cfg, gateway.WithLogger(log), gateway.WithLogLevel(level))
+	g, err := gateway.New(ctx, cfg, opts...)
 	if err != nil {
 		return err
 	}
