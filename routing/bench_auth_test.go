@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -175,5 +176,155 @@ func TestConnectJWTInline(t *testing.T) {
 				t.Errorf("claims %v", c)
 			}
 		})
+	}
+}
+
+// requestAuthorizer serves a REQUEST authorizer answering by the token
+// in ?token= ("allow…": an Allow policy with context, "deny": a Deny
+// policy), and returns a Lambda authorizer of it with the result cache
+// on and the events it was sent, in order.
+func requestAuthorizer(t testing.TB, source string) (*auth.Lambda, func() []map[string]any) {
+	t.Helper()
+	var mu sync.Mutex
+	var events []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var ev map[string]any
+		if err := json.NewDecoder(req.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+		effect := "Allow"
+		if q, _ := ev["queryStringParameters"].(map[string]any); q["token"] == "deny" {
+			effect = "Deny"
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"principalId": "u-1", "context": map[string]any{"tier": "gold", "n": 3},
+			"policyDocument": map[string]any{"Version": "2012-10-17", "Statement": []any{
+				map[string]any{"Action": "execute-api:Invoke", "Effect": effect, "Resource": ev["methodArn"]}}}})
+	}))
+	t.Cleanup(srv.Close)
+	src, err := auth.ParseSource(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auth.NewLambda(auth.LambdaOptions{Name: "tokens", Type: auth.TypeRequest, URI: srv.URL, Sources: []auth.Source{src},
+		ResultTTL: time.Hour, Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, func() []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]map[string]any(nil), events...)
+	}
+}
+
+// BenchmarkConnectRequestCached is one $connect on a mock guarded by a
+// REQUEST authorizer, the same token each time (from the result cache).
+func BenchmarkConnectRequestCached(b *testing.B) {
+	l, _ := requestAuthorizer(b, "route.request.querystring.token")
+	r, err := New(Options{API: baseAPI(map[string]Route{RouteConnect: {Integration: mock(""), Authorizer: l}})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &connections.ConnectRequest{Info: newInfo(), Request: httptest.NewRequest("GET", "http://gw.example.com/prod?token=allow-1", nil)}
+	req.Request.Header.Set("User-Agent", "ExampleClient/1.0")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !r.Connect(context.Background(), req).Accepted() {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// A mock $connect guarded by a REQUEST authorizer answers without the
+// CONNECT event (the inline path) as the full path does; on a cache miss
+// the authorizer is sent the same event as on the full path (built then),
+// and a cache hit builds none and calls nothing.
+func TestConnectRequestInline(t *testing.T) {
+	build := func(debug bool, l auth.Authorizer) *Router {
+		t.Helper()
+		var log *slog.Logger
+		if debug { // debug lines: the full path
+			log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		r, err := New(Options{Logger: log, API: baseAPI(map[string]Route{RouteConnect: {Integration: mock(""), Authorizer: l}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if ctxAuthz, _ := requestAuthorizer(t, "context.identity.sourceIp"); build(false, ctxAuthz).tbl.Load().stages["prod"].connect.authzRequestOnly {
+		t.Fatal("an authorizer reading $context takes the inline path, which has no context")
+	}
+	lFull, fullEvents := requestAuthorizer(t, "route.request.querystring.token")
+	lInline, inlineEvents := requestAuthorizer(t, "route.request.querystring.token")
+	full, inline := build(true, lFull), build(false, lInline)
+	if !inline.tbl.Load().stages["prod"].connect.authzRequestOnly || full.debugOn() == inline.debugOn() {
+		t.Fatal("the routers do not take the paths under test")
+	}
+	info := newInfo()
+	fe0 := 0
+	for i, tc := range []struct {
+		name   string
+		target string
+		want   int // 0: accepted
+		calls  int // authorizer calls so far
+	}{
+		{"allowed", "/prod?token=allow-1&x=a&x=b", 0, 1},
+		{"allowed again (cached)", "/prod?token=allow-1&x=a&x=b", 0, 1},
+		{"denied", "/prod?token=deny", 403, 2},
+		{"denied again (cached)", "/prod?token=deny", 403, 2},
+		{"no token", "/prod", 401, 2},
+	} {
+		var got [2]*connections.ConnectResult
+		for j, r := range []*Router{full, inline} {
+			req := httptest.NewRequest("GET", "http://gw.example.com"+tc.target, nil)
+			req.Header.Set("Authorization", "Bearer x")
+			req.Header.Add("X-Many", "1")
+			req.Header.Add("X-Many", "2")
+			got[j] = r.Connect(context.Background(), &connections.ConnectRequest{Info: info, Request: req})
+		}
+		f, in := got[0], got[1]
+		if in.Status != tc.want || f.Status != in.Status || f.Body != in.Body || !reflect.DeepEqual(f.Header, in.Header) {
+			t.Errorf("%s: inline %d %q %v, full path %d %q %v, want %d", tc.name, in.Status, in.Body, in.Header, f.Status, f.Body, f.Header, tc.want)
+		}
+		fe, ie := fullEvents(), inlineEvents()
+		if len(fe) != tc.calls || len(ie) != tc.calls {
+			t.Fatalf("%s: %d authorizer calls on the full path, %d inline, want %d", tc.name, len(fe), len(ie), tc.calls)
+		}
+		if f.Accepted() {
+			fa, ia := maps.Clone(f.State.(*session).authorizerContext()), maps.Clone(in.State.(*session).authorizerContext())
+			delete(fa, "integrationLatency") // the call's own time
+			delete(ia, "integrationLatency")
+			if !reflect.DeepEqual(fa, ia) || ia["tier"] != "gold" || ia["principalId"] != "u-1" {
+				t.Errorf("%s: requestContext.authorizer inline %v, full path %v", tc.name, ia, fa)
+			}
+		}
+		if i > 0 && len(fe) == fe0 {
+			continue
+		}
+		fe0 = len(fe)
+		a, b := fe[len(fe)-1], ie[len(ie)-1]
+		for _, ev := range []map[string]any{a, b} {
+			rc, _ := ev["requestContext"].(map[string]any)
+			if rc == nil {
+				t.Fatalf("%s: an authorizer event without requestContext: %v", tc.name, ev)
+			}
+			if rc["connectionId"] != info.ID || rc["eventType"] != "CONNECT" || rc["requestId"] == "" {
+				t.Errorf("%s: requestContext %v", tc.name, rc)
+			}
+			delete(rc, "requestId") // made per request
+			delete(rc, "extendedRequestId")
+			delete(rc, "requestTime")
+			delete(rc, "requestTimeEpoch")
+		}
+		if !reflect.DeepEqual(a, b) {
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			t.Errorf("%s: authorizer event inline\n%s\nfull path\n%s", tc.name, jb, ja)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/routing/auth"
 )
 
 // The hot path of a message on a mock route that answers from the
@@ -83,11 +84,16 @@ func (r *Router) connectInline(st *stage, rt *route, res *connections.ConnectRes
 }
 
 // connectInlineAuthorized is connectInline behind an authorizer that
-// reads nothing but the request (auth.RequestOnly: a JWT authorizer):
-// what the full path answers — the authorizer's refusal, throttling and
-// API keys after it, its subprotocol — without the CONNECT event.
-func (r *Router) connectInlineAuthorized(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, rt *route, res *connections.ConnectResult) *connections.ConnectResult {
-	if refused := r.authorizeRequest(ctx, r.authRequest(req, st, req.Request.URL.Query()), s, st); refused != nil {
+// reads nothing but the request (auth.RequestOnly: a JWT authorizer, a
+// Lambda authorizer without $context sources): what the full path
+// answers — the authorizer's refusal, throttling and API keys after it,
+// its subprotocol — without the CONNECT event, which is built only when
+// the authorizer asks for it (a REQUEST authorizer's cache miss sends
+// it). requestID is that event's request id ("": a new one).
+func (r *Router) connectInlineAuthorized(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, rt *route, res *connections.ConnectResult, requestID string) *connections.ConnectResult {
+	ar := r.authRequest(req, st, req.Request.URL.Query())
+	ar.Complete = func(ar *auth.Request) { fromEvent(ar, connectEvent(req, s, st, requestID)) }
+	if refused := r.authorizeRequest(ctx, ar, s, st); refused != nil {
 		return refused
 	}
 	if refused := r.admit(st, s, req.Request, s.x.auth.UsageIdentifierKey); refused != nil {

@@ -462,19 +462,10 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		case rt.authz == nil:
 			return r.connectInline(st, rt, res)
 		case rt.authzRequestOnly:
-			return r.connectInlineAuthorized(ctx, req, s, st, rt, res)
+			return r.connectInlineAuthorized(ctx, req, s, st, rt, res, requestID)
 		}
 	}
-	if requestID == "" {
-		requestID = connections.NewID()
-	}
-	ev := &Event{RequestContext: newContext(s, st, RouteConnect, EventConnect, requestID, time.Now())}
-	// Only CONNECT carries the client certificate (mutual TLS): it is
-	// ~1 KB that messages do not repeat.
-	ev.RequestContext.Identity.ClientCert = certs.FromState(req.Request.TLS)
-	ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, info.SourceIP)
-	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
-	ev.StageVariables = nonEmpty(st.vars)
+	ev := connectEvent(req, s, st, requestID)
 	if rt.authz != nil {
 		if refused := r.authorize(ctx, req, s, st, ev); refused != nil {
 			return refused
@@ -517,6 +508,22 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 	return res
 }
 
+// connectEvent is the CONNECT event of req; requestID is its request id
+// ("": a new one).
+func connectEvent(req *connections.ConnectRequest, s *session, st *stage, requestID string) *Event {
+	if requestID == "" {
+		requestID = connections.NewID()
+	}
+	ev := &Event{RequestContext: newContext(s, st, RouteConnect, EventConnect, requestID, time.Now())}
+	// Only CONNECT carries the client certificate (mutual TLS): it is
+	// ~1 KB that messages do not repeat.
+	ev.RequestContext.Identity.ClientCert = certs.FromState(req.Request.TLS)
+	ev.Headers, ev.MultiValueHeaders = connectHeaders(req.Request, req.Info.SourceIP)
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = query(req.Request)
+	ev.StageVariables = nonEmpty(st.vars)
+	return ev
+}
+
 // The bodies of a $connect refused by its authorizer.
 const (
 	bodyUnauthorized = `{"message":"Unauthorized"}`
@@ -528,11 +535,18 @@ const (
 // session's identity and requestContext.authorizer and returns nil, else
 // the refusal (401, 403 or 500).
 func (r *Router) authorize(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, ev *Event) *connections.ConnectResult {
-	rc := &ev.RequestContext
 	ar := r.authRequest(req, st, ev.MultiValueQueryStringParameters)
+	fromEvent(ar, ev)
+	return r.authorizeRequest(ctx, ar, s, st)
+}
+
+// fromEvent fills what the authorizer's request ar reads from the
+// CONNECT event ev: $context values, the event's headers and its
+// requestContext.
+func fromEvent(ar *auth.Request, ev *Event) {
+	rc := &ev.RequestContext
 	ar.Context = rc.contextValue
 	ar.EventHeaders, ar.EventMultiValueHeaders, ar.RequestContext = ev.Headers, ev.MultiValueHeaders, rc
-	return r.authorizeRequest(ctx, ar, s, st)
 }
 
 // authRequest is the authorizer's view of the $connect request req

@@ -136,6 +136,20 @@ type Request struct {
 	// identity-source values and the method ARN; nil: the WebSocket
 	// $connect shape.
 	RequestEvent func(identitySource []string, methodArn string) ([]byte, error)
+	// Complete, when set, fills Context, EventHeaders,
+	// EventMultiValueHeaders and RequestContext. A transport that skips
+	// building its event for an authorizer reporting RequestOnly sets it;
+	// the authorizer calls it (once) before it reads those fields: a
+	// REQUEST authorizer on a cache miss, about to send its event.
+	Complete func(*Request)
+}
+
+// complete runs r.Complete once, if set.
+func (r *Request) complete() {
+	if c := r.Complete; c != nil {
+		r.Complete = nil
+		c(r)
+	}
 }
 
 // Authorizer types, as AWS names them (Identity.Type).
@@ -204,8 +218,10 @@ func stringClaims(claims map[string]any) map[string]any {
 // RequestOnly is implemented by authorizers that may read nothing of a
 // Request but Method, Path, RawPath, Host, Header, Query, RawQuery,
 // SourceIP, the API, stage and route names and StageVariables (no
-// Context, EventHeaders, RequestContext or RequestEvent): a transport
-// may skip building its event for them when RequestOnly reports true.
+// Context, EventHeaders, RequestContext or RequestEvent) until they call
+// Request.Complete: a transport may skip building its event for them
+// when RequestOnly reports true, and set Complete to build it only when
+// it is needed.
 type RequestOnly interface {
 	RequestOnly() bool
 }

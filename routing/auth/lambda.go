@@ -247,11 +247,24 @@ type tokenEvent struct {
 	MethodArn          string `json:"methodArn"`
 }
 
+// RequestOnly implements RequestOnly: a Lambda authorizer whose identity
+// sources name no $context value reads only the request until it sends
+// its event (a cache miss), and completes the request first.
+func (l *Lambda) RequestOnly() bool {
+	for _, s := range l.o.Sources {
+		if s.Kind == FromContext {
+			return false
+		}
+	}
+	return true
+}
+
 // Event is the JSON event l sends for r.
 func (l *Lambda) Event(r *Request, vals []string, methodArn string) ([]byte, error) {
 	if l.o.Type == TypeToken {
 		return json.Marshal(tokenEvent{Type: TypeToken, AuthorizationToken: vals[0], MethodArn: methodArn})
 	}
+	r.complete()
 	if r.RequestEvent != nil {
 		return r.RequestEvent(vals, methodArn)
 	}
