@@ -74,12 +74,12 @@ func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid 
 // connection.
 func (r *Router) connectInline(st *stage, rt *route, res *connections.ConnectResult) *connections.ConnectResult {
 	if status := rt.integ.MockStatus(); status < 200 || status > 299 {
-		r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+		st.connRejected.Inc()
 		return &connections.ConnectResult{Status: status, Body: string(rt.integ.AppendMockBody(nil, nil, false))}
 	}
 	res.Header = http.Header{} // what the full path answers: a mock's (no) headers
-	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
-	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+	st.connAccepted.Inc()
+	st.connsOpen.Inc()
 	return res
 }
 

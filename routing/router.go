@@ -148,7 +148,11 @@ type stage struct {
 	clientNoRoute, clientThrottled, clientForbidden, clientUnauthorized, execErrors prometheus.Counter
 	// @connections posts delivered to the stage's connections.
 	pushedOut prometheus.Counter
-	access    *accesslog.Logger // nil: no access log
+	// $connect outcomes, the connections open and closed: resolved once,
+	// not per connect.
+	connAccepted, connRejected, connError, disconnects prometheus.Counter
+	connsOpen                                          prometheus.Gauge
+	access                                             *accesslog.Logger // nil: no access log
 }
 
 type route struct {
@@ -327,6 +331,11 @@ func (r *Router) compile(api *API, limiter throttle.Limiter) (*table, error) {
 			clientUnauthorized: r.m.ClientErrors.WithLabelValues(r.apiName, sc.Name, metrics.ReasonUnauthorized),
 			execErrors:         r.m.ExecutionErrors.WithLabelValues(r.apiName, sc.Name),
 			pushedOut:          r.m.Messages.WithLabelValues(r.apiName, sc.Name, "@connections", "out"),
+			connAccepted:       r.m.Connects.WithLabelValues(r.apiName, sc.Name, "accepted"),
+			connRejected:       r.m.Connects.WithLabelValues(r.apiName, sc.Name, "rejected"),
+			connError:          r.m.Connects.WithLabelValues(r.apiName, sc.Name, "error"),
+			disconnects:        r.m.Disconnects.WithLabelValues(r.apiName, sc.Name),
+			connsOpen:          r.m.ConnectionsOpen.WithLabelValues(r.apiName, sc.Name),
 		}
 		if limiter != nil {
 			st.connectLimit = limiter.Route(sc.Name, RouteConnect)
@@ -451,8 +460,8 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		}
 	}
 	if rt == nil || (rt.integ == nil && rt.authz == nil && len(rt.subscribe)+len(rt.unsubscribe) == 0) {
-		r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
-		r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+		st.connAccepted.Inc()
+		st.connsOpen.Inc()
 		return res
 	}
 	if rt.inline && r.tracer == nil && !r.debugOn() {
@@ -484,15 +493,15 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		resp, err := rt.integ.Invoke(ctx, &call.Call)
 		switch {
 		case errors.Is(err, integration.ErrTimeout):
-			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			st.connError.Inc()
 			st.execErrors.Inc()
 			return refuseJSON(http.StatusGatewayTimeout, `{"message": "`+msgTimeout+`"}`, nil)
 		case err != nil:
-			r.m.Connects.WithLabelValues(r.apiName, st.name, "error").Inc()
+			st.connError.Inc()
 			st.execErrors.Inc()
 			return refuseJSON(http.StatusBadGateway, `{"message": "`+msgInternal+`"}`, nil)
 		case resp.StatusCode < 200 || resp.StatusCode > 299:
-			r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+			st.connRejected.Inc()
 			return &connections.ConnectResult{Status: resp.StatusCode, Body: resp.Body}
 		}
 		ops.fromHeaders(resp.Headers)
@@ -503,8 +512,8 @@ func (r *Router) connect(ctx context.Context, req *connections.ConnectRequest, r
 		res.Header = h
 	}
 	s.setPending(ops)
-	r.m.Connects.WithLabelValues(r.apiName, st.name, "accepted").Inc()
-	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Inc()
+	st.connAccepted.Inc()
+	st.connsOpen.Inc()
 	return res
 }
 
@@ -918,7 +927,7 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 		}
 		return nil
 	}
-	r.m.Connects.WithLabelValues(r.apiName, st.name, "rejected").Inc()
+	st.connRejected.Inc()
 	status, errType, reason := http.StatusTooManyRequests, "TooManyRequestsException", st.clientThrottled
 	switch {
 	case errors.Is(err, throttle.ErrForbidden):
@@ -1043,8 +1052,8 @@ func (r *Router) Disconnect(c connections.Conn, code int, reason string) {
 		return
 	}
 	st := r.current(s)
-	r.m.ConnectionsOpen.WithLabelValues(r.apiName, st.name).Dec()
-	r.m.Disconnects.WithLabelValues(r.apiName, st.name).Inc()
+	st.connsOpen.Dec()
+	st.disconnects.Inc()
 	if st.access != nil {
 		r.access(s, st, &accessLine{key: RouteDisconnect, eventType: EventDisconnect, requestID: connections.NewID(),
 			start: time.Now(), status: http.StatusOK, integ: -1, closeCode: code, closeReason: reason})

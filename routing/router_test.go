@@ -503,8 +503,16 @@ func TestConnectIntegration(t *testing.T) {
 			if got := testutil.ToFloat64(r.m.Connects.WithLabelValues("chat", "prod", tc.wantMetric)); got != 1 {
 				t.Errorf("connects{result=%s} = %v, want 1", tc.wantMetric, got)
 			}
-			if n := testutil.CollectAndCount(r.m.Connects); n != 1 {
-				t.Errorf("%d connect series, want only result=%s", n, tc.wantMetric)
+			// Every stage's accepted, rejected and error series exist from
+			// the start (at 0); only the outcome's counted.
+			var total float64
+			for _, st := range []string{"prod", "dev"} {
+				for _, res := range []string{"accepted", "rejected", "error"} {
+					total += testutil.ToFloat64(r.m.Connects.WithLabelValues("chat", st, res))
+				}
+			}
+			if n := testutil.CollectAndCount(r.m.Connects); n != 6 || total != 1 {
+				t.Errorf("%d connect series counting %v, want 6 counting 1 (result=%s)", n, total, tc.wantMetric)
 			}
 			open := testutil.ToFloat64(r.m.ConnectionsOpen.WithLabelValues("chat", "prod"))
 			if want := map[bool]float64{true: 1, false: 0}[tc.wantStatus == 0]; open != want {
