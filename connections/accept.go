@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,12 @@ type acceptor struct {
 	listeners  []io.Closer           // the listeners, and what else must close for them to stop listening
 	reading    map[net.Conn]struct{} // handshakes still reading their request
 	handshakes sync.WaitGroup        // one per accepted socket until it is a connection or closed
-	settler                          // gives a burst's memory back once it is over (settle.go)
+	workers    sync.WaitGroup        // one per goroutine running handshakes (see acceptEach)
+	// workersStarted and workersIdle count those goroutines started and
+	// waiting for their next socket now (tests watch them).
+	workersStarted atomic.Int64
+	workersIdle    atomic.Int32
+	settler        // gives a burst's memory back once it is over (settle.go)
 }
 
 func (a *acceptor) initAcceptor() {
@@ -44,9 +50,21 @@ func (a *acceptor) acceptLoop(ln net.Listener, log *slog.Logger, handshake func(
 	return acceptEach(a, ln, nil, log, ln.Accept, func(nc net.Conn) net.Conn { return nc }, handshake)
 }
 
+// workerIdle is how long a goroutine that ran a handshake waits for the
+// next accepted socket before it exits. A handshake grows its
+// goroutine's stack (the request's parse, the $connect route, an
+// authorizer) to several kilobytes; a new goroutine per socket paid for
+// that growth (copying the stack) on every connect, a tenth of the
+// gateway's CPU in a connect storm behind a JWT authorizer. Shorter than
+// settleAfter: a burst's goroutines are gone before its memory is given
+// back.
+const workerIdle = settleAfter / 4
+
 // acceptEach is acceptLoop for any kind of accepted socket: accept
 // returns the next one (a net.Conn, or a raw descriptor on Linux, see
-// accept_linux.go), which goes to handshake on a goroutine of its own.
+// accept_linux.go), which goes to handshake on a goroutine of its own:
+// one that finished a handshake less than workerIdle ago if one is
+// waiting, else a new one. Shutdown waits for them (acceptor.workers).
 // also, when not nil, is closed with ln by stopAccepting (a duplicate of
 // ln's descriptor keeps the socket listening until it is closed too). A
 // socket that conn makes a net.Conn of (conn may be nil) is tracked as
@@ -64,6 +82,31 @@ func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *
 	a.mu.Unlock()
 	// The listener's address, for X-Forwarded-Port (as net/http does).
 	ctx := context.WithValue(a.ctx, http.LocalAddrContextKey, ln.Addr())
+	next := make(chan T) // a worker waiting for its next socket receives here
+	work := func(sock T) {
+		defer a.workers.Done()
+		var idle *time.Timer
+		for {
+			handshake(ctx, sock) // calls handshakeDone once the socket is a connection or closed
+			if idle == nil {
+				idle = time.NewTimer(workerIdle)
+				defer idle.Stop()
+			} else {
+				idle.Reset(workerIdle)
+			}
+			a.workersIdle.Add(1)
+			select {
+			case sock = <-next:
+				a.workersIdle.Add(-1)
+			case <-idle.C:
+				a.workersIdle.Add(-1)
+				return
+			case <-a.ctx.Done():
+				a.workersIdle.Add(-1)
+				return
+			}
+		}
+	}
 	var delay time.Duration
 	for {
 		sock, err := accept()
@@ -97,9 +140,20 @@ func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *
 		if conn != nil {
 			a.reading[conn(sock)] = struct{}{}
 		}
-		a.mu.Unlock()
 		a.started()
-		go handshake(ctx, sock) // calls handshakeDone once the socket is a connection or closed
+		// Under mu, so that no worker is added once Shutdown waits.
+		handed := false
+		select {
+		case next <- sock:
+			handed = true
+		default:
+			a.workers.Add(1)
+			a.workersStarted.Add(1)
+		}
+		a.mu.Unlock()
+		if !handed {
+			go work(sock)
+		}
 	}
 }
 

@@ -143,6 +143,9 @@ func (s *EpollServer) Shutdown(ctx context.Context) error {
 		}
 	})
 	s.wg.Wait()
+	if werr := waitCtx(ctx, &s.workers); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
+	}
 	if err != nil {
 		return fmt.Errorf("connections: shutdown: %w", err)
 	}

@@ -139,6 +139,9 @@ func (s *GoroutineServer) Shutdown(ctx context.Context) error {
 	if werr := waitCtx(ctx, &s.open); werr != nil {
 		return fmt.Errorf("connections: shutdown: %w", werr)
 	}
+	if werr := waitCtx(ctx, &s.workers); werr != nil {
+		return fmt.Errorf("connections: shutdown: %w", werr)
+	}
 	if err != nil {
 		return fmt.Errorf("connections: shutdown: %w", err)
 	}
