@@ -91,7 +91,7 @@ func (r *Router) connectInline(st *stage, rt *route, res *connections.ConnectRes
 // the authorizer asks for it (a REQUEST authorizer's cache miss sends
 // it). requestID is that event's request id ("": a new one).
 func (r *Router) connectInlineAuthorized(ctx context.Context, req *connections.ConnectRequest, s *session, st *stage, rt *route, res *connections.ConnectResult, requestID string) *connections.ConnectResult {
-	ar := r.authRequest(req, st, req.Request.URL.Query())
+	ar := r.authRequest(req, st, nil)
 	ar.Complete = func(ar *auth.Request) { fromEvent(ar, connectEvent(req, s, st, requestID)) }
 	if refused := r.authorizeRequest(ctx, ar, s, st); refused != nil {
 		return refused

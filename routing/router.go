@@ -559,11 +559,9 @@ func fromEvent(ar *auth.Request, ev *Event) {
 }
 
 // authRequest is the authorizer's view of the $connect request req
-// without the event: q is its query, parsed (nil: none).
+// without the event: q is its query, parsed (nil: parsed from the
+// request's raw query where the authorizer needs it).
 func (r *Router) authRequest(req *connections.ConnectRequest, st *stage, q url.Values) *auth.Request {
-	if q == nil {
-		q = url.Values{}
-	}
 	return &auth.Request{
 		Method: req.Request.Method, Path: req.Request.URL.Path, RawPath: req.Request.URL.RawPath,
 		Host: req.Request.Host, Header: req.Request.Header, Query: q, RawQuery: req.Request.URL.RawQuery,

@@ -90,7 +90,8 @@ type Request struct {
 	// Header holds the request headers (canonical keys: Get is
 	// case-insensitive, as AWS's header identity sources are).
 	Header http.Header
-	// Query holds the query string parameters (case-sensitive names).
+	// Query holds the query string parameters (case-sensitive names);
+	// nil: those of RawQuery, parsed where they are needed.
 	Query url.Values
 	// RawQuery is the query string as sent, for SigV4.
 	RawQuery string

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -278,10 +279,14 @@ func (l *Lambda) Event(r *Request, vals []string, methodArn string) ([]byte, err
 			}
 		}
 	}
-	if len(r.Query) > 0 {
-		ev.QueryStringParameters = make(map[string]string, len(r.Query))
-		ev.MultiValueQueryStringParameters = r.Query
-		for k, v := range r.Query {
+	q := r.Query
+	if q == nil && r.RawQuery != "" {
+		q, _ = url.ParseQuery(r.RawQuery) // pairs that do not parse are left out, as by net/http
+	}
+	if len(q) > 0 {
+		ev.QueryStringParameters = make(map[string]string, len(q))
+		ev.MultiValueQueryStringParameters = q
+		for k, v := range q {
 			if len(v) > 0 {
 				ev.QueryStringParameters[k] = v[len(v)-1]
 			}

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -132,7 +133,9 @@ func (s Source) Value(r *Request) (string, bool) {
 			v = strings.Join(vals, ", ")
 		}
 	case FromQuery:
-		if vals := r.Query[s.Name]; len(vals) > 0 {
+		if r.Query == nil {
+			v = lastQueryValue(r.RawQuery, s.Name)
+		} else if vals := r.Query[s.Name]; len(vals) > 0 {
 			v = vals[len(vals)-1]
 		}
 	case FromStageVariable:
@@ -190,4 +193,39 @@ func values(sources []Source, r *Request) (key string, vals []string, ok bool) {
 		vals = append(vals, v)
 	}
 	return strings.Join(vals, "\x00"), vals, true
+}
+
+// lastQueryValue is the last value of the parameter name in the raw
+// query string raw, as url.ParseQuery(raw)[name] would give it, without
+// the map: pairs split at '&', a pair holding ';' or an invalid escape
+// left out. A key or value is unescaped only when it holds '%' or '+'
+// (a JWT in ?token= is 800 bytes that need none).
+func lastQueryValue(raw, name string) string {
+	var last string
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, ok := queryUnescape(k)
+		if !ok || k != name {
+			continue
+		}
+		if v, ok = queryUnescape(v); ok {
+			last = v
+		}
+	}
+	return last
+}
+
+// queryUnescape is url.QueryUnescape, without its work when s holds
+// nothing to unescape.
+func queryUnescape(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
 }
