@@ -341,56 +341,80 @@ func parseLambdaResult(body []byte, version string) (*Response, error) {
 }
 
 // parseProxyResult reads {"statusCode":…, "headers":…, "body":…} or
-// falls back to the plain HTTP answer.
+// falls back to the plain HTTP answer. The object is read in one pass; of
+// a key given twice the first counts (as gjson's Get reads it).
 func parseProxyResult(resp *http.Response, body []byte) (*Response, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '{' && gjson.ValidBytes(trimmed) {
-		sc := gjson.GetBytes(trimmed, "statusCode")
+		var sc, b, b64, headers, multi gjson.Result
+		gjson.ParseBytes(trimmed).ForEach(func(k, v gjson.Result) bool {
+			var dst *gjson.Result
+			switch k.String() {
+			case "statusCode":
+				dst = &sc
+			case "body":
+				dst = &b
+			case "isBase64Encoded":
+				dst = &b64
+			case "headers":
+				dst = &headers
+			case "multiValueHeaders":
+				dst = &multi
+			default:
+				return true
+			}
+			if !dst.Exists() {
+				*dst = v
+			}
+			return true
+		})
 		if sc.Exists() {
 			code, ok := statusCode(sc)
 			if !ok {
 				return nil, fmt.Errorf("%w: statusCode %s is not an HTTP status", ErrIntegration, sc.Raw)
 			}
 			r := &Response{StatusCode: code, Headers: http.Header{}}
-			if b := gjson.GetBytes(trimmed, "body"); b.Exists() {
-				if b.Type == gjson.String {
-					r.Body = b.Str
-				} else if b.Type != gjson.Null {
-					r.Body = b.Raw
-				}
+			if b.Type == gjson.String {
+				r.Body = b.Str
+			} else if b.Exists() && b.Type != gjson.Null {
+				r.Body = b.Raw
 			}
-			r.IsBase64Encoded = gjson.GetBytes(trimmed, "isBase64Encoded").Bool()
-			headers := gjson.GetBytes(trimmed, "headers")
-			multi := gjson.GetBytes(trimmed, "multiValueHeaders")
+			r.IsBase64Encoded = b64.Bool()
 			// ForEach on null, a string or an array would yield headers
 			// named "" or "0", which end up in a 101 response as a
 			// malformed line: null is no headers, the others malformed.
-			for name, h := range map[string]gjson.Result{"headers": headers, "multiValueHeaders": multi} {
-				if h.Exists() && h.Type != gjson.Null && !h.IsObject() {
-					return nil, fmt.Errorf("%w: %s %s is not an object", ErrIntegration, name, h.Raw)
-				}
+			if headers.Exists() && headers.Type != gjson.Null && !headers.IsObject() {
+				return nil, fmt.Errorf("%w: headers %s is not an object", ErrIntegration, headers.Raw)
 			}
-			if !headers.IsObject() {
-				headers = gjson.Result{}
-			}
-			if !multi.IsObject() {
-				multi = gjson.Result{}
+			if multi.Exists() && multi.Type != gjson.Null && !multi.IsObject() {
+				return nil, fmt.Errorf("%w: multiValueHeaders %s is not an object", ErrIntegration, multi.Raw)
 			}
 			// A header without a name cannot be written: it is left out.
-			headers.ForEach(func(k, v gjson.Result) bool {
-				if k.String() != "" {
-					r.Headers.Add(k.String(), v.String())
-				}
-				return true
-			})
-			multi.ForEach(func(k, v gjson.Result) bool {
-				for _, item := range v.Array() {
+			if headers.IsObject() {
+				headers.ForEach(func(k, v gjson.Result) bool {
 					if k.String() != "" {
-						r.Headers.Add(k.String(), item.String())
+						r.Headers.Add(k.String(), v.String())
 					}
-				}
-				return true
-			})
+					return true
+				})
+			}
+			if multi.IsObject() {
+				multi.ForEach(func(k, v gjson.Result) bool {
+					if k.String() == "" {
+						return true
+					}
+					switch {
+					case v.IsArray():
+						v.ForEach(func(_, item gjson.Result) bool {
+							r.Headers.Add(k.String(), item.String())
+							return true
+						})
+					case v.Type != gjson.Null: // a scalar stands for a list of itself
+						r.Headers.Add(k.String(), v.String())
+					}
+					return true
+				})
+			}
 			return r, nil
 		}
 	}
