@@ -335,8 +335,8 @@ if [[ $what == auth || $what == all ]]; then
 	# authorizer and the issuer are portico-load authorizer.
 	# Then posts to a gateway with management.auth none and one with iam
 	# (every POST SigV4-signed by the generator, as an SDK signs it).
-	conns=${AUTH_CONNECTIONS:-5000}
-	posts_for=${AUTH_POST_DURATION:-5s}
+	conns=${AUTH_CONNECTIONS:-15000}
+	posts_for=${AUTH_POST_DURATION:-10s}
 	iss=http://127.0.0.1:18500
 	rm -f "$tmp/jwts.txt"
 	"$load" authorizer --listen 127.0.0.1:18500 --duration 1h --token-file "$tmp/jwts.txt" --tokens "$conns" --aud bench \
@@ -404,19 +404,24 @@ if [[ $what == auth || $what == all ]]; then
 		shift
 		jq -rs --arg v "$v" '
 			def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-			def row($r; $c; $p; $q; $n): "\($v)\t\($r)\t\($c)\t\($p)\t\($q)\t\($n)";
+			def row($r; $c; $p; $q; $u; $n): "\($v)\t\($r)\t\($c)\t\($p)\t\($q)\t\($u)\t\($n)";
 			def num: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
+			# gateway CPU microseconds per connect or post: steadier than
+			# the rates when the generator shares the cores.
+			def us: if .gateway.cpuSeconds == null then null
+				elif .post then .gateway.cpuSeconds * 1e6 / .post.posts
+				else .gateway.cpuSeconds * 1e6 / .connect.connected end;
 			(to_entries[] | .value as $s | row(.key + 1;
 				(if $s.post then null else $s.connect.perSecond end | num);
 				(if $s.post then null else $s.connect.handshake.p99Ms end | num);
-				($s.post.perSecond | num); ($s.problems | length))),
+				($s.post.perSecond | num); ($s | us | num); ($s.problems | length))),
 			row("median";
 				(map(select(.post == null) | .connect.perSecond) | median | num);
 				(map(select(.post == null) | .connect.handshake.p99Ms) | median | num);
-				(map(.post.perSecond // empty) | median | num); (map(.problems | length) | add))' "$@"
+				(map(.post.perSecond // empty) | median | num); (map(us // empty) | median | num); (map(.problems | length) | add))' "$@"
 	}
 	{
-		printf 'variant\tround\tconnects/s\tp99 handshake ms\tposts/s\tproblems\n'
+		printf 'variant\tround\tconnects/s\tp99 handshake ms\tposts/s\tgateway us/op\tproblems\n'
 		for v in "${order[@]}"; do
 			table "$v" $(for r in $(seq "${REPS:-3}"); do [[ -f $OUT/auth-connect-$v-$r.json ]] && echo "$OUT/auth-connect-$v-$r.json"; done)
 		done
