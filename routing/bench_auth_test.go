@@ -328,3 +328,61 @@ func TestConnectRequestInline(t *testing.T) {
 		}
 	}
 }
+
+// The connections of one cached token share one identity and one
+// requestContext.authorizer (REQUEST and JWT alike); another token, a
+// subprotocol-selecting request or another method ARN gets its own, and
+// the cached policy is still evaluated against each method ARN.
+func TestAuthorizedConnectionsShareIdentity(t *testing.T) {
+	l, events := requestAuthorizer(t, "route.request.querystring.token")
+	j, mint := jwtIssuer(t, 0, "route.request.querystring.token")
+	jwtTok := mint("u-1")
+	for _, tc := range []struct {
+		name          string
+		authz         auth.Authorizer
+		token, other  string
+		stageRefuses  bool // the answer's policy names the first stage's ARN only
+		wantCallsHits int
+	}{
+		{"request", l, "allow-share", "allow-other", true, 2},
+		{"jwt", j, jwtTok, mint("u-2"), false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(Options{API: baseAPI(map[string]Route{RouteConnect: {Integration: mock(""), Authorizer: tc.authz}})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			connect := func(stage, token string) *session {
+				t.Helper()
+				res := r.Connect(context.Background(), &connections.ConnectRequest{Info: newInfo(),
+					Request: httptest.NewRequest("GET", "http://gw.example.com/"+stage+"?token="+token, nil)})
+				if !res.Accepted() {
+					t.Fatalf("%s %s: refused %d %s", stage, token[:5], res.Status, res.Body)
+				}
+				return res.State.(*session)
+			}
+			ptr := func(m map[string]any) uintptr { return reflect.ValueOf(m).Pointer() }
+			a, b, c := connect("prod", tc.token), connect("prod", tc.token), connect("prod", tc.token)
+			if b.AuthIdentity() != c.AuthIdentity() || ptr(b.authorizerContext()) != ptr(c.authorizerContext()) || b.authorizerContext() == nil {
+				t.Errorf("two cached connects of one token hold two identities or contexts")
+			}
+			if !reflect.DeepEqual(a.authorizerContext(), b.authorizerContext()) && tc.name == "jwt" {
+				t.Errorf("contexts differ: %v, %v", a.authorizerContext(), b.authorizerContext())
+			}
+			if o := connect("prod", tc.other); o.AuthIdentity() == b.AuthIdentity() || ptr(o.authorizerContext()) == ptr(b.authorizerContext()) {
+				t.Errorf("another token shares the first token's identity")
+			}
+			res := r.Connect(context.Background(), &connections.ConnectRequest{Info: newInfo(),
+				Request: httptest.NewRequest("GET", "http://gw.example.com/dev?token="+tc.token, nil)})
+			if tc.stageRefuses && res.Status != http.StatusForbidden {
+				t.Errorf("a cached Allow for prod's ARN let a dev connect in: %d", res.Status)
+			}
+			if !tc.stageRefuses && res.Accepted() && res.State.(*session).AuthIdentity() != b.AuthIdentity() {
+				t.Errorf("the token's identity is not shared across stages for a JWT")
+			}
+			if tc.name == "request" && len(events()) != tc.wantCallsHits {
+				t.Errorf("%d authorizer calls, want %d", len(events()), tc.wantCallsHits)
+			}
+		})
+	}
+}

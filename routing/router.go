@@ -597,7 +597,7 @@ func (r *Router) authorizeRequest(ctx context.Context, ar *auth.Request, s *sess
 	}
 	x := s.extra()
 	x.auth = id
-	x.authorizer = authorizerContext(id)
+	x.authorizer = id.EventContext(authorizerContext) // one map for the connections of one cached answer or token
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 )
 
 // Sentinel errors of authorization; callers branch on them with errors.Is.
@@ -195,6 +196,30 @@ type Identity struct {
 	Subprotocol string
 
 	claimStrings map[string]any // Claims stringified, shared by the identities of one verified token; nil: made on demand
+
+	// shared: the identity is shared by the requests of one cached
+	// answer or verified token, read-only; eventContext is what a
+	// transport made of it for its events, made once (EventContext).
+	shared       bool
+	eventContext atomic.Pointer[map[string]any]
+}
+
+// EventContext returns build(id), id's requestContext.authorizer in a
+// transport's events. An identity that several requests share (a cache
+// hit's, a verified token's) makes it once and hands the same read-only
+// map to every caller; build must read nothing but id.
+func (id *Identity) EventContext(build func(*Identity) map[string]any) map[string]any {
+	if !id.shared {
+		return build(id)
+	}
+	if p := id.eventContext.Load(); p != nil {
+		return *p
+	}
+	m := build(id)
+	if !id.eventContext.CompareAndSwap(nil, &m) { // another caller made it first: the same map, theirs
+		return *id.eventContext.Load()
+	}
+	return m
 }
 
 // ClaimStrings is Claims with every value stringified, as events carry

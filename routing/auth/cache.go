@@ -3,6 +3,7 @@ package auth
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,10 +12,40 @@ const DefaultCacheSize = 10000
 
 // resultCache keeps authorizer answers for a TTL, at most max of them
 // (the least recently used goes first). Safe for concurrent use.
-type resultCache = lruCache[string, *Answer]
+type resultCache = lruCache[string, *cachedAnswer]
 
 func newResultCache(size int, ttl time.Duration, now func() time.Time) *resultCache {
-	return newLRUCache[string, *Answer](size, ttl, now)
+	return newLRUCache[string, *cachedAnswer](size, ttl, now)
+}
+
+// cachedAnswer is an answer in the result cache with the identity its
+// hits share.
+type cachedAnswer struct {
+	*Answer
+	hit atomic.Pointer[hitIdentity]
+}
+
+// hitIdentity is the identity the cache hits of one answer share for
+// one method ARN: the connections of one token hold one Identity (and
+// one requestContext.authorizer of it) instead of one each.
+type hitIdentity struct {
+	methodArn string
+	id        *Identity
+}
+
+// identity is the answer's identity for a cache hit on methodArn by a
+// request selecting no subprotocol: shared by every such hit, the
+// policy evaluated once per method ARN.
+func (c *cachedAnswer) identity(typ, methodArn string) (*Identity, error) {
+	if h := c.hit.Load(); h != nil && h.methodArn == methodArn {
+		return h.id, nil
+	}
+	id, err := c.Answer.identity(&Identity{Type: typ, shared: true}, methodArn)
+	if err != nil {
+		return nil, err
+	}
+	c.hit.Store(&hitIdentity{methodArn: methodArn, id: id})
+	return id, nil
 }
 
 // lruCache keeps values until their expiry (at most ttl after they were

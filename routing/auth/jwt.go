@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -119,6 +120,9 @@ type verifiedToken struct {
 	nbf, iat time.Time // zero: the token has none
 	kid      string
 	key      *jose.JSONWebKey // the issuer's key that verified it; nil: HS256 (the configured secret)
+	// identity is the one the requests of this token that select no
+	// subprotocol share; nil until the first.
+	identity atomic.Pointer[Identity]
 }
 
 var _ Authorizer = (*JWT)(nil)
@@ -226,8 +230,14 @@ func (j *JWT) check(ctx context.Context, r *Request, scopes []string) (*Identity
 	if len(scopes) > 0 && !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(vt.scopes, s) }) {
 		return nil, fmt.Errorf("%w: the token has none of the scopes %v", ErrForbidden, scopes)
 	}
-	return &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes, claimStrings: vt.strs,
-		Subprotocol: selectedSubprotocol([]Source{j.o.Source}, r)}, nil
+	if sub := selectedSubprotocol([]Source{j.o.Source}, r); sub != "" {
+		return &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes, claimStrings: vt.strs, Subprotocol: sub}, nil
+	}
+	if id := vt.identity.Load(); id != nil {
+		return id, nil
+	}
+	vt.identity.CompareAndSwap(nil, &Identity{Type: j.o.Type, Claims: vt.claims, Scopes: vt.scopes, claimStrings: vt.strs, shared: true})
+	return vt.identity.Load(), nil
 }
 
 // RequestOnly implements RequestOnly: a JWT authorizer reads its token

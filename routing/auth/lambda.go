@@ -182,21 +182,24 @@ func (l *Lambda) Authorize(ctx context.Context, r *Request) (*Identity, error) {
 	id := &Identity{Type: l.o.Type, Subprotocol: selectedSubprotocol(l.o.Sources, r)}
 	var answer *Answer
 	if l.cache != nil {
-		if a, hit := l.cache.get(key); hit {
+		if c, hit := l.cache.get(key); hit {
 			l.count.cacheHit.Inc()
-			return a.identity(id, methodArn)
+			if id.Subprotocol == "" {
+				return c.identity(l.o.Type, methodArn)
+			}
+			return c.Answer.identity(id, methodArn)
 		}
 		// One call for every concurrent request with these identity
 		// values; it outlives any one client that goes away.
 		v, err, _ := l.flight.Do(key, func() (any, error) {
-			if a, hit := l.cache.get(key); hit {
-				return a, nil
+			if c, hit := l.cache.get(key); hit {
+				return c.Answer, nil
 			}
 			start := time.Now()
 			a, err := l.call(context.WithoutCancel(ctx), r, vals, methodArn)
 			id.IntegrationLatency = time.Since(start).Milliseconds()
 			if err == nil {
-				l.cache.put(key, a)
+				l.cache.put(key, &cachedAnswer{Answer: a})
 			}
 			return a, err
 		})

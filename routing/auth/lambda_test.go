@@ -100,10 +100,10 @@ func TestLambdaFailures(t *testing.T) {
 func TestResultCacheBound(t *testing.T) {
 	now := testNow
 	c := newResultCache(2, time.Minute, func() time.Time { return now })
-	c.put("a", &Answer{})
-	c.put("b", &Answer{})
+	c.put("a", &cachedAnswer{Answer: &Answer{}})
+	c.put("b", &cachedAnswer{Answer: &Answer{}})
 	c.get("a") // a is now the most recently used
-	c.put("c", &Answer{})
+	c.put("c", &cachedAnswer{Answer: &Answer{}})
 	if _, ok := c.get("b"); ok || c.len() != 2 {
 		t.Errorf("the least recently used entry stayed (len %d)", c.len())
 	}
