@@ -397,6 +397,18 @@ if [[ $what == auth || $what == all ]]; then
 			stop "$gw"
 		done
 	done
+	# Memory per idle connection behind each cached authorizer: 15,000
+	# connections dialled at 5,000/s and held 10 s (as bench.sh idle).
+	for v in none request-cached jwt-cached; do
+		IFS='|' read -r api_var auth_var flags warm <<<"${variant[$v]}"
+		API_EXTRA=${api_var:+${!api_var}} CONNECT_AUTH=${auth_var:+${!auth_var}} gateway epoll 18280 19290; gw=$GW
+		# shellcheck disable=SC2086
+		"$load" connect --url ws://127.0.0.1:18280/dev --connections 1 --hold 10ms --quiet ${warm//ROUND/1} >/dev/null 2>&1 || true
+		# shellcheck disable=SC2086
+		"$load" connect --url ws://127.0.0.1:18280/dev --connections "${AUTH_IDLE_CONNECTIONS:-15000}" --rate 5000 --hold 10s \
+			--sources "$SRC" --gateway-pid "$gw" ${flags//ROUND/1} --json "$OUT/auth-idle-$v.json" >/dev/null 2>>"$tmp/auth-load.log" || true
+		stop "$gw"
+	done
 	stop "$authz"
 	# One row per variant and round, then the median of the rounds.
 	table() { # variant files...: a row per file, then their median
@@ -429,6 +441,9 @@ if [[ $what == auth || $what == all ]]; then
 			table "post-$m" $(for r in $(seq "${REPS:-3}"); do [[ -f $OUT/auth-post-$m-$r.json ]] && echo "$OUT/auth-post-$m-$r.json"; done)
 		done
 	} | column -t -s$'\t' | tee "$OUT/auth-summary.txt"
+	for v in none request-cached jwt-cached; do
+		[[ -f $OUT/auth-idle-$v.json ]] && jq -r --arg v "$v" '"idle behind \($v): \(.gateway.bytesPerConnection | floor) B per connection (\(.connect.connected) connections dialled at 5,000/s)"' "$OUT/auth-idle-$v.json"
+	done | tee -a "$OUT/auth-summary.txt"
 	grep -h 'authorizer calls' "$tmp/authorizer.log" | tee -a "$OUT/auth-summary.txt" || true
 fi
 if [[ $what == broadcast || $what == all ]]; then
