@@ -185,12 +185,12 @@ func NewHTTPClientFor(inFlight int) *http.Client {
 	if inFlight <= 0 {
 		inFlight = DefaultIdleConnsPerBackend
 	}
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: newDirectTransport(&http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConns:        max(inFlight, DefaultIdleConnsPerBackend),
 		MaxIdleConnsPerHost: inFlight,
 		IdleConnTimeout:     90 * time.Second,
-	}}
+	}, inFlight)}
 }
 
 // readBuffers hold backends' answers while they are parsed (every value
@@ -268,9 +268,14 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 		req.Header[k] = v
 	}
 	InjectTrace(ctx, req.Header)
+	// The deadline passed: the context says so, or the transport found
+	// its connection's deadline (the context's) passed a moment before.
+	timedOut := func(err error) bool {
+		return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+	}
 	resp, err := h.rt.RoundTrip(req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if timedOut(err) {
 			return nil, fmt.Errorf("%w after %v: %s", ErrTimeout, h.timeout, h.uri)
 		}
 		return nil, fmt.Errorf("%w: calling %s: %v", ErrIntegration, h.uri, err)
@@ -281,7 +286,7 @@ func (h *httpIntegration) Invoke(ctx context.Context, call *Call) (*Response, er
 	body, err := readAnswer(resp, (*buf)[:0])
 	*buf = body
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if timedOut(err) {
 			return nil, fmt.Errorf("%w after %v: %s", ErrTimeout, h.timeout, h.uri)
 		}
 		return nil, fmt.Errorf("%w: reading answer of %s: %v", ErrIntegration, h.uri, err)
