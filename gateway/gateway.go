@@ -80,7 +80,7 @@ type Gateway struct {
 	authClient *http.Client     // authorizer and integration calls
 	keys       *auth.KeyCache   // JWKS of every JWT and Cognito authorizer
 	// proxyTransport carries every http_proxy integration's requests.
-	proxyTransport *http.Transport
+	proxyTransport http.RoundTripper
 	// tls serves the certificates of the listeners with tls set, by API
 	// name (managementTLS: the management listener).
 	tls map[string]*certs.Source

@@ -35,7 +35,7 @@ func (g *Gateway) addRESTAPI(i int, api *config.API) error {
 		return fmt.Errorf("gateway: api %q: %w", api.Name, err)
 	}
 	if g.proxyTransport == nil {
-		g.proxyTransport = integration.NewProxyTransport()
+		g.proxyTransport = integration.NewDirectProxyTransport()
 	}
 	h, err := rest.New(g.restOptions(ra, limits))
 	if err != nil {

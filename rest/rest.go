@@ -135,7 +135,7 @@ type Options struct {
 	// HTTPClient calls http integrations; nil: integration.NewHTTPClient().
 	HTTPClient *http.Client
 	// ProxyTransport carries http_proxy requests; nil:
-	// integration.NewProxyTransport().
+	// integration.NewDirectProxyTransport().
 	ProxyTransport http.RoundTripper
 	// Throttle decides on every request (API keys, usage plans,
 	// buckets); nil: no throttling.
@@ -219,7 +219,7 @@ func newTable(o Options) (*table, error) {
 	}
 	transport := o.ProxyTransport
 	if transport == nil {
-		transport = integration.NewProxyTransport()
+		transport = integration.NewDirectProxyTransport()
 	}
 	for _, sc := range a.Stages {
 		st := &stage{name: sc.Name, vars: sc.Variables, access: sc.AccessLog}

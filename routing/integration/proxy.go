@@ -60,9 +60,17 @@ func NewProxyTransport() *http.Transport {
 	}
 }
 
+// NewDirectProxyTransport returns the transport http_proxy integrations
+// share: NewProxyTransport's, with requests to http:// backends made on
+// the caller's goroutine (see directTransport; https, proxied, upgraded
+// and unknown-length requests go through net/http's).
+func NewDirectProxyTransport() http.RoundTripper {
+	return newDirectTransport(NewProxyTransport(), 4096)
+}
+
 // NewProxy builds the http_proxy integration s describes for a stage.
 // appendPath appends each request's path to the URI (AWS does so on the
-// $default route). transport nil: NewProxyTransport().
+// $default route). transport nil: NewDirectProxyTransport().
 func NewProxy(s *Spec, stageVars map[string]string, transport http.RoundTripper, appendPath bool) (*Proxy, error) {
 	t, err := expr.Compile(s.URI)
 	if err != nil {
@@ -73,7 +81,7 @@ func NewProxy(s *Spec, stageVars map[string]string, transport http.RoundTripper,
 		return nil, fmt.Errorf("uri: %w", err)
 	}
 	if transport == nil {
-		transport = NewProxyTransport()
+		transport = NewDirectProxyTransport()
 	}
 	p := &Proxy{base: base, params: strings.Contains(base, "{"), appendPath: appendPath, timeout: s.Timeout, headers: s.Headers}
 	if !p.params && !appendPath {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"sync"
 	"time"
@@ -183,7 +185,16 @@ func (t *directTransport) exchange(ctx context.Context, c *backendConn, req *htt
 			return nil, err
 		}
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			continue // an informational answer: the final one follows
+			// An informational answer (103 Early Hints): the final one
+			// follows. A proxy passes it on through the client trace, as
+			// with net/http's transport.
+			if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+					stop()
+					return nil, err
+				}
+			}
+			continue
 		}
 		resp.Body = &directBody{ReadCloser: resp.Body, ctx: ctx, t: t, c: c, addr: addr, stop: stop, eof: resp.Body == http.NoBody,
 			reuse: !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols}

@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"os"
 	"strings"
@@ -256,4 +259,49 @@ func TestDirectTransportWireRequest(t *testing.T) {
 	if got[0] != got[1] {
 		t.Errorf("direct:\n%q\nnet/http:\n%q", got[0], got[1])
 	}
+}
+
+// Behind httputil.ReverseProxy (the http_proxy integration), the direct
+// transport passes an informational answer on to the client before the
+// final one, streams the body and keeps its trailers.
+func TestDirectTransportBehindReverseProxy(t *testing.T) {
+	backend, opened, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Trailer", "X-Sum")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("a"))
+		w.(http.Flusher).Flush()
+		_, _ = w.Write([]byte("b"))
+		w.Header().Set("X-Sum", "2")
+	})
+	u, _ := url.Parse(backend.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = NewDirectProxyTransport()
+	front := httptest.NewServer(rp)
+	defer front.Close()
+	var early []int
+	for range 3 {
+		early = early[:0]
+		req, _ := http.NewRequest(http.MethodGet, front.URL+"/x", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error { early = append(early, code); return nil },
+		}))
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "ab" || resp.StatusCode != 200 || resp.Trailer.Get("X-Sum") != "2" {
+			t.Fatalf("through the proxy: %d %q trailer %v", resp.StatusCode, body, resp.Trailer)
+		}
+		if len(early) != 1 || early[0] != http.StatusEarlyHints {
+			t.Errorf("informational answers seen by the client: %v, want [103]", early)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("three proxied requests opened %d backend connections, want 1", n)
+	}
+	rp.Transport.(*directTransport).CloseIdleConnections()
 }
