@@ -20,6 +20,7 @@ import (
 
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/routing/auth"
+	"github.com/portico-gateway/portico/routing/throttle"
 )
 
 // benchKey is made on first use: a 2048-bit key costs every test of the
@@ -384,5 +385,43 @@ func TestAuthorizedConnectionsShareIdentity(t *testing.T) {
 				t.Errorf("%d authorizer calls, want %d", len(events()), tc.wantCallsHits)
 			}
 		})
+	}
+}
+
+// An API key in the query string reaches the limiter on $connect (the
+// router parses the query for it only when the key selection expression
+// names a query parameter); with a header expression a key in the query
+// does not count.
+func TestConnectAPIKeyInQuery(t *testing.T) {
+	const key = "partnerAkey0123456789abcd"
+	g, err := throttle.New(throttle.Options{MaxInFlight: 100,
+		Plans: []throttle.Plan{{Name: "basic", Stages: []throttle.PlanStage{{API: "chat", Stage: "prod"}}}},
+		Keys:  []throttle.Key{{Name: "partner-a", Value: key, Plans: []string{"basic"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		selection string
+		target    string
+		want      int // 0: accepted
+	}{
+		{"$request.querystring.key", "/prod?key=" + key, 0},
+		{"$request.querystring.key", "/prod?key=nopenopenopenopenopenope", 403},
+		{"$request.querystring.key", "/prod", 403},
+		{"$request.header.x-api-key", "/prod?x-api-key=" + key, 403},
+	} {
+		lim, err := g.NewAPI(throttle.APIOptions{Name: "chat", Stages: []throttle.StageOptions{{Name: "prod"}},
+			KeySelection: tc.selection, KeyRequired: map[string]bool{RouteConnect: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := New(Options{Throttle: lim, InFlight: g.InFlight(), API: baseAPI(map[string]Route{RouteConnect: {Integration: mock("")}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := r.Connect(context.Background(), &connections.ConnectRequest{Info: newInfo(), Request: httptest.NewRequest("GET", "http://gw.example.com"+tc.target, nil)})
+		if res.Status != tc.want {
+			t.Errorf("%s %s: status %d %s, want %d", tc.selection, tc.target, res.Status, res.Body, tc.want)
+		}
 	}
 }

@@ -914,8 +914,8 @@ func (r *Router) admit(st *stage, s *session, req *http.Request, usageKey string
 	if lim == nil || st.connectLimit == nil {
 		return nil
 	}
-	var q url.Values // parsed only when there is a query (an API key may be in it)
-	if req.URL.RawQuery != "" {
+	var q url.Values // parsed only when the API key may be in it (a JWT in ?token= is 800 bytes to unescape)
+	if req.URL.RawQuery != "" && lim.KeyInQuery() {
 		q = req.URL.Query()
 	}
 	lc, err := lim.Connect(st.connectLimit, req.Header, q, usageKey)

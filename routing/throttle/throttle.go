@@ -507,9 +507,18 @@ type Limiter interface {
 	// Remote reports whether decisions call Redis (cluster scope), so
 	// they must not run on a connection server's loop.
 	Remote() bool
+	// KeyInQuery reports whether Connect reads its query (the API key
+	// selection expression names a query parameter); otherwise a caller
+	// may pass nil rather than parse it.
+	KeyInQuery() bool
 }
 
 // Remote reports whether decisions call Redis.
 func (a *API) Remote() bool { return a.g.cl != nil }
 
 var _ Limiter = (*API)(nil)
+
+// KeyInQuery reports whether the API's apiKeySelectionExpression reads a
+// query string parameter: only then does Connect read its query, which a
+// caller may leave unparsed (nil) otherwise.
+func (a *API) KeyInQuery() bool { return a.src.query != "" }

@@ -411,3 +411,17 @@ func BenchmarkAllowLocalParallel(b *testing.B) {
 		}
 	})
 }
+
+// KeyInQuery says whether Connect reads the query: a query key source
+// does, a header one does not.
+func TestKeyInQuery(t *testing.T) {
+	for expr, want := range map[string]bool{"$request.querystring.key": true, "$request.header.x-api-key": false} {
+		src, err := parseKeySource(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (&API{src: src}).KeyInQuery(); got != want {
+			t.Errorf("%s: KeyInQuery %v, want %v", expr, got, want)
+		}
+	}
+}
