@@ -30,11 +30,15 @@ type acceptor struct {
 	reading    map[net.Conn]struct{} // handshakes still reading their request
 	handshakes sync.WaitGroup        // one per accepted socket until it is a connection or closed
 	workers    sync.WaitGroup        // one per goroutine running handshakes (see acceptEach)
-	// workersStarted and workersIdle count those goroutines started and
-	// waiting for their next socket now (tests watch them).
+	// workersStarted, workersLive and workersIdle count those goroutines
+	// started, running now and waiting for their next socket now (tests
+	// watch them).
 	workersStarted atomic.Int64
+	workersLive    atomic.Int32
 	workersIdle    atomic.Int32
-	settler        // gives a burst's memory back once it is over (settle.go)
+	// idleFor overrides workerIdle when set (nanoseconds; tests).
+	idleFor atomic.Int64
+	settler // gives a burst's memory back once it is over (settle.go)
 }
 
 func (a *acceptor) initAcceptor() {
@@ -85,24 +89,30 @@ func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *
 	next := make(chan T) // a worker waiting for its next socket receives here
 	work := func(sock T) {
 		defer a.workers.Done()
+		defer a.workersLive.Add(-1)
 		var idle *time.Timer
 		for {
 			handshake(ctx, sock) // calls handshakeDone once the socket is a connection or closed
+			wait := workerIdle
+			if d := a.idleFor.Load(); d > 0 {
+				wait = time.Duration(d)
+			}
 			if idle == nil {
-				idle = time.NewTimer(workerIdle)
+				idle = time.NewTimer(wait)
 				defer idle.Stop()
 			} else {
-				idle.Reset(workerIdle)
+				idle.Reset(wait)
 			}
 			a.workersIdle.Add(1)
+			more := false
 			select {
 			case sock = <-next:
-				a.workersIdle.Add(-1)
+				more = true
 			case <-idle.C:
-				a.workersIdle.Add(-1)
-				return
 			case <-a.ctx.Done():
-				a.workersIdle.Add(-1)
+			}
+			a.workersIdle.Add(-1)
+			if !more {
 				return
 			}
 		}
@@ -149,6 +159,7 @@ func acceptEach[T io.Closer](a *acceptor, ln net.Listener, also io.Closer, log *
 		default:
 			a.workers.Add(1)
 			a.workersStarted.Add(1)
+			a.workersLive.Add(1)
 		}
 		a.mu.Unlock()
 		if !handed {

@@ -43,6 +43,7 @@ func TestHandshakeGoroutinesReused(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := acceptorOf(t, srv)
+			a.idleFor.Store(int64(time.Minute)) // a loaded machine must not let a goroutine time out between two dials
 			url := "ws://" + serve(t, srv) + "/test"
 			for i := range 20 {
 				c, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -59,8 +60,18 @@ func TestHandshakeGoroutinesReused(t *testing.T) {
 			if n := a.workersStarted.Load(); n != 1 {
 				t.Errorf("20 handshakes one after another started %d goroutines, want 1", n)
 			}
-			waitFor(t, "the idle goroutine exits", func() bool { return a.workersIdle.Load() == 0 })
+			a.idleFor.Store(int64(time.Millisecond)) // from the next handshake on
 			c, _, err := websocket.DefaultDialer.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == ModeGoroutine {
+				_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				<-h.disconnects
+			}
+			c.Close()
+			waitFor(t, "the idle goroutine exits", func() bool { return a.workersLive.Load() == 0 })
+			c, _, err = websocket.DefaultDialer.Dial(url, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

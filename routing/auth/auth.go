@@ -146,6 +146,16 @@ type Request struct {
 	Complete func(*Request)
 }
 
+// QueryValues is r.Query, or RawQuery parsed when the transport left
+// Query nil (pairs that do not parse are left out, as by net/http).
+func (r *Request) QueryValues() url.Values {
+	if r.Query == nil && r.RawQuery != "" {
+		q, _ := url.ParseQuery(r.RawQuery)
+		return q
+	}
+	return r.Query
+}
+
 // complete runs r.Complete once, if set.
 func (r *Request) complete() {
 	if c := r.Complete; c != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -282,10 +281,7 @@ func (l *Lambda) Event(r *Request, vals []string, methodArn string) ([]byte, err
 			}
 		}
 	}
-	q := r.Query
-	if q == nil && r.RawQuery != "" {
-		q, _ = url.ParseQuery(r.RawQuery) // pairs that do not parse are left out, as by net/http
-	}
+	q := r.QueryValues()
 	if len(q) > 0 {
 		ev.QueryStringParameters = make(map[string]string, len(q))
 		ev.MultiValueQueryStringParameters = q

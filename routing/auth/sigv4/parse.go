@@ -85,10 +85,7 @@ func parseInto(s *signature, r *auth.Request) error {
 		s.token = headerValue(r, headerSecurityToken)
 		return s.parseDate()
 	}
-	q := r.Query
-	if q == nil && r.RawQuery != "" {
-		q, _ = url.ParseQuery(r.RawQuery) // pairs that do not parse are left out, as by net/http
-	}
+	q := r.QueryValues()
 	if q.Get(querySignature) == "" && q.Get(queryAlgorithm) == "" && q.Get(queryCredential) == "" {
 		return &auth.Error{Kind: auth.ErrForbidden, Type: TypeMissingAuthenticationToken,
 			Message: "Missing Authentication Token", Err: ErrMissingAuthentication}
