@@ -39,6 +39,7 @@ var contractCases = []struct {
 	{"upgrade head over 8 KiB is answered 431", contractHeadLimit},
 	{"client close codes are echoed", contractCloseCodes},
 	{"idle timeout closes with 1001", contractIdleTimeout},
+	{"messages hold off the idle timeout", contractActivity},
 	{"handshake timeout drops half a head", contractHandshakeTimeout},
 	{"send errors", contractSendErrors},
 	{"handler sees header names as sent", contractHeaderNames},
@@ -412,6 +413,31 @@ func contractIdleTimeout(e *contractEnv) {
 	}
 	if d := e.disconnect(5 * time.Second); d != (closeSeen{CloseGoingAway, ReasonGoingAway}) {
 		e.errorf("Disconnect got %+v, want 1001 %q", d, ReasonGoingAway)
+	}
+}
+
+// A connection that keeps sending outlives its idle timeout several
+// times over, and LastActive moves with each message.
+func contractActivity(e *contractEnv) {
+	const idle = 300 * time.Millisecond
+	e.start(Limits{IdleTimeout: idle})
+	ws, c := e.dial(nil)
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*idle; i++ {
+		before := time.Now()
+		msg := fmt.Sprintf("m%d", i)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			e.fatalf("send %d after %v: %v", i, time.Since(start), err)
+		}
+		_, got, err := ws.ReadMessage()
+		if err != nil || string(got) != msg {
+			e.fatalf("echo %d after %v: %q, %v; want %q (closed while active?)", i, time.Since(start), got, err, msg)
+		}
+		// The read is timed no earlier than the message was sent.
+		if la := c.LastActive(); la.Before(before.Add(-time.Millisecond)) {
+			e.fatalf("LastActive %v after a message sent at %v", la, before)
+		}
 	}
 }
 

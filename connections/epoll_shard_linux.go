@@ -32,6 +32,7 @@ type shard struct {
 	stopping bool
 
 	readBuf []byte // loop only
+	now     int64  // unix ns, taken once per loop turn after epoll_wait; loop only
 }
 
 const wakeSlot = -1
@@ -194,6 +195,7 @@ func (sh *shard) loop() {
 			sh.srv.log.Error("epoll_wait failed", "err", err)
 			return
 		}
+		sh.now = time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			if ev.Fd == wakeSlot {
@@ -314,6 +316,11 @@ func (c *epConn) State() any            { return c.state }
 func (c *epConn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }
 func (c *epConn) touch()                { c.lastActive.Store(time.Now().UnixNano()) }
 
+// touchLoop is touch on the loop, with the time of this loop turn: one
+// clock read per epoll_wait instead of one per frame. A turn is short
+// next to any idle timeout.
+func (c *epConn) touchLoop() { c.lastActive.Store(c.sh.now) }
+
 // Send frames data and writes it without blocking.
 func (c *epConn) Send(data []byte, binary bool) error {
 	if len(data) > c.srv.limits.MaxMessageBytes {
@@ -323,10 +330,15 @@ func (c *epConn) Send(data []byte, binary bool) error {
 	if binary {
 		op = opBinary
 	}
-	if err := c.writeFrame(op, data); err != nil {
+	batched, err := c.writeFrame(op, data)
+	if err != nil {
 		return err
 	}
-	c.touch()
+	if !batched {
+		// Queued while the loop dispatches a read of this connection,
+		// the frame needs no clock: the read touched it (touchLoop).
+		c.touch()
+	}
 	return nil
 }
 
@@ -365,7 +377,7 @@ func (c *epConn) write(frame []byte, control bool) error {
 		return ErrClosed
 	}
 	if len(c.wq) == 0 && !c.batching {
-		n, err := unix.Write(c.fd, frame)
+		n, err := sockWrite(c.fd, frame)
 		if n > 0 {
 			frame = frame[n:]
 		}
@@ -400,7 +412,7 @@ func (c *epConn) flush() {
 		return
 	}
 	for len(c.wq) > 0 {
-		n, err := unix.Write(c.fd, c.wq)
+		n, err := sockWrite(c.fd, c.wq)
 		if n > 0 {
 			c.wq = c.wq[n:]
 		}
@@ -499,7 +511,7 @@ func (c *epConn) readAndDispatch(buf []byte) {
 		} else {
 			dst = buf
 		}
-		n, err := unix.Read(c.fd, dst)
+		n, err := sockRead(c.fd, dst)
 		if n <= 0 {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				return
@@ -552,7 +564,7 @@ var errStopReading = errors.New("connections: stop reading")
 func (c *epConn) onFrame(f frameEvent) error {
 	switch f.op {
 	case opText, opBinary:
-		c.touch()
+		c.touchLoop()
 		if c.isClosing() {
 			return nil // after our close frame, data is dropped
 		}
@@ -562,7 +574,7 @@ func (c *epConn) onFrame(f frameEvent) error {
 		}
 		c.srv.opts.Handler.Message(c, Message{Data: f.payload, Binary: f.op == opBinary})
 	case opPing:
-		c.touch()
+		c.touchLoop()
 		_ = c.write(appendFrame(nil, opPong, f.payload), true)
 	case opPong:
 		c.pingSent = 0
@@ -664,7 +676,7 @@ func (c *epConn) finish(code int, reason string) {
 	c.closing = true
 	// Best effort: push out what is queued (the close frame) before closing.
 	if len(c.wq) > 0 {
-		_, _ = unix.Write(c.fd, c.wq)
+		_, _ = sockWrite(c.fd, c.wq)
 	}
 	c.releaseQueue()
 	// Closing the only descriptor of the socket also takes it out of the

@@ -80,25 +80,26 @@ func frameSize(n int) int {
 // dispatch, behind queued bytes, or what the socket does not take),
 // without blocking and without allocating. It is write for a frame not
 // built yet.
-func (c *epConn) writeFrame(op byte, payload []byte) error {
+func (c *epConn) writeFrame(op byte, payload []byte) (batched bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fdClosed || c.closing {
-		return ErrClosed
+		return false, ErrClosed
 	}
+	batched = c.batching
 	limit := c.srv.limits.SendQueueBytes
 	if len(c.wq) == 0 && !c.batching {
 		bp := queueBufs.Get().(*[]byte)
 		frame := appendFrame((*bp)[:0], op, payload)
-		n, err := unix.Write(c.fd, frame)
+		n, werr := sockWrite(c.fd, frame)
 		if n == len(frame) {
 			putQueueBuf(bp, frame)
-			return nil
+			return batched, nil
 		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
+		if werr != nil && !errors.Is(werr, unix.EAGAIN) {
 			putQueueBuf(bp, frame)
 			// The loop sees the error on the socket and finishes it.
-			return fmt.Errorf("%w: %v", ErrClosed, err)
+			return batched, fmt.Errorf("%w: %v", ErrClosed, werr)
 		}
 		rest := frame
 		if n > 0 {
@@ -106,23 +107,23 @@ func (c *epConn) writeFrame(op byte, payload []byte) error {
 		}
 		if len(rest) > limit {
 			putQueueBuf(bp, frame)
-			return c.overflow()
+			return batched, c.overflow()
 		}
 		// What the socket did not take is the queue, in the same buffer.
 		c.wqBuf, c.wq = bp, rest
 		c.account()
 		c.watchOut()
-		return nil
+		return batched, nil
 	}
 	if len(c.wq)+frameSize(len(payload)) > limit {
-		return c.overflow()
+		return batched, c.overflow()
 	}
 	c.queueFrame(op, payload)
 	if !c.batching {
 		c.account()
 		c.watchOut()
 	}
-	return nil
+	return batched, nil
 }
 
 // overflow is the answer to a Send past the queue's bound. c.mu held.

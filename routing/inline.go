@@ -42,17 +42,26 @@ func (r *Router) debugOn() bool {
 }
 
 // answerInline answers one message on an inline route (route.inline)
-// and returns the time the mock took (the access log's
-// integrationLatency). valid is gjson.ValidBytes(data).
-func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid bool) time.Duration {
+// and, when timed, returns the time the mock took (the access log's
+// integrationLatency). Untimed, the mock's latency is recorded as 0: it
+// is well under a microsecond, inside the histogram's first bucket, and
+// its two clock reads were 2% of an echo's CPU. valid is
+// gjson.ValidBytes(data).
+func (r *Router) answerInline(c connections.Conn, rt *route, data []byte, valid, timed bool) time.Duration {
 	if !rt.twoWay {
 		rt.integ.ObserveMock(0) // the mock's answer goes nowhere: nothing to build
 		return 0
 	}
-	start := time.Now()
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
 	bp := answerBufs.Get().(*[]byte)
 	out := rt.integ.AppendMockBody((*bp)[:0], data, valid)
-	d := time.Since(start)
+	var d time.Duration
+	if timed {
+		d = time.Since(start)
+	}
 	rt.integ.ObserveMock(d)
 	if len(out) > 0 {
 		if err := c.Send(out, false); err == nil {

@@ -728,7 +728,7 @@ func (r *Router) Message(c connections.Conn, m connections.Message) {
 		// An unsampled message's spans record nothing: end them and
 		// answer inline like an untraced one.
 		tr.end()
-		d := r.answerInline(c, rt, m.Data, valid)
+		d := r.answerInline(c, rt, m.Data, valid, st.access != nil)
 		if st.access != nil {
 			r.accessInline(s, st, rt, now, d)
 		}
