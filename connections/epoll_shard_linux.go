@@ -377,7 +377,7 @@ func (c *epConn) write(frame []byte, control bool) error {
 		return ErrClosed
 	}
 	if len(c.wq) == 0 && !c.batching {
-		n, err := sockWrite(c.fd, frame)
+		n, err := unix.Write(c.fd, frame) // any goroutine: see sockWrite
 		if n > 0 {
 			frame = frame[n:]
 		}

@@ -91,7 +91,7 @@ func (c *epConn) writeFrame(op byte, payload []byte) (batched bool, err error) {
 	if len(c.wq) == 0 && !c.batching {
 		bp := queueBufs.Get().(*[]byte)
 		frame := appendFrame((*bp)[:0], op, payload)
-		n, werr := sockWrite(c.fd, frame)
+		n, werr := unix.Write(c.fd, frame) // any goroutine: see sockWrite
 		if n == len(frame) {
 			putQueueBuf(bp, frame)
 			return batched, nil
