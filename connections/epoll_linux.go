@@ -52,6 +52,8 @@ type EpollServer struct {
 	stats  *QueueStats
 	shards []*shard
 	next   atomic.Uint32 // round-robin shard choice
+	// maxRead is maxReadPerEvent; tests lower it before Serve.
+	maxRead int
 
 	acceptor                  // listeners, handshakes, closing; its mu guards them
 	wg         sync.WaitGroup // shard loops
@@ -68,6 +70,8 @@ func NewEpollServer(opts Options) (*EpollServer, error) {
 		hub:    opts.Hub,
 		log:    opts.Logger,
 		stats:  opts.Stats,
+
+		maxRead: maxReadPerEvent,
 	}
 	if s.stats == nil {
 		s.stats = &QueueStats{}

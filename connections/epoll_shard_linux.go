@@ -32,10 +32,25 @@ type shard struct {
 	stopping bool
 
 	readBuf []byte // loop only
-	now     int64  // unix ns, taken once per loop turn after epoll_wait; loop only
+	// again holds the connections a turn left unread (maxReadPerEvent,
+	// or reading stopped early): edge-triggered epoll reports a socket
+	// again only when more arrives, so the next turn reads them without
+	// waiting. next is again's spare backing array. Loop only.
+	again, next []slotRef
+	now         int64 // unix ns, taken once per loop turn after epoll_wait; loop only
 }
 
 const wakeSlot = -1
+
+// slotRef names a connection of a shard as its epoll event does.
+type slotRef struct{ slot, gen int32 }
+
+// connEvents are the events a connection's socket is watched for:
+// edge-triggered, so a socket that stays readable is not reported (and
+// polled by the kernel) once more after each read that emptied it. A
+// read that stops before the socket is empty puts the connection on the
+// shard's again list instead.
+const connEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 // maxWait bounds one epoll_wait, so the loop looks at its timers at least
 // this often even when nothing wakes it.
@@ -99,7 +114,7 @@ func (sh *shard) add(c *epConn) error {
 	// idle timeout) is seconds away, which saves two syscalls a connect.
 	earliest := sh.timers[0] == c && c.deadline < now+int64(maxWait)
 	sh.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: slot, Pad: int32(c.gen)}
+	ev := unix.EpollEvent{Events: connEvents, Fd: slot, Pad: int32(c.gen)}
 	if err := unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 		sh.remove(c)
 		return fmt.Errorf("connections: epoll_ctl add: %w", err)
@@ -190,12 +205,25 @@ func (sh *shard) loop() {
 	defer sh.closeFDs()
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(sh.epfd, events, sh.waitMillis(time.Now().UnixNano()))
+		wait := 0
+		if len(sh.again) == 0 {
+			wait = sh.waitMillis(time.Now().UnixNano())
+		}
+		n, err := unix.EpollWait(sh.epfd, events, wait)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			sh.srv.log.Error("epoll_wait failed", "err", err)
 			return
 		}
 		sh.now = time.Now().UnixNano()
+		if len(sh.again) > 0 {
+			again := sh.again
+			sh.again, sh.next = sh.next[:0], again
+			for _, r := range again {
+				if c := sh.lookup(r.slot, r.gen); c != nil {
+					c.onReadable(sh.readBuf)
+				}
+			}
+		}
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			if ev.Fd == wakeSlot {
@@ -428,7 +456,7 @@ func (c *epConn) flush() {
 	c.releaseQueue()
 	if c.wantOut {
 		c.wantOut = false
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.slot, Pad: int32(c.gen)}
+		ev := unix.EpollEvent{Events: connEvents, Fd: c.slot, Pad: int32(c.gen)}
 		_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 	}
 }
@@ -488,18 +516,24 @@ func (c *epConn) onReadable(buf []byte) {
 	c.mu.Lock()
 	c.batching = true
 	c.mu.Unlock()
-	c.readAndDispatch(buf)
+	drained := c.readAndDispatch(buf)
 	c.mu.Lock()
 	c.batching = false
 	c.mu.Unlock()
+	if !drained && !c.finished.Load() {
+		c.sh.again = append(c.sh.again, slotRef{c.slot, int32(c.gen)})
+	}
 	if !c.finished.Load() {
 		c.flush()
 	}
 }
 
-func (c *epConn) readAndDispatch(buf []byte) {
+// readAndDispatch reads and dispatches until the socket is empty (it
+// returns true) or it stops first: maxReadPerEvent read, an interrupted
+// read, reading stopped by a close (false).
+func (c *epConn) readAndDispatch(buf []byte) (drained bool) {
 	read := 0
-	for read < maxReadPerEvent && !c.finished.Load() {
+	for read < c.srv.maxRead && !c.finished.Load() {
 		var dst []byte
 		if len(c.pending) > 0 {
 			if cap(c.pending)-len(c.pending) < 4096 {
@@ -513,11 +547,14 @@ func (c *epConn) readAndDispatch(buf []byte) {
 		}
 		n, err := sockRead(c.fd, dst)
 		if n <= 0 {
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-				return
+			if errors.Is(err, unix.EAGAIN) {
+				return true
+			}
+			if errors.Is(err, unix.EINTR) {
+				return false
 			}
 			c.finish(CloseAbnormal, "")
-			return
+			return true
 		}
 		read += n
 		var data []byte
@@ -529,7 +566,7 @@ func (c *epConn) readAndDispatch(buf []byte) {
 		}
 		used, perr := c.parser.parse(data, c.onFrame)
 		if c.finished.Load() {
-			return
+			return true
 		}
 		if perr != nil {
 			var ce *closeError
@@ -539,7 +576,7 @@ func (c *epConn) readAndDispatch(buf []byte) {
 			} else if !errors.Is(perr, errStopReading) {
 				c.finish(CloseInternal, "")
 			}
-			return
+			return false
 		}
 		rest := data[used:]
 		switch {
@@ -551,9 +588,12 @@ func (c *epConn) readAndDispatch(buf []byte) {
 			c.pending = append(make([]byte, 0, len(rest)+4096), rest...)
 		}
 		if n < len(dst) {
-			return // drained
+			// A short read took all the socket had: what arrives later
+			// is reported anew.
+			return true
 		}
 	}
+	return c.finished.Load()
 }
 
 // errStopReading ends parsing without an error close (the connection is

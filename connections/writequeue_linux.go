@@ -141,6 +141,6 @@ func (c *epConn) watchOut() {
 		return
 	}
 	c.wantOut = true
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
+	ev := unix.EpollEvent{Events: connEvents | unix.EPOLLOUT, Fd: c.slot, Pad: int32(c.gen)}
 	_ = unix.EpollCtl(c.sh.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 }
