@@ -5,7 +5,6 @@ package connections
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -45,17 +44,7 @@ func TestEpollBurstPastReadBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.maxRead = 1024 // the burst below is twenty times one read's bound
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+serve(t, srv)+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
