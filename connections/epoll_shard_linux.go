@@ -520,12 +520,13 @@ func (c *epConn) onReadable(buf []byte) {
 	c.mu.Lock()
 	c.batching = false
 	c.mu.Unlock()
-	if !drained && !c.finished.Load() {
+	if c.finished.Load() {
+		return
+	}
+	if !drained {
 		c.sh.again = append(c.sh.again, slotRef{c.slot, int32(c.gen)})
 	}
-	if !c.finished.Load() {
-		c.flush()
-	}
+	c.flush()
 }
 
 // readAndDispatch reads and dispatches until the socket is empty (it

@@ -12,7 +12,8 @@ import (
 // socket, which is always non-blocking, made without telling the runtime
 // a system call has begun (unix.Read and unix.Write do: entersyscall and
 // exitsyscall around each). The shard's loop reads and flushes with
-// them: a call that cannot block needs neither, and a loopback write that
+// them (and so does a registration's first flush, on the handshake's
+// goroutine): a call that cannot block needs neither, and a loopback write that
 // does the peer's receive work can pass 20 µs on a loaded machine, after
 // which the runtime's monitor takes the loop's P away and the loop must
 // win one back (echo: +10% messages/s, -14% CPU per message).
@@ -25,24 +26,16 @@ import (
 //
 // They return what unix.Read and unix.Write return: -1 and the errno on
 // failure.
-func sockRead(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
+func sockRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
+func sockWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
 
-func sockWrite(fd int, p []byte) (int, error) {
+// rawIO is read(2) or write(2) (trap) of p on fd, through RawSyscall.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
 	if e != 0 {
 		return -1, e
 	}

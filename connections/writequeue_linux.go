@@ -88,7 +88,7 @@ func (c *epConn) writeFrame(op byte, payload []byte) (batched bool, err error) {
 	}
 	batched = c.batching
 	limit := c.srv.limits.SendQueueBytes
-	if len(c.wq) == 0 && !c.batching {
+	if len(c.wq) == 0 && !batched {
 		bp := queueBufs.Get().(*[]byte)
 		frame := appendFrame((*bp)[:0], op, payload)
 		n, werr := unix.Write(c.fd, frame) // any goroutine: see sockWrite
@@ -119,7 +119,7 @@ func (c *epConn) writeFrame(op byte, payload []byte) (batched bool, err error) {
 		return batched, c.overflow()
 	}
 	c.queueFrame(op, payload)
-	if !c.batching {
+	if !batched {
 		c.account()
 		c.watchOut()
 	}
