@@ -34,11 +34,12 @@ type echo struct {
 	unexpected atomic.Int64
 	sendErrs   atomic.Int64
 	rt         *Hist
+	lag        *Hist // open loop: how late each message was written against its due time
 	firstOdd   atomic.Pointer[string]
 }
 
 func (r *runner) newEcho() *echo {
-	e := &echo{r: r, expect: r.o.Expect, rt: NewHist(),
+	e := &echo{r: r, expect: r.o.Expect, rt: NewHist(), lag: NewHist(),
 		prefix: []byte(`{"action":"` + r.o.Action + `","data":"`)}
 	r.onMessage = e.onMessage
 	return e
@@ -142,6 +143,8 @@ func (e *echo) run(ctx context.Context) error {
 		SendErrors: e.sendErrs.Load(), PerSecond: float64(inWindow) / elapsed.Seconds(), RoundTrip: e.rt.Latency()}
 	if o.MsgRate > 0 {
 		m.Mode, m.Depth, m.TargetRate = "open-loop", 0, o.MsgRate
+		lag := e.lag.Latency()
+		m.SendLag = &lag
 	}
 	if len(o.GatewayPIDs) > 0 && cpuErr == nil && cpuErr1 == nil {
 		m.ServerCPUSeconds = cpu1.CPUSeconds - cpu0.CPUSeconds
@@ -184,8 +187,14 @@ func (e *echo) openLoop(ctx context.Context, conns []*wsclient.Conn, start time.
 	for e.running.Load() {
 		due := int64(time.Since(start).Seconds() * e.r.o.MsgRate)
 		for ; sent < due && e.running.Load(); sent++ {
-			// Message sent+1 was due at (sent+1)/MsgRate seconds.
-			e.sendStamped(conns[next], origin+int64(float64(sent+1)/e.r.o.MsgRate*1e9))
+			// Message sent+1 was due at (sent+1)/MsgRate seconds. It is
+			// stamped with the moment it is written: how late that is
+			// is this loop's own pacing (a 1 ms tick, and when this
+			// goroutine gets to run), reported apart as the send lag,
+			// not added to the server's round trip.
+			now := e.r.stamp()
+			e.lag.Record(time.Duration(max(now-(origin+int64(float64(sent+1)/e.r.o.MsgRate*1e9)), 0)))
+			e.sendStamped(conns[next], now)
 			next = (next + 1) % len(conns)
 		}
 		select {

@@ -179,6 +179,11 @@ func TestEchoSmoke(t *testing.T) {
 		if o.MsgRate > 0 && (m.Sent < 1500 || m.Sent > 2500) {
 			t.Errorf("open loop at 2000/s for 1s sent %d", m.Sent)
 		}
+		// The open loop times its own pacing apart: one lag per message
+		// sent, none in a closed loop.
+		if got := m.SendLag != nil; got != (o.MsgRate > 0) || got && m.SendLag.Count != m.Sent {
+			t.Errorf("%+v: send lag %+v for %d sent", o, m.SendLag, m.Sent)
+		}
 	}
 	// Expecting the data field from a server that echoes everything: every
 	// reply is unexpected.
