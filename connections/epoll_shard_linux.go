@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-gateway/portico/internal/epollwait"
 	"golang.org/x/sys/unix"
 )
 
@@ -205,11 +206,12 @@ func (sh *shard) loop() {
 	defer sh.closeFDs()
 	events := make([]unix.EpollEvent, 256)
 	for {
-		wait := 0
-		if len(sh.again) == 0 {
-			wait = sh.waitMillis(time.Now().UnixNano())
+		// A busy loop finds its next events without a blocking call;
+		// an idle one waits without holding its P (see epollwait).
+		n, err := epollwait.Poll(sh.epfd, events)
+		if n == 0 && len(sh.again) == 0 {
+			n, err = epollwait.Wait(sh.epfd, events, sh.waitMillis(time.Now().UnixNano()))
 		}
-		n, err := unix.EpollWait(sh.epfd, events, wait)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			sh.srv.log.Error("epoll_wait failed", "err", err)
 			return
