@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portico-gateway/portico/internal/epollwait"
 	"golang.org/x/sys/unix"
 )
 
@@ -462,7 +463,12 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	buf := make([]byte, 64<<10) // one read buffer per loop, not per connection
 	for !l.stop.Load() {
-		n, err := unix.EpollWait(l.epfd, events, 50)
+		// As the gateway's shards: poll, and block only when idle,
+		// without holding a P (see epollwait).
+		n, err := epollwait.Poll(l.epfd, events)
+		if n == 0 {
+			n, err = epollwait.Wait(l.epfd, events, 50)
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
