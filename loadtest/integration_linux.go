@@ -57,7 +57,7 @@ func (in *integration) run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		during = in.direct(ctx, o.DirectClients, o.Duration)
+		during = in.direct(ctx, o.DirectClients, o.DirectRate, o.Duration)
 	}()
 	err := in.echo.run(ctx)
 	<-done
@@ -87,7 +87,7 @@ func (in *integration) run(ctx context.Context) error {
 			clients = max(1, min(int(o.MsgRate*s.Messages.RoundTrip.Mean/1000)+1, 1024))
 		}
 		in.r.o.logf("calling the backend directly for %v from %d clients", o.DirectAfter, clients)
-		after := in.direct(ctx, clients, o.DirectAfter)
+		after := in.direct(ctx, clients, 0, o.DirectAfter)
 		res.After = &after
 		if after.Errors > 0 {
 			s.problem("%d of %d direct backend calls failed (--direct-after)", after.Errors, after.Requests)
@@ -119,8 +119,10 @@ func (in *integration) backendStats(ctx context.Context, method string) *Backend
 }
 
 // direct posts events like the gateway's straight to the backend from
-// clients goroutines for d.
-func (in *integration) direct(ctx context.Context, clients int, d time.Duration) DirectRun {
+// clients goroutines for d, rate calls a second in all when rate > 0 (a
+// call is timed from its start, not from when it was due), else each
+// client as fast as its calls return.
+func (in *integration) direct(ctx context.Context, clients int, rate float64, d time.Duration) DirectRun {
 	o := in.r.o
 	// The same settings as the gateway's integration client (see
 	// routing.NewRouter): keep-alive, up to 4096 idle connections.
@@ -138,11 +140,21 @@ func (in *integration) direct(ctx context.Context, clients int, d time.Duration)
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for range clients {
+	for k := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				if rate > 0 {
+					// Client k's i-th call is due at (i*clients+k)/rate.
+					due := start.Add(time.Duration(float64(i*clients+k) / rate * float64(time.Second)))
+					if w := time.Until(due); w > 0 {
+						sleep(ctx, w)
+					}
+					if !time.Now().Before(deadline) {
+						break
+					}
+				}
 				data := string(appendStamp(nil, seq.Add(1), in.r.stamp(), o.MessageBytes))
 				event := directEvent(o, data)
 				t0 := time.Now()
@@ -168,7 +180,7 @@ func (in *integration) direct(ctx context.Context, clients int, d time.Duration)
 		}()
 	}
 	wg.Wait()
-	return DirectRun{Clients: clients, Seconds: time.Since(start).Seconds(), Requests: requests.Load(),
+	return DirectRun{Clients: clients, Rate: max(rate, 0), Seconds: time.Since(start).Seconds(), Requests: requests.Load(),
 		Errors: errs.Load(), Latency: h.Latency()}
 }
 

@@ -323,4 +323,12 @@ func TestHTTPIntegrationSmoke(t *testing.T) {
 		in.OverBackend == nil || in.OverBackend.P50 <= 0 || in.OverBackend.P50 >= s.Messages.RoundTrip.P50 {
 		t.Errorf("backend's own time %+v, round trip minus it %+v (round trip %+v)", in.Backend, in.OverBackend, s.Messages.RoundTrip)
 	}
+	// At a fixed message rate the direct calls are paced at a tenth of it
+	// (unpaced, two clients made thousands of calls in that second).
+	s, err = Run(context.Background(), Options{Scenario: HTTPIntegration, URL: wsURL, BackendListen: addr,
+		Connections: 20, Duration: time.Second, MsgRate: 400})
+	checkClean(t, s, err)
+	if d := s.Integration.Direct; d.Rate != 40 || d.Requests < 20 || d.Requests > 60 || d.Latency.Count != d.Requests {
+		t.Errorf("direct calls beside 400 messages/s for 1 s: %+v; want about 40 at 40/s", d)
+	}
 }

@@ -157,6 +157,12 @@ type Options struct {
 	// DirectClients call the backend directly while the gateway phase
 	// runs, so both are timed under the same load. Default 2.
 	DirectClients int
+	// DirectRate paces those calls, in calls per second for all the
+	// clients together. Default: a tenth of MsgRate in an open loop (the
+	// backend is sampled under the gateway's load without saturating the
+	// machine the fixed rate is meant to leave unsaturated), unpaced in a
+	// closed loop; negative: unpaced in both.
+	DirectRate float64
 	// DirectAfter, when set, also calls the backend directly for this
 	// long after the gateway phase, alone, with as many clients as there
 	// were messages in flight (at most 1024).
@@ -248,6 +254,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DirectClients == 0 {
 		o.DirectClients = 2
+	}
+	if o.DirectRate == 0 && o.MsgRate > 0 {
+		o.DirectRate = o.MsgRate / 10
 	}
 	if o.AccessKey != "" && o.Region == "" {
 		o.Region = "us-east-1"

@@ -136,6 +136,7 @@ type IntegrationResult struct {
 // DirectRun is a series of direct backend calls.
 type DirectRun struct {
 	Clients  int     `json:"clients"`
+	Rate     float64 `json:"rate,omitempty"` // the pace asked, calls/s (0: unpaced)
 	Seconds  float64 `json:"seconds"`
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`

@@ -146,6 +146,7 @@ func scenario(ctx context.Context, name string, args []string) error {
 			fs.StringVar(&o.BackendListen, "backend-listen", "127.0.0.1:8000", "where the generator serves the Lambda-proxy backend the route must call")
 			fs.StringVar(&o.Backend, "backend", "", "use this already running backend (portico-load backend) instead of serving one")
 			fs.IntVar(&o.DirectClients, "direct-clients", 2, "clients calling the backend directly during the run, the reference the gateway is compared with")
+			fs.Float64Var(&o.DirectRate, "direct-rate", 0, "calls/s of the direct clients in all (0: a tenth of --msg-rate in an open loop, unpaced in a closed loop; -1: unpaced)")
 			fs.DurationVar(&o.DirectAfter, "direct-after", 0, "also call the backend directly this long afterwards, alone, at the run's concurrency (0: no)")
 		}
 	case loadtest.Post:
