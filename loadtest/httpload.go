@@ -55,9 +55,16 @@ type HTTPRun struct {
 	Errors    int64   `json:"errors"`    // no answer (network error, timeout)
 	// Status counts answers by status code.
 	Status map[string]int64 `json:"status"`
-	// Latency is every answered request; ByStatus the same per code.
+	// Latency is every answered request; ByStatus the same per code. In
+	// an open loop a request counts from when it was due if its client
+	// was still busy then (the target's slowness shows, no coordinated
+	// omission), else from when its client woke to send it: the timer's
+	// lateness is the generator's (SendLag).
 	Latency  Latency            `json:"latency"`
 	ByStatus map[string]Latency `json:"byStatus"`
+	// SendLag (open loop) is how late the clients that waited for a
+	// request's due time woke to send it.
+	SendLag *Latency `json:"sendLag,omitempty"`
 }
 
 // NewHTTPLoadTransport is the generator's client transport: keep-alive,
@@ -96,7 +103,7 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	all := NewHist()
+	all, lag := NewHist(), NewHist()
 	var mu sync.Mutex
 	byStatus := map[int]*Hist{}
 	counts := map[int]int64{}
@@ -125,6 +132,10 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 						case <-ctx.Done():
 							return
 						}
+						// Idle until due: from here on it is the target's time.
+						woke := time.Now()
+						lag.Record(woke.Sub(t0))
+						t0 = woke
 					}
 				} else if !t0.Before(deadline) {
 					return
@@ -172,6 +183,10 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 		Requests: requests.Load(), Errors: errs.Load(), Latency: all.Latency(),
 		Status: map[string]int64{}, ByStatus: map[string]Latency{}}
 	run.PerSecond = round3(float64(run.Latency.Count) / secs)
+	if o.Rate > 0 {
+		l := lag.Latency()
+		run.SendLag = &l
+	}
 	for code, n := range counts {
 		run.Status[strconv.Itoa(code)] = n
 		run.ByStatus[strconv.Itoa(code)] = byStatus[code].Latency()

@@ -66,3 +66,35 @@ func TestHTTPLoadByStatus(t *testing.T) {
 		t.Fatal("a non-loopback target was accepted")
 	}
 }
+
+// TestHTTPLoadOpenLoopTiming: in an open loop a request whose client was
+// still busy when it fell due counts from its due time (a slow target's
+// queue shows), and one whose client waited for it counts from the
+// moment the client woke, the wake-up's lateness reported as SendLag.
+func TestHTTPLoadOpenLoopTiming(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	defer slow.Close()
+	// One client, a request due every 10 ms, each taking 20 ms: the
+	// n-th waits for the n-1 before it, n*10 ms and growing.
+	r, err := HTTPLoad(context.Background(), HTTPTarget{"slow", slow.URL}, HTTPLoadOptions{Clients: 1, Rate: 100, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Latency.Count < 20 || r.Latency.Max < 200 {
+		t.Errorf("a target at half the asked rate: %d answers, max %.1f ms; want the queue (≥ 200 ms) counted", r.Latency.Count, r.Latency.Max)
+	}
+	fast := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer fast.Close()
+	r, err = HTTPLoad(context.Background(), HTTPTarget{"fast", fast.URL}, HTTPLoadOptions{Clients: 2, Rate: 100, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SendLag == nil || r.SendLag.Count == 0 || r.SendLag.Count > r.Requests {
+		t.Fatalf("send lag %+v for %d requests", r.SendLag, r.Requests)
+	}
+	if r.Latency.P50 > 5 {
+		t.Errorf("an idle client's request to a quick target: p50 %.2f ms (from its due time?)", r.Latency.P50)
+	}
+}
