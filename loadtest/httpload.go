@@ -99,6 +99,15 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	// An http:// target is called through one keepAlive per client
+	// (one goroutine, no hand-offs); https:// through net/http.
+	var plainHost, plainPath string
+	if u, err := url.Parse(t.URL); err == nil && u.Scheme == "http" {
+		plainHost, plainPath = u.Host, u.RequestURI()
+		if u.Port() == "" {
+			plainHost = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
 	tr := NewHTTPLoadTransport(o.Clients)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: o.Timeout,
@@ -118,6 +127,11 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var ka *keepAlive
+			if plainHost != "" {
+				ka = newKeepAlive(plainHost, o.Timeout)
+				defer ka.close()
+			}
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if o.Rate > 0 {
@@ -140,16 +154,12 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 				} else if !t0.Before(deadline) {
 					return
 				}
-				var body io.Reader
-				if o.Body != nil {
-					body = bytes.NewReader(o.Body)
+				status, err := 0, error(nil)
+				if ka != nil {
+					status, _, err = ka.do(o.Method, plainPath, o.Body, nil)
+				} else {
+					status, err = netHTTPCall(ctx, hc, o.Method, t.URL, o.Body)
 				}
-				req, err := http.NewRequestWithContext(ctx, o.Method, t.URL, body)
-				if err != nil {
-					errs.Add(1)
-					return
-				}
-				resp, err := hc.Do(req)
 				requests.Add(1)
 				if err != nil {
 					if ctx.Err() == nil {
@@ -157,21 +167,15 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 					}
 					continue
 				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
 				d := time.Since(t0)
 				all.Record(d)
 				mu.Lock()
-				h := byStatus[resp.StatusCode]
+				h := byStatus[status]
 				if h == nil {
 					h = NewHist()
-					byStatus[resp.StatusCode] = h
+					byStatus[status] = h
 				}
-				counts[resp.StatusCode]++
+				counts[status]++
 				mu.Unlock()
 				h.Record(d)
 			}
@@ -192,6 +196,26 @@ func HTTPLoad(ctx context.Context, t HTTPTarget, o HTTPLoadOptions) (HTTPRun, er
 		run.ByStatus[strconv.Itoa(code)] = byStatus[code].Latency()
 	}
 	return run, nil
+}
+
+// netHTTPCall is one request through net/http's client, the answer read
+// to its end.
+func netHTTPCall(ctx context.Context, hc *http.Client, method, target string, body []byte) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, err
 }
 
 // checkLoopbackURL refuses a target that is not on a loopback address:

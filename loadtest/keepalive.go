@@ -12,7 +12,8 @@ import (
 
 // keepAlive is one HTTP/1.1 keep-alive connection that sends one request
 // at a time and reads its answer on the calling goroutine. The post
-// scenario uses one per client instead of net/http's Transport, whose
+// scenario and http-load (http:// targets) use one per client instead of
+// net/http's Transport, whose
 // read and write goroutines per connection cost the generator two
 // goroutine hand-offs per request on the cores it shares with the
 // gateway. Responses are parsed by http.ReadResponse.
@@ -22,6 +23,7 @@ type keepAlive struct {
 	conn    net.Conn
 	br      *bufio.Reader
 	req     []byte
+	asked   http.Request // the method of the request being answered, for ReadResponse
 }
 
 func newKeepAlive(host string, timeout time.Duration) *keepAlive {
@@ -33,14 +35,20 @@ func newKeepAlive(host string, timeout time.Duration) *keepAlive {
 // the answer. After an error the connection is dropped and the next call
 // dials again.
 func (k *keepAlive) post(path string, body, extra []byte) (int, []byte, error) {
-	status, answer, err := k.roundTrip(path, body, extra)
+	return k.do(http.MethodPost, path, body, extra)
+}
+
+// do is post for any method; a request without a body to send carries
+// no Content-Length unless the method is POST, PUT or PATCH.
+func (k *keepAlive) do(method, path string, body, extra []byte) (int, []byte, error) {
+	status, answer, err := k.roundTrip(method, path, body, extra)
 	if err != nil {
 		k.close()
 	}
 	return status, answer, err
 }
 
-func (k *keepAlive) roundTrip(path string, body, extra []byte) (int, []byte, error) {
+func (k *keepAlive) roundTrip(method, path string, body, extra []byte) (int, []byte, error) {
 	if k.conn == nil {
 		c, err := net.DialTimeout("tcp", k.host, k.timeout)
 		if err != nil {
@@ -56,13 +64,17 @@ func (k *keepAlive) roundTrip(path string, body, extra []byte) (int, []byte, err
 	if err := k.conn.SetDeadline(time.Now().Add(k.timeout)); err != nil {
 		return 0, nil, err
 	}
-	r := append(k.req[:0], "POST "...)
+	r := append(k.req[:0], method...)
+	r = append(r, ' ')
 	r = append(r, path...)
 	r = append(r, " HTTP/1.1\r\nHost: "...)
 	r = append(r, k.host...)
-	r = append(r, "\r\nContent-Length: "...)
-	r = strconv.AppendInt(r, int64(len(body)), 10)
 	r = append(r, "\r\n"...)
+	if len(body) > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		r = append(r, "Content-Length: "...)
+		r = strconv.AppendInt(r, int64(len(body)), 10)
+		r = append(r, "\r\n"...)
+	}
 	r = append(r, extra...)
 	r = append(r, "\r\n"...)
 	r = append(r, body...)
@@ -70,7 +82,10 @@ func (k *keepAlive) roundTrip(path string, body, extra []byte) (int, []byte, err
 	if _, err := k.conn.Write(r); err != nil {
 		return 0, nil, err
 	}
-	resp, err := http.ReadResponse(k.br, nil)
+	if k.asked.Method != method {
+		k.asked = http.Request{Method: method} // how ReadResponse tells a HEAD answer has no body
+	}
+	resp, err := http.ReadResponse(k.br, &k.asked)
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading the answer: %w", err)
 	}
