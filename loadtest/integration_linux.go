@@ -146,11 +146,7 @@ func (in *integration) direct(ctx context.Context, clients int, rate float64, d 
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				if rate > 0 {
-					// Client k's i-th call is due at (i*clients+k)/rate.
-					due := start.Add(time.Duration(float64(i*clients+k) / rate * float64(time.Second)))
-					if w := time.Until(due); w > 0 {
-						sleep(ctx, w)
-					}
+					waitTurn(ctx, start, i, clients, k, rate)
 					if !time.Now().Before(deadline) {
 						break
 					}

@@ -141,12 +141,7 @@ func (p *post) run(ctx context.Context) error {
 			defer ka.close()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				if o.PostRate > 0 {
-					// Client k's i-th post is due at (i*Clients+k)/PostRate;
-					// a client that is behind posts at once.
-					due := start.Add(time.Duration(float64(i*o.Clients+k) / o.PostRate * float64(time.Second)))
-					if d := time.Until(due); d > 0 {
-						sleep(ctx, d)
-					}
+					waitTurn(ctx, start, i, o.Clients, k, o.PostRate)
 				}
 				n := seq.Add(1)
 				id := ids[(n-1)%uint64(len(ids))]

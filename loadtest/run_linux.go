@@ -421,6 +421,16 @@ func waitUntil(ctx context.Context, d time.Duration, done func() bool) bool {
 	return true
 }
 
+// waitTurn paces client k of clients sharing rate calls a second from
+// start: its i-th call is due at (i*clients+k)/rate seconds, and a client
+// that is behind goes at once.
+func waitTurn(ctx context.Context, start time.Time, i, clients, k int, rate float64) {
+	due := start.Add(time.Duration(float64(i*clients+k) / rate * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		sleep(ctx, d)
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
