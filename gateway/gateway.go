@@ -32,6 +32,7 @@ import (
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/gctune"
 	"github.com/portico-gateway/portico/internal/certs"
+	"github.com/portico-gateway/portico/internal/http1"
 	"github.com/portico-gateway/portico/management"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing"
@@ -50,7 +51,7 @@ type Gateway struct {
 	metrics *metrics.Set
 	apis    []*apiRuntime  // WebSocket APIs
 	rests   []*restRuntime // HTTP and REST APIs
-	mgmt    *http.Server
+	mgmt    *http1.Server
 	mgmtLn  net.Listener
 	node    string
 	started time.Time // when New ran: this node's start
@@ -262,6 +263,7 @@ func New(ctx context.Context, cfg *config.File, opts ...Option) (_ *Gateway, err
 		Pprof:         cfg.Management.Pprof,
 		Channels:      g.chans,
 		Reload:        func(ctx context.Context) (any, error) { return g.ReloadFile(ctx) },
+		Remote:        func() bool { return g.forward != nil },
 		Forward: func(ctx context.Context, o *cluster.Op) (cluster.Result, bool) {
 			if g.forward == nil {
 				return cluster.Result{}, false

@@ -34,6 +34,7 @@ import (
 	"github.com/portico-gateway/portico/channels"
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
+	"github.com/portico-gateway/portico/internal/http1"
 	"github.com/portico-gateway/portico/metrics"
 	"github.com/portico-gateway/portico/routing/auth"
 )
@@ -70,6 +71,10 @@ type Options struct {
 	// when this node does not; ok false means no other node holds it.
 	// nil: single node, a connection not held here is Gone.
 	Forward func(ctx context.Context, o *cluster.Op) (res cluster.Result, ok bool)
+	// Remote reports whether Forward may reach another node now (nil:
+	// it may whenever Forward is set). The fast path (ServeFast) leaves
+	// a post whose connection is not here to net/http when it may.
+	Remote func() bool
 	// Handlers serves extra exact paths (the node-to-node relay endpoint).
 	// They do their own authentication.
 	Handlers map[string]http.Handler
@@ -411,10 +416,7 @@ func writeError(w http.ResponseWriter, status int, errType, message string) {
 	w.Header().Set("x-amzn-ErrorType", errType)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	body, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{message})
-	_, _ = w.Write(body)
+	_, _ = w.Write(errorBody(message))
 }
 
 type statusWriter struct {
@@ -427,13 +429,19 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// Server wraps the handler in an http.Server with sensible timeouts.
-func Server(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+// Server serves h: @connections posts on internal/http1's epoll loops
+// (ServeFast), everything else through an http.Server with sensible
+// timeouts, which the fast path also takes its timeouts from.
+func Server(h *Handler) *http1.Server {
+	return &http1.Server{
+		Fast: h,
+		Fallback: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+		MaxBody: h.opts.MaxPayload,
 	}
 }
 
