@@ -4,21 +4,27 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-gateway/portico/cluster"
 	"github.com/portico-gateway/portico/connections"
 	"github.com/portico-gateway/portico/internal/http1"
 	"github.com/portico-gateway/portico/routing/auth"
+	"github.com/portico-gateway/portico/routing/auth/sigv4"
 )
 
 // fastAnswer runs ServeFast on a raw request: whether it served it, and
@@ -202,4 +208,68 @@ func TestServerOverNetwork(t *testing.T) {
 	if n := testutil.ToFloat64(m.ManagementRequests.WithLabelValues("post", "200")); n != 3 {
 		t.Fatalf("posts counted %v, want 3", n)
 	}
+}
+
+// Under the SigV4 check (auth.Immediate), ServeFast checks the
+// signature itself and answers as ServeHTTP does: the same request on
+// the wire gets the same status, error type and message on both paths.
+func TestServeFastSigV4(t *testing.T) {
+	body := []byte("signed-body")
+	for _, tc := range []struct {
+		name   string
+		target string // the path as sent
+		tamper bool   // the body changed after signing
+		status int
+	}{
+		{name: "signed", target: "/prod/@connections/" + connID, status: 200},
+		{name: "escaped id", target: "/prod/@connections/Xa1bYq9LdGgCEkA%3D", status: 200},
+		{name: "escaped @", target: "/prod/%40connections/Xa1bYq9LdGgCEkA%3D", status: 200},
+		{name: "body changed", target: "/prod/@connections/" + connID, tamper: true, status: 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fh, _ := iamBenchHandler(t, body)
+			sh, _ := iamBenchHandler(t, body)
+			signed := signedWire(t, tc.target, body)
+			if tc.tamper {
+				signed = bytes.Replace(signed, body, []byte("forged-body"), 1)
+			}
+			ok, res, fastBody := fastAnswer(t, fh, string(signed))
+			if !ok {
+				t.Fatal("ServeFast left a signed post to ServeHTTP")
+			}
+			sreq, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(signed)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			sh.ServeHTTP(rec, sreq)
+			if res.StatusCode != tc.status || rec.Code != tc.status {
+				t.Fatalf("status: fast %d %q, ServeHTTP %d %q; want %d", res.StatusCode, fastBody, rec.Code, rec.Body.String(), tc.status)
+			}
+			if fastBody != rec.Body.String() || res.Header.Get("x-amzn-ErrorType") != rec.Header().Get("x-amzn-ErrorType") {
+				t.Fatalf("fast %q %q, ServeHTTP %q %q", res.Header.Get("x-amzn-ErrorType"), fastBody,
+					rec.Header().Get("x-amzn-ErrorType"), rec.Body.String())
+			}
+		})
+	}
+}
+
+// signedWire is a POST of body to target signed as an AWS SDK signs it,
+// as it goes on the wire.
+func signedWire(t *testing.T, target string, body []byte) []byte {
+	t.Helper()
+	req := httptest.NewRequest("POST", "http://mgmt.example"+target, nil)
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: "AKIDPORTICO", SecretAccessKey: "secret"}
+	t0 := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), sigv4.Service, "us-east-1", t0); err != nil {
+		t.Fatal(err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	var wire bytes.Buffer
+	if err := req.Write(&wire); err != nil {
+		t.Fatal(err)
+	}
+	return wire.Bytes()
 }

@@ -258,34 +258,43 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, body []by
 	if h.opts.Authorizer == nil {
 		return true
 	}
-	ar := auth.FromHTTP(r, body)
+	if res := h.authorize(r.Context(), auth.FromHTTP(r, body), stage, routeKey, action); res != nil {
+		writeError(w, res.Status, res.ErrType, res.Message)
+		return false
+	}
+	return true
+}
+
+// authorize asks the Authorizer whether ar may do action on stage: nil
+// when it may, else the refusal to answer.
+func (h *Handler) authorize(ctx context.Context, ar *auth.Request, stage, routeKey, action string) *cluster.Result {
 	ar.Stage, ar.RouteKey, ar.Action = stage, routeKey, action
 	if h.opts.StageAPI != nil && stage != "" {
 		ar.API, ar.APIID = h.opts.StageAPI(stage)
 	}
-	if _, err := h.opts.Authorizer.Authorize(r.Context(), ar); err != nil {
-		status, errType, msg := http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden"
-		var ae *auth.Error
-		if errors.As(err, &ae) {
-			if ae.Type != "" {
-				errType = ae.Type
-			}
-			if ae.Message != "" {
-				msg = ae.Message
-			}
-			switch {
-			case errors.Is(ae.Kind, auth.ErrUnauthorized):
-				status = http.StatusUnauthorized
-			case errors.Is(ae.Kind, auth.ErrAuthorizerFailure):
-				status = http.StatusInternalServerError
-			}
-		}
-		// The cause is safe to log: refusals never carry a secret.
-		h.log.Debug("management: request refused", "path", r.URL.Path, "action", action, "error", err)
-		writeError(w, status, errType, msg)
-		return false
+	_, err := h.opts.Authorizer.Authorize(ctx, ar)
+	if err == nil {
+		return nil
 	}
-	return true
+	status, errType, msg := http.StatusForbidden, cluster.ErrTypeForbidden, "Forbidden"
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if ae.Type != "" {
+			errType = ae.Type
+		}
+		if ae.Message != "" {
+			msg = ae.Message
+		}
+		switch {
+		case errors.Is(ae.Kind, auth.ErrUnauthorized):
+			status = http.StatusUnauthorized
+		case errors.Is(ae.Kind, auth.ErrAuthorizerFailure):
+			status = http.StatusInternalServerError
+		}
+	}
+	// The cause is safe to log: refusals never carry a secret.
+	h.log.Debug("management: request refused", "path", ar.Path, "action", action, "error", err)
+	return &cluster.Result{Status: status, ErrType: errType, Message: msg}
 }
 
 // Local runs o on this node's connections. A connection this node does

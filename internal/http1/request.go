@@ -45,6 +45,8 @@ type Field struct {
 // returns.
 type Request struct {
 	Method []byte
+	// Target is the request target as sent (Path before decoding).
+	Target []byte
 	// Path is the request target's path, percent-escapes decoded, as
 	// net/http's URL.Path (the target has no query or fragment).
 	Path   []byte
@@ -53,6 +55,9 @@ type Request struct {
 	Body []byte
 	// Close is set when the client sent Connection: close.
 	Close bool
+	// RemoteAddr is the client's address, as net/http's (set by the
+	// server, not by Parse).
+	RemoteAddr string
 
 	fields  [MaxFields]Field
 	decoded []byte // Path's buffer when the target had escapes
@@ -104,7 +109,7 @@ func Parse(b []byte, maxBody int, r *Request) (int, error) {
 	if !ok || string(version) != "HTTP/1.1" || !plainPath(target) {
 		return 0, ErrUnsupported
 	}
-	r.Path = target
+	r.Target, r.Path = target, target
 	if bytes.IndexByte(target, '%') >= 0 {
 		if r.decoded, ok = unescape(r.decoded[:0], target); !ok {
 			return 0, ErrUnsupported

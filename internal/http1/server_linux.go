@@ -157,8 +157,9 @@ func socketFD(nc net.Conn) (int, error) {
 
 // conn is one connection on a loop; only its loop touches it.
 type conn struct {
-	nc net.Conn
-	fd int
+	nc     net.Conn
+	fd     int
+	remote string // nc.RemoteAddr(), for Request.RemoteAddr
 	// in holds the bytes of a request not yet whole (nil between
 	// requests: an idle connection holds no buffer).
 	in []byte
@@ -302,6 +303,7 @@ func (l *loop) takePending() (stop bool) {
 			continue
 		}
 		c.last = l.now
+		c.remote = c.nc.RemoteAddr().String()
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}); err != nil {
 			_ = c.nc.Close()
 			continue
@@ -363,6 +365,7 @@ func (l *loop) process(c *conn, data []byte, owned bool) {
 			break
 		}
 		if err == nil {
+			l.req.RemoteAddr = c.remote
 			l.resp.reset()
 			if l.s.Fast.ServeFast(&l.req, &l.resp) {
 				out = l.resp.appendTo(out, l.date.at(time.Unix(0, l.now)), l.req.Close)

@@ -290,6 +290,15 @@ type Authorizer interface {
 	Authorize(ctx context.Context, r *Request) (*Identity, error)
 }
 
+// Immediate is implemented by an Authorizer that decides from the request
+// and memory alone, without waiting on the network or on locks held
+// across I/O (the SigV4 check), so that an event loop serving many
+// connections may call it inline.
+type Immediate interface {
+	Authorizer
+	Immediate()
+}
+
 // FromHTTP maps an HTTP request onto a Request: method, path (decoded and
 // as sent), Host, headers and query. body is the request body the caller
 // has already read (nil for none); API, Stage, RouteKey and Action are

@@ -87,6 +87,10 @@ type Authorizer struct {
 // a transport fills those from Identity.AccessKeyID.
 func NewAuthorizer(v *Verifier) *Authorizer { return &Authorizer{v: v} }
 
+// Immediate marks the check as auth.Immediate: it reads only the request
+// and the keys in memory.
+func (a *Authorizer) Immediate() {}
+
 // Authorize implements auth.Authorizer.
 func (a *Authorizer) Authorize(ctx context.Context, r *auth.Request) (*auth.Identity, error) {
 	key, err := a.v.Verify(ctx, r)
