@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -179,7 +180,7 @@ type loop struct {
 	epfd   int
 	wakefd int
 
-	mu       chan struct{} // a one-slot lock for pending and stopping
+	mu       sync.Mutex // guards pending and stopping; a leaf: nothing is called under it
 	pending  []*conn
 	stopping bool
 
@@ -208,13 +209,10 @@ func newLoop(s *Server) (*loop, error) {
 		_ = unix.Close(wakefd)
 		return nil, fmt.Errorf("http1: epoll_ctl: %w", err)
 	}
-	l := &loop{s: s, epfd: epfd, wakefd: wakefd, mu: make(chan struct{}, 1), conns: make(map[int32]*conn),
+	l := &loop{s: s, epfd: epfd, wakefd: wakefd, conns: make(map[int32]*conn),
 		buf: make([]byte, readChunk)}
 	return l, nil
 }
-
-func (l *loop) lock()   { l.mu <- struct{}{} }
-func (l *loop) unlock() { <-l.mu }
 
 func (l *loop) closeFDs() {
 	_ = unix.Close(l.epfd)
@@ -228,21 +226,21 @@ func (l *loop) wake() {
 
 // add gives c to the loop, or closes it once the loop is stopping.
 func (l *loop) add(c *conn) {
-	l.lock()
+	l.mu.Lock()
 	if l.stopping {
-		l.unlock()
+		l.mu.Unlock()
 		_ = c.nc.Close()
 		return
 	}
 	l.pending = append(l.pending, c)
-	l.unlock()
+	l.mu.Unlock()
 	l.wake()
 }
 
 func (l *loop) stop() {
-	l.lock()
+	l.mu.Lock()
 	l.stopping = true
-	l.unlock()
+	l.mu.Unlock()
 	l.wake()
 }
 
@@ -293,10 +291,10 @@ func (l *loop) run() {
 // takePending registers the connections add gave the loop and reports
 // whether the loop is to stop.
 func (l *loop) takePending() (stop bool) {
-	l.lock()
+	l.mu.Lock()
 	p, stop := l.pending, l.stopping
 	l.pending = nil
-	l.unlock()
+	l.mu.Unlock()
 	for _, c := range p {
 		if stop {
 			_ = c.nc.Close()
