@@ -2,6 +2,7 @@ package connections
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ var contractCases = []struct {
 	{"send queue overflow closes with 1008", contractCloseOnOverflow},
 	{"upgrade head over 8 KiB is answered 431", contractHeadLimit},
 	{"client close codes are echoed", contractCloseCodes},
+	{"over the limits: 1009 reaches a client that goes on sending", contractTooBigWhileSending},
 	{"idle timeout closes with 1001", contractIdleTimeout},
 	{"messages hold off the idle timeout", contractActivity},
 	{"handshake timeout drops half a head", contractHandshakeTimeout},
@@ -392,6 +394,54 @@ func contractCloseCodes(e *contractEnv) {
 		}
 		if d := e.disconnect(5 * time.Second); d != tc.reported {
 			e.errorf("close %q: Disconnect got %+v, want %+v", tc.payload, d, tc.reported)
+		}
+	}
+}
+
+// A message or a frame over the limits is answered with a 1009 close
+// frame that reaches the client although it goes on sending: the server
+// must not close its socket with the client's bytes unread (the kernel
+// would answer them with a reset, which can destroy the close frame
+// before the client reads it).
+func contractTooBigWhileSending(e *contractEnv) {
+	e.start(Limits{MaxFrameBytes: 512, MaxMessageBytes: 1024})
+	for _, tc := range []struct {
+		name     string
+		writeBuf int // the client's frame size
+		size     int
+	}{
+		{"message over the message limit in small frames", 256, 1500},
+		{"frame over the frame limit", 4096, 600},
+	} {
+		d := websocket.Dialer{WriteBufferSize: tc.writeBuf}
+		ws, _, err := d.Dial("ws://"+e.addr+"/test", nil)
+		if err != nil {
+			e.fatalf("dial: %v", err)
+		}
+		_ = ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), tc.size)); err != nil {
+			e.fatalf("%s: write: %v", tc.name, err)
+		}
+		// More, as a client that has not seen the close yet would send:
+		// 256 KiB, until the server stops taking it.
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			for range 1024 {
+				if ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("y"), 256)) != nil {
+					return
+				}
+			}
+		}()
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var ce *websocket.CloseError
+		if _, _, err := ws.ReadMessage(); !errors.As(err, &ce) || ce.Code != CloseTooBig {
+			e.errorf("%s: the client read %v, want a 1009 close", tc.name, err)
+		}
+		<-wrote
+		_ = ws.NetConn().Close()
+		if d := e.disconnect(5 * time.Second); d.code != CloseTooBig {
+			e.errorf("%s: Disconnect got %+v, want 1009", tc.name, d)
 		}
 	}
 }
