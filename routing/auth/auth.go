@@ -293,7 +293,8 @@ type Authorizer interface {
 // Immediate is implemented by an Authorizer that decides from the request
 // and memory alone, without waiting on the network or on locks held
 // across I/O (the SigV4 check), so that an event loop serving many
-// connections may call it inline.
+// connections may call it inline. It must not keep the Request's Body
+// past the call: the loop's read buffer holds it.
 type Immediate interface {
 	Authorizer
 	Immediate()
