@@ -2,11 +2,7 @@
 
 package connections
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
+import "github.com/portico-gateway/portico/internal/rawio"
 
 // sockRead and sockWrite are read(2) and write(2) on a connection's
 // socket, which is always non-blocking, made without telling the runtime
@@ -26,18 +22,5 @@ import (
 //
 // They return what unix.Read and unix.Write return: -1 and the errno on
 // failure.
-func sockRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
-func sockWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
-
-// rawIO is read(2) or write(2) (trap) of p on fd, through RawSyscall.
-func rawIO(trap uintptr, fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
+func sockRead(fd int, p []byte) (int, error)  { return rawio.Read(fd, p) }
+func sockWrite(fd int, p []byte) (int, error) { return rawio.Write(fd, p) }

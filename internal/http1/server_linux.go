@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/portico-gateway/portico/internal/epollwait"
+	"github.com/portico-gateway/portico/internal/rawio"
 )
 
 // readChunk is the loop's read buffer; a request longer than what one
@@ -480,18 +481,6 @@ func (l *loop) sweep() {
 }
 
 // sockRead and sockWrite are read(2) and write(2) on a non-blocking
-// socket without entersyscall/exitsyscall: they cannot block.
-func sockRead(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
-func sockWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
-
-func rawIO(trap uintptr, fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
+// socket without entersyscall/exitsyscall (internal/rawio).
+func sockRead(fd int, p []byte) (int, error)  { return rawio.Read(fd, p) }
+func sockWrite(fd int, p []byte) (int, error) { return rawio.Write(fd, p) }
