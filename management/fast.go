@@ -41,8 +41,10 @@ func (h *Handler) ServeFast(r *http1.Request, w *http1.Response) bool {
 	if _, ok := h.opts.AdminHandlers[path]; ok {
 		return false
 	}
+	// No console, reload, health or extension path has the shape
+	// /{stage}/@connections/{id}: only the maps above could take it.
 	stage, id, ok := parseConnectionsPath(path)
-	if !ok || isConsolePath(path) || path == ReloadPath || (h.opts.Stages != nil && !h.opts.Stages(stage)) {
+	if !ok || (h.opts.Stages != nil && !h.opts.Stages(stage)) {
 		return false
 	}
 	var res cluster.Result

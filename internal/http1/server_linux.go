@@ -319,7 +319,7 @@ func (l *loop) onReadable(c *conn) {
 			copy(grown, c.in)
 			c.in = grown
 		}
-		n, err := sockRead(c.fd, c.in[len(c.in):cap(c.in)])
+		n, err := rawio.Read(c.fd, c.in[len(c.in):cap(c.in)])
 		if n <= 0 {
 			l.readFailed(c, n, err)
 			return
@@ -329,7 +329,7 @@ func (l *loop) onReadable(c *conn) {
 		l.process(c, c.in, true)
 		return
 	}
-	n, err := sockRead(c.fd, l.buf)
+	n, err := rawio.Read(c.fd, l.buf)
 	if n <= 0 {
 		l.readFailed(c, n, err)
 		return
@@ -393,7 +393,7 @@ func (l *loop) process(c *conn, data []byte, owned bool) {
 	}
 	l.out = out[:0]
 	if len(out) > 0 {
-		n, err := sockWrite(c.fd, out)
+		n, err := rawio.Write(c.fd, out)
 		if n < 0 && !errors.Is(err, unix.EAGAIN) {
 			l.close(c)
 			return
@@ -411,7 +411,7 @@ func (l *loop) process(c *conn, data []byte, owned bool) {
 
 // onWritable writes what is left of c.out.
 func (l *loop) onWritable(c *conn) {
-	n, err := sockWrite(c.fd, c.out)
+	n, err := rawio.Write(c.fd, c.out)
 	if n < 0 {
 		if !errors.Is(err, unix.EAGAIN) {
 			l.close(c)
@@ -479,8 +479,3 @@ func (l *loop) sweep() {
 		}
 	}
 }
-
-// sockRead and sockWrite are read(2) and write(2) on a non-blocking
-// socket without entersyscall/exitsyscall (internal/rawio).
-func sockRead(fd int, p []byte) (int, error)  { return rawio.Read(fd, p) }
-func sockWrite(fd int, p []byte) (int, error) { return rawio.Write(fd, p) }
