@@ -40,6 +40,7 @@ var contractCases = []struct {
 	{"upgrade head over 8 KiB is answered 431", contractHeadLimit},
 	{"client close codes are echoed", contractCloseCodes},
 	{"over the limits: 1009 reaches a client that goes on sending", contractTooBigWhileSending},
+	{"over the limits: 1009 reaches a client that reads late", contractTooBigReadLate},
 	{"idle timeout closes with 1001", contractIdleTimeout},
 	{"messages hold off the idle timeout", contractActivity},
 	{"handshake timeout drops half a head", contractHandshakeTimeout},
@@ -444,6 +445,59 @@ func contractTooBigWhileSending(e *contractEnv) {
 			e.errorf("%s: Disconnect got %+v, want 1009", tc.name, d)
 		}
 	}
+}
+
+// contractTooBigReadLate: a client writes a message over the limit and
+// 8 KiB more behind it in one go, and reads only after the server has
+// reported the disconnect, so the server closes its socket with the
+// client's bytes unread (goroutine mode reads through a 4 KiB buffer)
+// and the kernel answers them with a reset. The 1009 close frame must
+// have gone out before that close, and the client must still read it:
+// Linux keeps what a socket had received when a reset comes after it.
+func contractTooBigReadLate(e *contractEnv) {
+	e.start(Limits{MaxFrameBytes: 512, MaxMessageBytes: 1024})
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/test", nil)
+	if err != nil {
+		e.fatalf("dial: %v", err)
+	}
+	defer ws.NetConn().Close()
+	// Six 250-byte frames (1,500 bytes: over the message limit), then
+	// 8 KiB of further frames, written raw in one write.
+	var wire []byte
+	for i := range 6 + 32 {
+		op := byte(0x0) // continuation
+		if i == 0 || i == 6 {
+			op = 0x1 // text
+		}
+		fin := i == 5 || i == 6+31
+		wire = append(wire, maskedFrame(op, fin, bytes.Repeat([]byte("x"), 250))...)
+	}
+	_ = ws.NetConn().SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ws.NetConn().Write(wire); err != nil {
+		e.fatalf("write: %v", err)
+	}
+	if d := e.disconnect(5 * time.Second); d.code != CloseTooBig {
+		e.errorf("Disconnect got %+v, want 1009", d)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var ce *websocket.CloseError
+	if _, _, err := ws.ReadMessage(); !errors.As(err, &ce) || ce.Code != CloseTooBig {
+		e.errorf("the client read %v, want a 1009 close", err)
+	}
+}
+
+// maskedFrame is a client frame (masked, as clients must) with payload
+// under 126 bytes' length encoding limit of 65,535.
+func maskedFrame(op byte, fin bool, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	f := []byte{b0, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload)), 1, 2, 3, 4}
+	for i, c := range payload {
+		f = append(f, c^f[4+i%4])
+	}
+	return f
 }
 
 // A connection without traffic is closed with 1001 after the idle timeout.
