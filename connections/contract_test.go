@@ -448,7 +448,7 @@ func contractTooBigWhileSending(e *contractEnv) {
 }
 
 // contractTooBigReadLate: a client writes a message over the limit and
-// 8 KiB more behind it in one go, and reads only after the server has
+// 8,000 bytes more behind it in one go, and reads only after the server has
 // reported the disconnect, so the server closes its socket with the
 // client's bytes unread (goroutine mode reads through a 4 KiB buffer)
 // and the kernel answers them with a reset. The 1009 close frame must
@@ -461,8 +461,8 @@ func contractTooBigReadLate(e *contractEnv) {
 		e.fatalf("dial: %v", err)
 	}
 	defer ws.NetConn().Close()
-	// Six 250-byte frames (1,500 bytes: over the message limit), then
-	// 8 KiB of further frames, written raw in one write.
+	// Six 250-byte frames (1,500 bytes: over the message limit), then a
+	// message of 32 more, written raw in one write.
 	var wire []byte
 	for i := range 6 + 32 {
 		op := byte(0x0) // continuation
@@ -470,7 +470,7 @@ func contractTooBigReadLate(e *contractEnv) {
 			op = 0x1 // text
 		}
 		fin := i == 5 || i == 6+31
-		wire = append(wire, maskedFrame(op, fin, bytes.Repeat([]byte("x"), 250))...)
+		wire = append(wire, clientFrame(fin, op, bytes.Repeat([]byte("x"), 250), key)...)
 	}
 	_ = ws.NetConn().SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := ws.NetConn().Write(wire); err != nil {
@@ -484,20 +484,6 @@ func contractTooBigReadLate(e *contractEnv) {
 	if _, _, err := ws.ReadMessage(); !errors.As(err, &ce) || ce.Code != CloseTooBig {
 		e.errorf("the client read %v, want a 1009 close", err)
 	}
-}
-
-// maskedFrame is a client frame (masked, as clients must) with payload
-// under 126 bytes' length encoding limit of 65,535.
-func maskedFrame(op byte, fin bool, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	f := []byte{b0, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload)), 1, 2, 3, 4}
-	for i, c := range payload {
-		f = append(f, c^f[4+i%4])
-	}
-	return f
 }
 
 // A connection without traffic is closed with 1001 after the idle timeout.
