@@ -556,7 +556,7 @@ ${2:-}
     routes:
 $1
 YAML
-	"$tmp/portico" --config "$tmp/gw-http.yaml" >/dev/null 2>"$tmp/gw-http.log" &
+	${GW_PREFIX:-} "$tmp/portico" --config "$tmp/gw-http.yaml" >/dev/null 2>"$tmp/gw-http.log" &
 	GW=$!
 	pids+=("$GW")
 	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$hmgmt/readyz" && break; sleep 0.1; done
@@ -568,17 +568,28 @@ if [[ $what == proxy || $what == all ]]; then
 	# http_proxy integration forwards to it; each is its own process.
 	# proxy-compare.json: ratioToSecond.portico (goal >= 0.8) and
 	# addedP99MsAtHalf.portico (goal <= 1 ms).
-	"$load" http-backend --listen 127.0.0.1:18100 >/dev/null 2>&1 &
+	#
+	# PIN=1 separates the proxies from the load: both proxies on CPU 1
+	# (one at a time carries traffic), the generator and the backend on
+	# CPU 0 (taskset; Go sizes GOMAXPROCS to the CPUs it may use). On a
+	# two-core machine this is the nearest to a generator on its own
+	# machine: unpinned, every process's tail includes waiting for a core
+	# the others hold. Results go to proxy-compare-pinned.json.
+	cpu_proxy=() cpu_load=() result=proxy-compare.json
+	if [[ ${PIN:-} == 1 ]]; then
+		cpu_proxy=(taskset -c 1) cpu_load=(taskset -c 0) result=proxy-compare-pinned.json
+	fi
+	"${cpu_load[@]}" "$load" http-backend --listen 127.0.0.1:18100 >/dev/null 2>&1 &
 	be=$!
 	pids+=("$be")
-	"$load" reverse-proxy --listen 127.0.0.1:18101 --target http://127.0.0.1:18100 >/dev/null 2>&1 &
+	"${cpu_proxy[@]}" "$load" reverse-proxy --listen 127.0.0.1:18101 --target http://127.0.0.1:18100 >/dev/null 2>&1 &
 	rp=$!
 	pids+=("$rp")
-	httpgw '      ANY /{proxy+}:
+	GW_PREFIX="${cpu_proxy[*]}" httpgw '      ANY /{proxy+}:
         integration: {type: http_proxy, uri: "http://127.0.0.1:18100/{proxy}"}'
 	gw=$GW
-	"$load" http-load --target backend=http://127.0.0.1:18100/x --target reverse-proxy=http://127.0.0.1:18101/x \
-		--target portico=http://127.0.0.1:$hport/x --clients 64 --duration "${HTTP_LOAD_DURATION:-10s}" --json "$OUT/proxy-compare.json" >/dev/null
+	"${cpu_load[@]}" "$load" http-load --target backend=http://127.0.0.1:18100/x --target reverse-proxy=http://127.0.0.1:18101/x \
+		--target portico=http://127.0.0.1:$hport/x --clients 64 --duration "${HTTP_LOAD_DURATION:-10s}" --json "$OUT/$result" >/dev/null
 	stop "$gw"
 	stop "$rp"
 	stop "$be"
