@@ -7,18 +7,25 @@ import (
 )
 
 // errFrameTooBig is returned by frameLimitConn.Read when a client frame
-// announces a payload over the frame limit.
-var errFrameTooBig = errors.New("connections: frame over the frame size limit")
+// announces a payload over the frame limit, or a message's frames add up
+// to more than the message limit.
+var errFrameTooBig = errors.New("connections: frame or message over the size limit")
 
-// frameLimitConn enforces a per-frame payload limit on the bytes a client
-// sends. gorilla/websocket limits whole messages (SetReadLimit) but not
-// single frames, so this wrapper sits between the socket and gorilla and
-// follows the frame headers as they stream past: it reads nothing itself
-// and costs a few comparisons per frame. Only data and continuation frames
-// are checked; gorilla caps control frames at 125 bytes.
+// frameLimitConn enforces the frame and message payload limits on the
+// bytes a client sends. gorilla/websocket limits whole messages
+// (SetReadLimit) but not single frames, and when its own limit trips it
+// writes the 1009 close itself with a one-second deadline and drops the
+// error; so both limits live here, and the goroutine server writes the
+// close (closeStatus) with closeGrace like every other close. The wrapper
+// sits between the socket and gorilla and follows the frame headers as
+// they stream past: it reads nothing itself and costs a few comparisons
+// per frame. Only data and continuation frames are counted; gorilla caps
+// control frames at 125 bytes.
 type frameLimitConn struct {
 	net.Conn
-	max       uint64
+	max       uint64 // frame payload limit
+	maxMsg    uint64 // message payload limit, 0 for none
+	msgLen    uint64 // payload bytes of the current message so far
 	hdr       [14]byte
 	hdrLen    int    // header bytes seen of the current frame
 	hdrNeed   int    // header bytes the current frame has (2 until known)
@@ -26,8 +33,8 @@ type frameLimitConn struct {
 	exceeded  bool   // set once; read only by the goroutine that reads
 }
 
-func newFrameLimitConn(c net.Conn, max int) *frameLimitConn {
-	return &frameLimitConn{Conn: c, max: uint64(max), hdrNeed: 2}
+func newFrameLimitConn(c net.Conn, maxFrame, maxMessage int) *frameLimitConn {
+	return &frameLimitConn{Conn: c, max: uint64(maxFrame), maxMsg: uint64(maxMessage), hdrNeed: 2}
 }
 
 func (f *frameLimitConn) Read(p []byte) (int, error) {
@@ -43,7 +50,7 @@ func (f *frameLimitConn) Read(p []byte) (int, error) {
 }
 
 // scan follows frame boundaries through b and reports whether a frame over
-// the limit started.
+// the frame limit started or took its message over the message limit.
 func (f *frameLimitConn) scan(b []byte) bool {
 	for len(b) > 0 {
 		if f.remaining > 0 {
@@ -83,8 +90,17 @@ func (f *frameLimitConn) scan(b []byte) bool {
 			size = uint64(l)
 		}
 		opcode := f.hdr[0] & 0x0f
-		if opcode < 8 && size > f.max {
-			return true
+		if opcode < 8 {
+			if size > f.max {
+				return true
+			}
+			if opcode != 0 { // a text or binary frame starts a message
+				f.msgLen = 0
+			}
+			f.msgLen += size // size <= f.max: no overflow
+			if f.maxMsg > 0 && f.msgLen > f.maxMsg {
+				return true
+			}
 		}
 		f.remaining = size
 		f.hdrLen, f.hdrNeed = 0, 2

@@ -225,7 +225,7 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	if o, ok := s.opts.Handler.(Opener); ok {
 		o.Opened(c)
 	}
-	uw := &upgradeWriter{nc: nc, max: s.limits.MaxFrameBytes}
+	uw := &upgradeWriter{nc: nc, maxFrame: s.limits.MaxFrameBytes, maxMessage: s.limits.MaxMessageBytes}
 	ws, err := s.upgrader.Upgrade(uw, req, res.Header)
 	if err != nil {
 		// $connect succeeded, so the backend may have recorded the id:
@@ -250,7 +250,7 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 	}
 	c.fl = uw.fl
 	c.touch()
-	ws.SetReadLimit(int64(s.limits.MaxMessageBytes))
+	// No ws.SetReadLimit: c.fl enforces the message limit (see frameLimitConn).
 	ws.SetPingHandler(c.onPing)
 	ws.SetPongHandler(c.onPong)
 	ws.SetCloseHandler(c.onClose)
@@ -272,15 +272,16 @@ func (s *GoroutineServer) handshake(ctx context.Context, nc net.Conn) *goConn {
 }
 
 // upgradeWriter is the http.ResponseWriter gorilla's Upgrade writes to:
-// Hijack hands it the socket, wrapped in the frame size limit; an error
-// answered before that is kept, to be sent as a refusal.
+// Hijack hands it the socket, wrapped in the frame and message size
+// limits; an error answered before that is kept, to be sent as a refusal.
 type upgradeWriter struct {
-	nc     net.Conn
-	max    int
-	fl     *frameLimitConn
-	header http.Header
-	status int
-	body   bytes.Buffer
+	nc         net.Conn
+	maxFrame   int
+	maxMessage int
+	fl         *frameLimitConn
+	header     http.Header
+	status     int
+	body       bytes.Buffer
 }
 
 func (w *upgradeWriter) Header() http.Header {
@@ -302,7 +303,7 @@ func (w *upgradeWriter) Write(b []byte) (int, error) {
 }
 
 func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	w.fl = newFrameLimitConn(w.nc, w.max)
+	w.fl = newFrameLimitConn(w.nc, w.maxFrame, w.maxMessage)
 	return w.fl, bufio.NewReadWriter(bufio.NewReaderSize(w.fl, 4096), bufio.NewWriterSize(w.fl, 4096)), nil
 }
 
@@ -652,10 +653,6 @@ func (c *goConn) read() (int, string) {
 func (c *goConn) closeStatus(err error) (int, string) {
 	if c.fl != nil && c.fl.exceeded {
 		c.sendCloseOnce(CloseTooBig, "Message too big")
-	}
-	if errors.Is(err, websocket.ErrReadLimit) {
-		// gorilla has already sent the 1009 close frame.
-		c.markClosing(CloseTooBig, "Message too big")
 	}
 	c.mu.Lock()
 	closing, code, reason := c.closing, c.closeCode, c.closeReason
