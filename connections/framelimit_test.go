@@ -50,3 +50,35 @@ func TestFrameLimitScan(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFrameLimitScan: for any bytes, scan's verdict and the state it
+// leaves do not depend on how the bytes are split into reads.
+func FuzzFrameLimitScan(f *testing.F) {
+	key := [4]byte{9, 8, 7, 6}
+	f.Add(clientFrame(true, 1, []byte("hello"), key), uint8(3))
+	f.Add(bytes.Join([][]byte{
+		clientFrame(false, 2, make([]byte, 300), key),
+		clientFrame(true, 9, []byte("ping"), key),
+		clientFrame(true, 0, make([]byte, 300), key),
+	}, nil), uint8(1))
+	f.Add([]byte{0x82, 0x80 | 126, 0x02, 0x01, 1, 2, 3, 4}, uint8(2))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		const maxFrame, maxMessage = 512, 1024
+		whole := newFrameLimitConn(nil, maxFrame, maxMessage)
+		want := whole.scan(stream)
+		step := int(chunk%16) + 1
+		split := newFrameLimitConn(nil, maxFrame, maxMessage)
+		got := false
+		for b := stream; len(b) > 0 && !got; {
+			n := min(step, len(b))
+			got = split.scan(b[:n])
+			b = b[n:]
+		}
+		if got != want {
+			t.Fatalf("reads of %d bytes: tripped %v, one read %v", step, got, want)
+		}
+		if !want && (whole.remaining != split.remaining || whole.msgLen != split.msgLen || whole.hdrLen != split.hdrLen) {
+			t.Fatalf("reads of %d bytes left state %+v, one read %+v", step, *split, *whole)
+		}
+	})
+}
