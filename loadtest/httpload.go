@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,12 @@ type HTTPLoadOptions struct {
 	Duration time.Duration
 	// Timeout bounds one request (default 10 s).
 	Timeout time.Duration
+	// HalfRounds (HTTPCompare only) repeats the half-rate phase this many
+	// times (default 1), every target once a round, each round starting
+	// one target later; a target's added latency is taken against the
+	// backend's in the same round and the median over rounds reported,
+	// so a drift of the machine between phases hits both sides alike.
+	HalfRounds int
 }
 
 // HTTPRun is the outcome of one series.
@@ -234,19 +241,23 @@ func checkLoopbackURL(raw string) error {
 
 // HTTPCompareResult is the same load against several targets in one
 // run: each at saturation (closed loop), then each at half the rate the
-// last target reached (open loop).
+// last target reached (open loop), HalfRounds times interleaved.
 type HTTPCompareResult struct {
 	Saturated []HTTPRun `json:"saturated"`
 	HalfRate  float64   `json:"halfRate"`
-	AtHalf    []HTTPRun `json:"atHalf"`
+	// AtHalf holds every half-rate run, round after round, in the order
+	// they ran.
+	AtHalf []HTTPRun `json:"atHalf"`
 	// Ratio is each target's saturated requests/s over the second
 	// target's (portico over reverse-proxy: goal >= 0.8).
 	Ratio map[string]float64 `json:"ratioToSecond"`
 	// AddedP99 is each target's p99 at half rate minus the first
-	// target's (the backend called directly), in ms: what the hop in
-	// front of the backend adds (goal <= 1 ms for portico).
-	AddedP99 map[string]float64 `json:"addedP99MsAtHalf"`
-	AddedP50 map[string]float64 `json:"addedP50MsAtHalf"`
+	// target's (the backend called directly) in the same round, in ms,
+	// the median over rounds: what the hop in front of the backend adds
+	// (goal <= 1 ms for portico). AddedP99Rounds lists every round's.
+	AddedP99       map[string]float64   `json:"addedP99MsAtHalf"`
+	AddedP50       map[string]float64   `json:"addedP50MsAtHalf"`
+	AddedP99Rounds map[string][]float64 `json:"addedP99MsAtHalfRounds"`
 }
 
 // HTTPCompare runs o against every target (the first is the backend
@@ -256,7 +267,9 @@ func HTTPCompare(ctx context.Context, targets []HTTPTarget, o HTTPLoadOptions, l
 	if len(targets) < 2 {
 		return nil, errors.New("http compare: at least two targets (the backend, then what is in front of it)")
 	}
-	res := &HTTPCompareResult{Ratio: map[string]float64{}, AddedP99: map[string]float64{}, AddedP50: map[string]float64{}}
+	rounds := max(o.HalfRounds, 1)
+	res := &HTTPCompareResult{Ratio: map[string]float64{}, AddedP99: map[string]float64{}, AddedP50: map[string]float64{},
+		AddedP99Rounds: map[string][]float64{}}
 	closed := o
 	closed.Rate = 0
 	for _, t := range targets {
@@ -279,20 +292,45 @@ func HTTPCompare(ctx context.Context, targets []HTTPTarget, o HTTPLoadOptions, l
 	}
 	half := o
 	half.Rate = res.HalfRate
-	for _, t := range targets {
-		logf("%s at %.0f requests/s for %v", t.Name, half.Rate, o.Duration)
-		r, err := HTTPLoad(ctx, t, half)
-		if err != nil {
-			return res, err
+	added50 := map[string][]float64{}
+	for round := range rounds {
+		byTarget := make([]Latency, len(targets))
+		for i := range targets {
+			k := (round + i) % len(targets)
+			t := targets[k]
+			logf("round %d/%d: %s at %.0f requests/s for %v", round+1, rounds, t.Name, half.Rate, o.Duration)
+			r, err := HTTPLoad(ctx, t, half)
+			if err != nil {
+				return res, err
+			}
+			res.AtHalf = append(res.AtHalf, r)
+			byTarget[k] = r.Latency
 		}
-		res.AtHalf = append(res.AtHalf, r)
+		for k, t := range targets[1:] {
+			l := byTarget[k+1]
+			res.AddedP99Rounds[t.Name] = append(res.AddedP99Rounds[t.Name], round3(l.P99-byTarget[0].P99))
+			added50[t.Name] = append(added50[t.Name], round3(l.P50-byTarget[0].P50))
+		}
 	}
-	base := res.AtHalf[0].Latency
-	for _, r := range res.AtHalf[1:] {
-		res.AddedP99[r.Target] = round3(r.Latency.P99 - base.P99)
-		res.AddedP50[r.Target] = round3(r.Latency.P50 - base.P50)
+	for name, v := range res.AddedP99Rounds {
+		res.AddedP99[name] = median(v)
+		res.AddedP50[name] = median(added50[name])
 	}
 	return res, nil
+}
+
+// median of v (the mean of the middle two when len(v) is even).
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return round3((s[n/2-1] + s[n/2]) / 2)
 }
 
 // TrivialBackend answers every request 200 with a short body: the

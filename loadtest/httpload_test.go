@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,46 @@ func TestHTTPCompare(t *testing.T) {
 	}
 	if _, ok := res.AddedP99["reverse-proxy"]; !ok {
 		t.Errorf("added p99 %v", res.AddedP99)
+	}
+}
+
+// TestHTTPCompareRounds: the half-rate phase runs HalfRounds times, each
+// round starting one target later, and the added p99 is the median of
+// the rounds' figures.
+func TestHTTPCompareRounds(t *testing.T) {
+	be := httptest.NewServer(TrivialBackend())
+	defer be.Close()
+	targets := []HTTPTarget{{"backend", be.URL + "/"}, {"a", be.URL + "/a"}, {"b", be.URL + "/b"}}
+	res, err := HTTPCompare(context.Background(), targets, HTTPLoadOptions{Clients: 2, Duration: 100 * time.Millisecond, HalfRounds: 3}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range res.AtHalf {
+		order = append(order, r.Target)
+	}
+	if want := "backend a b a b backend b backend a"; strings.Join(order, " ") != want {
+		t.Fatalf("half-rate order %q, want %q", strings.Join(order, " "), want)
+	}
+	for _, name := range []string{"a", "b"} {
+		v := res.AddedP99Rounds[name]
+		if len(v) != 3 || res.AddedP99[name] != median(v) {
+			t.Errorf("%s: rounds %v, median %v", name, v, res.AddedP99[name])
+		}
+	}
+	if _, ok := res.AddedP99Rounds["backend"]; ok {
+		t.Errorf("the backend has no added latency: %v", res.AddedP99Rounds)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }
 

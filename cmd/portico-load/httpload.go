@@ -27,6 +27,7 @@ func httpLoad(ctx context.Context, args []string) error {
 	fs.Float64Var(&o.Rate, "rate", 0, "requests a second in total (open loop); 0: closed loop (one target only)")
 	fs.DurationVar(&o.Duration, "duration", 0, "required: how long each phase sends (max 10m)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "bound on one request")
+	fs.IntVar(&o.HalfRounds, "half-rounds", 1, "comparison: repeat the half-rate phase this many times, targets interleaved; the added latency is the median over rounds")
 	jsonPath := fs.String("json", "", "also write the JSON summary to this file")
 	_ = fs.Parse(args)
 	if len(targets) == 0 || o.Duration <= 0 {
@@ -69,7 +70,10 @@ func httpLoad(ctx context.Context, args []string) error {
 				logf("saturated %-14s %8.0f requests/s  p50 %.3f ms  p99 %.3f ms  ratio %.3f", r.Target, r.PerSecond, r.Latency.P50, r.Latency.P99, c.Ratio[r.Target])
 			}
 			for _, r := range c.AtHalf {
-				logf("at %.0f/s %-14s p50 %.3f ms  p99 %.3f ms  adds p99 %.3f ms", c.HalfRate, r.Target, r.Latency.P50, r.Latency.P99, c.AddedP99[r.Target])
+				logf("at %.0f/s %-14s p50 %.3f ms  p99 %.3f ms", c.HalfRate, r.Target, r.Latency.P50, r.Latency.P99)
+			}
+			for _, t := range ts[1:] {
+				logf("%-14s adds p99 %.3f ms, p50 %.3f ms (median of rounds %v)", t.Name, c.AddedP99[t.Name], c.AddedP50[t.Name], c.AddedP99Rounds[t.Name])
 			}
 		}
 	}
