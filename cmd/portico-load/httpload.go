@@ -33,6 +33,9 @@ func httpLoad(ctx context.Context, args []string) error {
 	if len(targets) == 0 || o.Duration <= 0 {
 		return errors.New("http-load: --target and --duration are required")
 	}
+	if o.HalfRounds < 1 || o.HalfRounds > 100 {
+		return fmt.Errorf("http-load: --half-rounds %d: must be between 1 and 100", o.HalfRounds)
+	}
 	if *body != "" {
 		o.Body = []byte(*body)
 	}
